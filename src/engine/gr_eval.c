@@ -1,0 +1,316 @@
+/*
+ * gr_eval.c — leave-one-out evaluation over a dataset split (see gr_eval.h).
+ */
+#include "gr_eval.h"
+#include "gr_forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Protocol defaults: K in {10, 50}, 128 users per batch, all users, baseline on. */
+void
+gr_eval_options_default(gr_eval_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->n_ks = 2;
+	opt->ks[0] = 10;
+	opt->ks[1] = 50;
+	opt->batch_users = 128;
+	opt->max_users = 0;
+	opt->baseline = true;
+}
+
+/* HR@K of one rank. */
+double
+gr_metric_hr(int rank, int k)
+{
+	return (rank >= 1 && rank <= k) ? 1.0 : 0.0;
+}
+
+/* NDCG@K of one rank (one relevant item). */
+double
+gr_metric_ndcg(int rank, int k)
+{
+	return (rank >= 1 && rank <= k) ? 1.0 / log2((double) rank + 1.0) : 0.0;
+}
+
+/* Reciprocal rank. */
+double
+gr_metric_mrr(int rank)
+{
+	return rank >= 1 ? 1.0 / (double) rank : 0.0;
+}
+
+/* Order int32 ascending. */
+static int
+cmp_i32(const void *pa, const void *pb)
+{
+	int32_t		a = *(const int32_t *) pa, b = *(const int32_t *) pb;
+
+	return a < b ? -1 : (a > b);
+}
+
+/* Append the sorted distinct columns of items[0..t) (excluding the target's) to excl. */
+static int
+build_exclusions(const gr_seq_view *seq, int t, int32_t *excl)
+{
+	int			n = 0;
+	int32_t		target_col = seq->items[t] - 1;
+
+	for (int i = 0; i < t; i++)
+		if (seq->items[i] > 0 && seq->items[i] - 1 != target_col)
+			excl[n++] = seq->items[i] - 1;
+	qsort(excl, n, sizeof(int32_t), cmp_i32);
+	int			m = 0;
+
+	for (int i = 0; i < n; i++)
+		if (m == 0 || excl[i] != excl[m - 1])
+			excl[m++] = excl[i];
+	return m;
+}
+
+/* Per-batch host state of an evaluation. */
+typedef struct eval_state
+{
+	gr_tokens	tb;
+	gr_acts    *acts;
+	int32_t    *excl_off;		/* host [batch + 1] */
+	int32_t    *excl;			/* host [batch * max_user_len] */
+	int32_t    *rank_all, *rank_excl;	/* host [batch] */
+	int32_t    *dev_rank;		/* backend [2 * batch] */
+	float	   *pred;			/* host [batch * K] */
+} eval_state;
+
+/* Release an evaluation's buffers. */
+static void
+eval_state_free(const gr_model *m, eval_state *s)
+{
+	gr_tokens_free(&s->tb);
+	gr_acts_free(s->acts);
+	gr_free(m->env, s->excl_off);
+	gr_free(m->env, s->excl);
+	gr_free(m->env, s->rank_all);
+	gr_free(m->env, s->rank_excl);
+	gr_free(m->env, s->pred);
+	if (s->dev_rank)
+		m->ops->free(m->ops->ctx, s->dev_rank);
+}
+
+/* Accumulators of one evaluation. */
+typedef struct eval_sums
+{
+	double		hr[GR_MAX_KS], ndcg[GR_MAX_KS], mrr;
+	double		hr_all[GR_MAX_KS], ndcg_all[GR_MAX_KS], mrr_all;
+	int			n_ranked;
+	double		sq[GR_MAX_ACTIONS], ll[GR_MAX_ACTIONS], pos[GR_MAX_ACTIONS];
+	int			n_act[GR_MAX_ACTIONS];
+} eval_sums;
+
+/* Run one batch of users through the model and accumulate metrics. */
+static gr_status
+eval_batch(const gr_model *m, const gr_dataset *ds, eval_state *s, const int *users,
+		   const int *targets, int n, const gr_eval_options *opt, eval_sums *acc, gr_error *err)
+{
+	const gr_ops *ops = m->ops;
+	gr_acts    *a = s->acts;
+	int			W = m->layout->window_len(m->cfg.max_len);
+	int			V = m->cfg.n_items, K = m->cfg.n_actions;
+
+	gr_tokens_reset(&s->tb);
+	s->excl_off[0] = 0;
+	for (int i = 0; i < n; i++)
+	{
+		gr_seq_view seq = gr_dataset_user_seq(ds, users[i]);
+		int			t = targets[i];
+		int			before = s->tb.n_item_rows;
+
+		GR_TRY(m->layout->add_window(&s->tb, &seq, GR_MAX(0, t + 1 - W), t + 1, true, err));
+		/* one exclusion list per item row of this window (at most one) */
+		for (int r = before; r < s->tb.n_item_rows; r++)
+			s->excl_off[r + 1] = s->excl_off[r] +
+				build_exclusions(&seq, t, s->excl + s->excl_off[r]);
+	}
+	GR_TRY(gr_pass_upload(a, &s->tb, err));
+	gr_trunk_forward(m, a, 0.0f, 0, 0);
+
+	int			R = s->tb.n_item_rows;
+
+	if (R > 0)
+	{
+		ops->upload(ops->ctx, a->excl_off, s->excl_off, sizeof(int32_t) * (R + 1));
+		ops->upload(ops->ctx, a->excl, s->excl, sizeof(int32_t) * (size_t) s->excl_off[R]);
+		for (int r0 = 0; r0 < R; r0 += a->logit_rows)
+		{
+			int			c = GR_MIN(a->logit_rows, R - r0);
+
+			gr_item_head_logits(m, a, r0, c);
+			ops->rank_targets(ops->ctx, a->logits, V, a->item_row_col + r0, a->excl_off + r0,
+							  a->excl, c, V, s->dev_rank + r0, s->dev_rank + s->acts->cap_rows + r0);
+		}
+		ops->download(ops->ctx, s->rank_all, s->dev_rank, sizeof(int32_t) * R);
+		ops->download(ops->ctx, s->rank_excl, s->dev_rank + s->acts->cap_rows,
+					  sizeof(int32_t) * R);
+		for (int r = 0; r < R; r++)
+		{
+			if (s->tb.item_row_target[r] <= 0)
+				continue;		/* target item unknown to the model: not rankable */
+			for (int j = 0; j < opt->n_ks; j++)
+			{
+				acc->hr[j] += gr_metric_hr(s->rank_excl[r], opt->ks[j]);
+				acc->ndcg[j] += gr_metric_ndcg(s->rank_excl[r], opt->ks[j]);
+				acc->hr_all[j] += gr_metric_hr(s->rank_all[r], opt->ks[j]);
+				acc->ndcg_all[j] += gr_metric_ndcg(s->rank_all[r], opt->ks[j]);
+			}
+			acc->mrr += gr_metric_mrr(s->rank_excl[r]);
+			acc->mrr_all += gr_metric_mrr(s->rank_all[r]);
+			acc->n_ranked++;
+		}
+	}
+	if (m->layout->uses_actions && s->tb.n_act_rows > 0)
+	{
+		int			A = s->tb.n_act_rows;
+
+		gr_action_head_forward(m, a);
+		ops->download(ops->ctx, s->pred, a->act_pred, sizeof(float) * (size_t) A * K);
+		for (int r = 0; r < A; r++)
+			for (int k = 0; k < K; k++)
+			{
+				float		y = s->tb.act_row_target[(size_t) r * K + k];
+				float		z = s->pred[(size_t) r * K + k];
+
+				if (isnan(y))
+					continue;
+				acc->n_act[k]++;
+				if (m->cfg.action_binary[k])
+				{
+					double		p = 1.0 / (1.0 + exp(-(double) z));
+
+					p = fmin(fmax(p, 1e-7), 1.0 - 1e-7);
+					acc->ll[k] -= y * log(p) + (1.0 - y) * log(1.0 - p);
+					acc->pos[k] += y;
+				}
+				else
+					acc->sq[k] += ((double) z - y) * ((double) z - y);
+			}
+	}
+	return ops->check(ops->ctx, err);
+}
+
+/* Evaluate a split: rank every target against the full catalogue and score its actions. */
+gr_status
+gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
+			const gr_eval_options *opt_in, gr_metrics *out, gr_error *err)
+{
+	gr_eval_options opt;
+	eval_state	s;
+	eval_sums	acc;
+	gr_status	st = GR_OK;
+	int		   *users = NULL, *targets = NULL;
+	int			n = 0, K = m->cfg.n_actions;
+
+	if (opt_in)
+		opt = *opt_in;
+	else
+		gr_eval_options_default(&opt);
+	if (opt.n_ks < 1 || opt.n_ks > GR_MAX_KS || opt.batch_users < 1)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "invalid evaluation options");
+	if (ds->n_items != m->cfg.n_items || ds->n_actions != K)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "dataset (%d items, %d actions) is not in the model's space (%d, %d)",
+					   ds->n_items, ds->n_actions, m->cfg.n_items, K);
+	memset(out, 0, sizeof(*out));
+	memset(&s, 0, sizeof(s));
+	memset(&acc, 0, sizeof(acc));
+	out->n_ks = opt.n_ks;
+	memcpy(out->ks, opt.ks, sizeof(opt.ks));
+
+	users = gr_alloc(m->env, sizeof(int) * (size_t) ds->n_users);
+	targets = gr_alloc(m->env, sizeof(int) * (size_t) ds->n_users);
+	if (!users || !targets)
+	{
+		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory listing evaluation users");
+		goto done;
+	}
+	for (int u = 0; u < ds->n_users; u++)
+	{
+		int			t = gr_dataset_target(ds, u, split);
+
+		if (t < 0 || (opt.max_users > 0 && n >= opt.max_users))
+			continue;
+		users[n] = u;
+		targets[n++] = t;
+	}
+
+	int			B = opt.batch_users;
+	int			cap_tokens = B * m->n_positions;
+
+	if ((st = gr_tokens_init(&s.tb, m->env, K, m->cfg.n_buckets, cap_tokens, B, B, err)) != GR_OK ||
+		(st = gr_acts_create(m, cap_tokens, B, B, B * ds->max_user_len, false, &s.acts, err)) != GR_OK)
+		goto done;
+	s.excl_off = gr_alloc(m->env, sizeof(int32_t) * (B + 1));
+	s.excl = gr_alloc(m->env, sizeof(int32_t) * ((size_t) B * ds->max_user_len + 1));
+	s.rank_all = gr_alloc(m->env, sizeof(int32_t) * B);
+	s.rank_excl = gr_alloc(m->env, sizeof(int32_t) * B);
+	s.pred = gr_alloc(m->env, sizeof(float) * B * (K > 0 ? K : 1));
+	s.dev_rank = m->ops->alloc(m->ops->ctx, sizeof(int32_t) * 2 * B);
+	if (!s.excl_off || !s.excl || !s.rank_all || !s.rank_excl || !s.pred || !s.dev_rank)
+	{
+		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for evaluation buffers");
+		goto done;
+	}
+	for (int i = 0; i < n; i += B)
+	{
+		if (gr_should_stop(m->env))
+		{
+			st = gr_fail(err, GR_ERR_CANCELLED, "evaluation cancelled");
+			goto done;
+		}
+		if ((st = eval_batch(m, ds, &s, users + i, targets + i, GR_MIN(B, n - i), &opt, &acc,
+							 err)) != GR_OK)
+			goto done;
+	}
+
+	out->n_users = n;
+	out->has_ranking = acc.n_ranked > 0;
+	for (int j = 0; j < opt.n_ks; j++)
+	{
+		double		c = acc.n_ranked > 0 ? acc.n_ranked : NAN;
+
+		out->hr[j] = acc.hr[j] / c;
+		out->ndcg[j] = acc.ndcg[j] / c;
+		out->hr_all[j] = acc.hr_all[j] / c;
+		out->ndcg_all[j] = acc.ndcg_all[j] / c;
+	}
+	out->mrr = acc.n_ranked > 0 ? acc.mrr / acc.n_ranked : NAN;
+	out->mrr_all = acc.n_ranked > 0 ? acc.mrr_all / acc.n_ranked : NAN;
+	for (int k = 0; k < GR_MAX_ACTIONS; k++)
+	{
+		out->rmse[k] = out->logloss[k] = out->ne[k] = out->baseline_rmse[k] = NAN;
+		if (k >= K)
+			continue;
+		out->n_action_targets[k] = acc.n_act[k];
+		if (acc.n_act[k] == 0)
+			continue;
+		if (m->cfg.action_binary[k])
+		{
+			double		p = acc.pos[k] / acc.n_act[k];
+			double		h = (p <= 0.0 || p >= 1.0) ? NAN :
+				-(p * log(p) + (1.0 - p) * log(1.0 - p));
+
+			out->logloss[k] = acc.ll[k] / acc.n_act[k];
+			out->ne[k] = out->logloss[k] / h;
+		}
+		else
+		{
+			out->rmse[k] = sqrt(acc.sq[k] / acc.n_act[k]);
+			if (opt.baseline)
+				out->baseline_rmse[k] = gr_bias_baseline_rmse(ds, split, k);
+		}
+	}
+done:
+	eval_state_free(m, &s);
+	gr_free(m->env, users);
+	gr_free(m->env, targets);
+	return st;
+}

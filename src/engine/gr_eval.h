@@ -1,0 +1,65 @@
+/*
+ * gr_eval.h — the evaluation protocol (PROTOCOL.md): leave-one-out targets, full-catalogue
+ * ranking with and without the user's earlier items excluded, HR@K, NDCG@K, MRR, and per
+ * action column RMSE (continuous, on the normalised [0, 1] scale) or log loss / normalised
+ * entropy (binary), next to a bias baseline (global mean + user bias + item bias).
+ */
+#ifndef GR_EVAL_H
+#define GR_EVAL_H
+
+#include "gr_dataset.h"
+#include "gr_model.h"
+
+#define GR_MAX_KS 8
+
+typedef struct gr_metrics
+{
+	int			n_users;		/* users with a target in the split */
+	int			n_ks;
+	int			ks[GR_MAX_KS];
+	/* seen items excluded (the headline numbers) */
+	double		hr[GR_MAX_KS];
+	double		ndcg[GR_MAX_KS];
+	double		mrr;
+	/* nothing excluded */
+	double		hr_all[GR_MAX_KS];
+	double		ndcg_all[GR_MAX_KS];
+	double		mrr_all;
+	bool		has_ranking;	/* the layout retrieves */
+	/* actions (NaN where the layout predicts no action or the column has no targets) */
+	int			n_action_targets[GR_MAX_ACTIONS];
+	double		rmse[GR_MAX_ACTIONS];	/* continuous columns */
+	double		logloss[GR_MAX_ACTIONS];	/* binary columns */
+	double		ne[GR_MAX_ACTIONS]; /* binary: log loss / entropy of the base rate */
+	double		baseline_rmse[GR_MAX_ACTIONS];	/* bias baseline, continuous columns */
+} gr_metrics;
+
+typedef struct gr_eval_options
+{
+	int			n_ks;
+	int			ks[GR_MAX_KS];	/* default {10, 50} */
+	int			batch_users;	/* default 128 */
+	int			max_users;		/* 0 = all users with a target */
+	bool		baseline;		/* compute the bias baseline for action columns */
+} gr_eval_options;
+
+/* Fill options with the protocol defaults. */
+void		gr_eval_options_default(gr_eval_options *opt);
+
+/* Evaluate a model on a split of a dataset built in the model's item and action space. */
+gr_status	gr_evaluate(const gr_model *model, const gr_dataset *ds, gr_split split,
+						const gr_eval_options *opt, gr_metrics *out, gr_error *err);
+
+/* HR@K contribution of a 1-based rank (0 = no rank). */
+double		gr_metric_hr(int rank, int k);
+
+/* NDCG@K contribution of a 1-based rank: 1 / log2(rank + 1) when rank <= K. */
+double		gr_metric_ndcg(int rank, int k);
+
+/* Reciprocal rank. */
+double		gr_metric_mrr(int rank);
+
+/* RMSE of the bias baseline on a split's targets for action column k (normalised scale). */
+double		gr_bias_baseline_rmse(const gr_dataset *ds, gr_split split, int k);
+
+#endif							/* GR_EVAL_H */

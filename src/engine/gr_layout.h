@@ -1,0 +1,83 @@
+/*
+ * gr_layout.h — token layouts (LAYOUTS.md §4): each layout is one file that turns a user
+ * history into token metadata (gr_tokens) for training, evaluation and serving. Nothing
+ * outside the layout files knows which interaction lands in which token.
+ */
+#ifndef GR_LAYOUT_H
+#define GR_LAYOUT_H
+
+#include "gr_tokens.h"
+
+typedef enum gr_layout_id
+{
+	GR_LAYOUT_ITEM = 0,			/* L0: item-only (SASRec-style) */
+	GR_LAYOUT_INT = 1,			/* interleaved item and action tokens (HSTU-style) */
+	GR_LAYOUT_LAC = 2,			/* lagged action conditioning */
+	GR_LAYOUT_PC = 3,			/* patched conditioning (coupler head) */
+	GR_LAYOUT_COUNT
+} gr_layout_id;
+
+/* One user's history: dense item ids (0 = unknown item) and normalised actions. */
+typedef struct gr_seq_view
+{
+	const int32_t *items;
+	const float *actions;		/* [n * K], NaN = missing; NULL when K = 0 */
+	int			n;
+	int			n_actions;		/* K */
+} gr_seq_view;
+
+typedef struct gr_layout
+{
+	const char *name;
+	gr_layout_id id;
+	int			tokens_per_interaction;
+	bool		uses_actions;	/* action inputs and an action head */
+	bool		coupler;		/* the action head reads [h ; E[item]] (PC) */
+	bool		candidate_tokens;	/* scoring packs candidates into the trunk */
+
+	/* interactions spanned by one training window, for max_len */
+	int			(*window_len) (int max_len);
+	/* interactions of history kept when serving, for max_len */
+	int			(*history_cap) (int max_len);
+	/* learned positions needed (the longest window's tokens), for max_len */
+	int			(*positions) (int max_len);
+
+	/*
+	 * Append one sequence for the interactions [start, end) of seq with their targets; when
+	 * last_only, only the targets of interaction end - 1 (evaluation). Token positions start
+	 * at 0 for interaction start.
+	 */
+	gr_status	(*add_window) (gr_tokens *tb, const gr_seq_view *seq, int start, int end,
+							   bool last_only, gr_error *err);
+
+	/*
+	 * Append one sequence for serving: the history [start, seq->n), one item read-out row
+	 * (the retrieval query; none when the history is empty), and one action read-out row per
+	 * candidate (dense ids, 0 = unknown item), in candidate order.
+	 */
+	gr_status	(*add_serving) (gr_tokens *tb, const gr_seq_view *seq, int start,
+								const int32_t *cands, int n_cands, gr_error *err);
+} gr_layout;
+
+extern const gr_layout gr_layout_item;
+extern const gr_layout gr_layout_int;
+extern const gr_layout gr_layout_lac;
+extern const gr_layout gr_layout_pc;
+
+/* Layout by id, or NULL. */
+const gr_layout *gr_layout_by_id(int id);
+
+/* Layout by name ("item", "int", "lac", "pc"), or NULL. */
+const gr_layout *gr_layout_by_name(const char *name);
+
+/* Actions of interaction n of seq (NULL when K = 0). */
+static inline const float *
+gr_seq_action(const gr_seq_view *seq, int n)
+{
+	return seq->actions ? seq->actions + (size_t) n * seq->n_actions : NULL;
+}
+
+/* Fail with a capacity error (shared by the layout files). */
+gr_status	gr_layout_full(gr_error *err);
+
+#endif							/* GR_LAYOUT_H */

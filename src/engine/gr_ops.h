@@ -1,0 +1,140 @@
+/*
+ * gr_ops.h — the compute backend interface.
+ *
+ * Model code is written once against this table of function pointers; the CPU implementation
+ * (gr_ops_cpu*.c, OpenBLAS for GEMM) and the CUDA implementation (cuda/, loaded with dlopen)
+ * fill it. Every float pointer is backend memory from ops->alloc (host memory for the CPU);
+ * every matrix is row-major. Compute ops return nothing: a backend that can fail (CUDA)
+ * records the first failure and reports it through check(), which model code calls after each
+ * forward, backward and optimiser step. Index arrays (int32) live in backend memory too.
+ */
+#ifndef GR_OPS_H
+#define GR_OPS_H
+
+#include "gr_common.h"
+
+/*
+ * The sequences of one packed batch. Tokens of sequence s occupy rows
+ * [seq_off[s], seq_off[s+1]); the first n_hist[s] of them are history tokens, the rest are
+ * candidates. The attention predicate is block-causal:
+ *   allow(q, k) = (q < n_hist && k <= q) || (q >= n_hist && (k < n_hist || k == q)),
+ * which is plain causal attention when n_hist equals the sequence length (training).
+ * Host copies are given for launch configuration; device copies for kernels.
+ */
+typedef struct gr_attn_seqs
+{
+	int			n_seq;
+	int			max_tokens;		/* longest sequence */
+	const int32_t *seq_off;		/* host, n_seq + 1 */
+	const int32_t *n_hist;		/* host, n_seq */
+	const int32_t *dev_seq_off; /* backend copy of seq_off */
+	const int32_t *dev_n_hist;	/* backend copy of n_hist */
+} gr_attn_seqs;
+
+typedef enum gr_device_kind
+{
+	GR_DEVICE_CPU = 0,
+	GR_DEVICE_CUDA = 1
+} gr_device_kind;
+
+typedef struct gr_ops
+{
+	const char *name;
+	gr_device_kind device;
+	void	   *ctx;			/* backend state: BLAS/cuBLAS handles, scratch */
+
+	/* memory: alloc returns NULL on failure */
+	void	   *(*alloc) (void *ctx, size_t bytes);
+	void		(*free) (void *ctx, void *ptr);
+	void		(*upload) (void *ctx, void *dst, const void *src, size_t bytes);
+	void		(*download) (void *ctx, void *dst, const void *src, size_t bytes);
+	void		(*zero) (void *ctx, void *dst, size_t bytes);
+	void		(*copy) (void *ctx, void *dst, const void *src, size_t bytes);
+	/* wait for queued work and return (then clear) the first failure since the last check */
+	gr_status	(*check) (void *ctx, gr_error *err);
+
+	/* C[m,n] = alpha * op(A) * op(B) + beta * C */
+	void		(*gemm) (void *ctx, bool trans_a, bool trans_b, int m, int n, int k,
+						 float alpha, const float *a, int lda, const float *b, int ldb,
+						 float beta, float *c, int ldc);
+	/* out[r,c] += bias[c] */
+	void		(*add_bias) (void *ctx, float *out, const float *bias, int rows, int cols);
+	/* dbias[c] += sum_r dout[r,c] */
+	void		(*bias_grad) (void *ctx, float *dbias, const float *dout, int rows, int cols);
+	/* out = a + b, elementwise (out may alias a or b) */
+	void		(*add) (void *ctx, float *out, const float *a, const float *b, size_t n);
+
+	/* LayerNorm over rows; mean and rstd (rows) are saved for the backward pass */
+	void		(*layernorm_fwd) (void *ctx, float *out, float *mean, float *rstd,
+								  const float *inp, const float *w, const float *b,
+								  int rows, int cols);
+	/* dinp += ..., dw += ..., db += ... */
+	void		(*layernorm_bwd) (void *ctx, float *dinp, float *dw, float *db,
+								  const float *dout, const float *inp, const float *w,
+								  const float *mean, const float *rstd, int rows, int cols);
+	/* GELU, tanh form */
+	void		(*gelu_fwd) (void *ctx, float *out, const float *inp, size_t n);
+	/* dinp = dout * gelu'(inp); dinp may alias dout */
+	void		(*gelu_bwd) (void *ctx, float *dinp, const float *inp, const float *dout,
+							 size_t n);
+	/* out[i] = keep(i) ? inp[i] / (1 - p) : 0, keep drawn from gr_dropout_keep(seed, site,
+	 * step, i); the same call applies the mask in the backward pass. out may alias inp. */
+	void		(*dropout) (void *ctx, float *out, const float *inp, size_t n, float p,
+							uint64_t seed, uint32_t site, uint32_t step);
+
+	/* out[r] (= or +=) scale * table[idx[r]] for idx[r] >= 0; rows with idx < 0 get 0 (or
+	 * are left alone when accumulating) */
+	void		(*gather_rows) (void *ctx, float *out, const float *table, const int32_t *idx,
+								int rows, int cols, float scale, bool accumulate);
+	/* dtable[idx[r]] += scale * dout[r] for idx[r] >= 0 (duplicates accumulate) */
+	void		(*scatter_add_rows) (void *ctx, float *dtable, const float *dout,
+									 const int32_t *idx, int rows, int cols, float scale);
+
+	/* attention over packed sequences; qkv is [tokens, 3d] (q | k | v, heads contiguous in
+	 * each); out is [tokens, d]; lse is [tokens, n_head] (log-sum-exp of scaled scores) */
+	void		(*attn_fwd) (void *ctx, float *out, float *lse, const float *qkv,
+							 const gr_attn_seqs *seqs, int n_head, int d);
+	/* dqkv = gradient of qkv (overwritten) given dout */
+	void		(*attn_bwd) (void *ctx, float *dqkv, const float *dout, const float *qkv,
+							 const float *out, const float *lse, const gr_attn_seqs *seqs,
+							 int n_head, int d);
+
+	/* Softmax cross-entropy in place: logits[r] (row stride ld) becomes
+	 * grad_scale * (softmax - onehot(target[r])); loss[r] = -log softmax[target[r]].
+	 * Rows with target < 0 get zero gradient and zero loss. */
+	void		(*softmax_xent) (void *ctx, float *logits, int ld, const int32_t *target,
+								 int rows, int cols, float *loss, float grad_scale);
+	/* Action losses with NaN targets skipped, per element of pred/target [rows, k]:
+	 * continuous columns: loss = (pred - y)^2, grad = scale[c] * 2 (pred - y);
+	 * binary columns (bit c of binary_mask; pred is a logit): loss = softplus(pred) - y pred,
+	 * grad = scale[c] * (sigmoid(pred) - y). col_scale is a host array of k floats. */
+	void		(*action_loss) (void *ctx, const float *pred, const float *target, int rows,
+								int k, const float *col_scale, uint32_t binary_mask,
+								float *loss, float *grad);
+
+	/* AdamW with bias correction at step t (1-based); decoupled weight decay */
+	void		(*adamw) (void *ctx, float *param, const float *grad, float *m, float *v,
+						  size_t n, float lr, float beta1, float beta2, float eps,
+						  float weight_decay, int t);
+
+	/* For each row r of scores (row stride ld, cols items): rank of column target[r] among
+	 * the columns, 1 + count of strictly higher scores. rank_all counts every column;
+	 * rank_excl skips the columns listed in excl[excl_off[r] .. excl_off[r+1]), sorted
+	 * ascending without duplicates (never the target itself). Rows with target < 0 get rank 0. */
+	void		(*rank_targets) (void *ctx, const float *scores, int ld, const int32_t *target,
+								 const int32_t *excl_off, const int32_t *excl, int rows,
+								 int cols, int32_t *rank_all, int32_t *rank_excl);
+	/* Top k columns of each row by score, best first, skipping excluded columns (as above,
+	 * excl may be NULL); fills out_idx/out_val [rows, k], -1 / -inf when fewer exist */
+	void		(*topk) (void *ctx, const float *scores, int ld, const int32_t *excl_off,
+						 const int32_t *excl, int rows, int cols, int k, int32_t *out_idx,
+						 float *out_val);
+} gr_ops;
+
+/* The CPU backend (OpenBLAS GEMM, OpenMP loops); always available. */
+const gr_ops *gr_ops_cpu(void);
+
+/* Set the CPU backend's thread count (BLAS and OpenMP); n <= 0 leaves the defaults. */
+void		gr_ops_cpu_set_threads(int n);
+
+#endif							/* GR_OPS_H */

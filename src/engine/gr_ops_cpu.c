@@ -1,0 +1,381 @@
+/*
+ * gr_ops_cpu.c — the CPU backend: memory, GEMM (OpenBLAS), pointwise ops, LayerNorm, GELU,
+ * dropout and embedding gather/scatter. Attention is in gr_ops_cpu_attn.c; losses, the
+ * optimiser and ranking in gr_ops_cpu_loss.c.
+ */
+#include "gr_ops_cpu.h"
+#include "gr_rng.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define GR_GELU_C 0.7978845608028654f	/* sqrt(2/pi) */
+
+/* Allocate 64-byte aligned host memory for backend buffers. */
+static void *
+cpu_alloc(void *ctx, size_t bytes)
+{
+	void	   *p = NULL;
+
+	(void) ctx;
+	if (bytes == 0)
+		bytes = 64;
+	if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t) 63) != 0)
+		return NULL;
+	return p;
+}
+
+/* Release a buffer from cpu_alloc. */
+static void
+cpu_free(void *ctx, void *ptr)
+{
+	(void) ctx;
+	free(ptr);
+}
+
+/* Copy bytes between host buffers (upload, download and copy are the same on the CPU). */
+static void
+cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	(void) ctx;
+	if (bytes > 0 && dst != src)
+		memmove(dst, src, bytes);
+}
+
+/* Zero a buffer. */
+static void
+cpu_zero(void *ctx, void *dst, size_t bytes)
+{
+	(void) ctx;
+	if (bytes > 0)
+		memset(dst, 0, bytes);
+}
+
+/* The CPU backend never fails after allocation. */
+static gr_status
+cpu_check(void *ctx, gr_error *err)
+{
+	(void) ctx;
+	(void) err;
+	return GR_OK;
+}
+
+/* C = alpha op(A) op(B) + beta C through cblas_sgemm. */
+static void
+cpu_gemm(void *ctx, bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
+		 int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+	(void) ctx;
+	if (m <= 0 || n <= 0)
+		return;
+	if (k <= 0)
+	{
+		for (int i = 0; i < m; i++)
+			for (int j = 0; j < n; j++)
+				c[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t) i * ldc + j];
+		return;
+	}
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+				m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* Add a bias vector to every row. */
+static void
+cpu_add_bias(void *ctx, float *out, const float *bias, int rows, int cols)
+{
+	(void) ctx;
+#pragma omp parallel for if (rows * cols > 65536) schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		float	   *o = out + (size_t) r * cols;
+
+		for (int c = 0; c < cols; c++)
+			o[c] += bias[c];
+	}
+}
+
+/* Accumulate column sums of dout into dbias. */
+static void
+cpu_bias_grad(void *ctx, float *dbias, const float *dout, int rows, int cols)
+{
+	(void) ctx;
+#pragma omp parallel for if (rows * cols > 65536) schedule(static)
+	for (int c0 = 0; c0 < cols; c0 += 64)
+	{
+		int			c1 = GR_MIN(cols, c0 + 64);
+		float		acc[64] = {0};
+
+		for (int r = 0; r < rows; r++)
+		{
+			const float *d = dout + (size_t) r * cols;
+
+			for (int c = c0; c < c1; c++)
+				acc[c - c0] += d[c];
+		}
+		for (int c = c0; c < c1; c++)
+			dbias[c] += acc[c - c0];
+	}
+}
+
+/* Elementwise sum. */
+static void
+cpu_add(void *ctx, float *out, const float *a, const float *b, size_t n)
+{
+	(void) ctx;
+#pragma omp parallel for if (n > 65536) schedule(static)
+	for (size_t i = 0; i < n; i++)
+		out[i] = a[i] + b[i];
+}
+
+/* LayerNorm forward with eps 1e-5, saving mean and 1/std per row. */
+static void
+cpu_layernorm_fwd(void *ctx, float *out, float *mean, float *rstd, const float *inp,
+				  const float *w, const float *b, int rows, int cols)
+{
+	(void) ctx;
+#pragma omp parallel for if (rows * cols > 32768) schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		const float *x = inp + (size_t) r * cols;
+		float	   *y = out + (size_t) r * cols;
+		float		m = 0.0f, v = 0.0f;
+
+		for (int c = 0; c < cols; c++)
+			m += x[c];
+		m /= (float) cols;
+		for (int c = 0; c < cols; c++)
+		{
+			float		t = x[c] - m;
+
+			v += t * t;
+		}
+		v /= (float) cols;
+		float		s = 1.0f / sqrtf(v + 1e-5f);
+
+		for (int c = 0; c < cols; c++)
+			y[c] = (x[c] - m) * s * w[c] + b[c];
+		mean[r] = m;
+		rstd[r] = s;
+	}
+}
+
+/* LayerNorm backward: accumulate into dinp, dw and db. */
+static void
+cpu_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db, const float *dout,
+				  const float *inp, const float *w, const float *mean, const float *rstd,
+				  int rows, int cols)
+{
+	(void) ctx;
+	/* input gradient: rows are independent */
+#pragma omp parallel for if (rows * cols > 32768) schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		const float *x = inp + (size_t) r * cols;
+		const float *dy = dout + (size_t) r * cols;
+		float	   *dx = dinp + (size_t) r * cols;
+		float		m = mean[r], s = rstd[r];
+		float		mg = 0.0f, mgx = 0.0f;
+
+		for (int c = 0; c < cols; c++)
+		{
+			float		g = dy[c] * w[c];
+
+			mg += g;
+			mgx += g * (x[c] - m) * s;
+		}
+		mg /= (float) cols;
+		mgx /= (float) cols;
+		for (int c = 0; c < cols; c++)
+		{
+			float		xh = (x[c] - m) * s;
+
+			dx[c] += s * (dy[c] * w[c] - mg - xh * mgx);
+		}
+	}
+	/* parameter gradients: columns are independent */
+#pragma omp parallel for if (rows * cols > 32768) schedule(static)
+	for (int c0 = 0; c0 < cols; c0 += 64)
+	{
+		int			c1 = GR_MIN(cols, c0 + 64);
+		float		aw[64] = {0}, ab[64] = {0};
+
+		for (int r = 0; r < rows; r++)
+		{
+			const float *x = inp + (size_t) r * cols;
+			const float *dy = dout + (size_t) r * cols;
+			float		m = mean[r], s = rstd[r];
+
+			for (int c = c0; c < c1; c++)
+			{
+				aw[c - c0] += dy[c] * (x[c] - m) * s;
+				ab[c - c0] += dy[c];
+			}
+		}
+		for (int c = c0; c < c1; c++)
+		{
+			dw[c] += aw[c - c0];
+			db[c] += ab[c - c0];
+		}
+	}
+}
+
+/* GELU (tanh approximation) forward. */
+static void
+cpu_gelu_fwd(void *ctx, float *out, const float *inp, size_t n)
+{
+	(void) ctx;
+#pragma omp parallel for if (n > 65536) schedule(static)
+	for (size_t i = 0; i < n; i++)
+	{
+		float		u = inp[i];
+		float		t = tanhf(GR_GELU_C * (u + 0.044715f * u * u * u));
+
+		out[i] = 0.5f * u * (1.0f + t);
+	}
+}
+
+/* GELU backward: dinp = dout * gelu'(inp). */
+static void
+cpu_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, size_t n)
+{
+	(void) ctx;
+#pragma omp parallel for if (n > 65536) schedule(static)
+	for (size_t i = 0; i < n; i++)
+	{
+		float		u = inp[i];
+		float		t = tanhf(GR_GELU_C * (u + 0.044715f * u * u * u));
+		float		g = 0.5f * (1.0f + t) +
+			0.5f * u * (1.0f - t * t) * GR_GELU_C * (1.0f + 3.0f * 0.044715f * u * u);
+
+		dinp[i] = dout[i] * g;
+	}
+}
+
+/* Inverted dropout with a counter-based mask; the same call serves the backward pass. */
+static void
+cpu_dropout(void *ctx, float *out, const float *inp, size_t n, float p, uint64_t seed,
+			uint32_t site, uint32_t step)
+{
+	(void) ctx;
+	if (p <= 0.0f)
+	{
+		if (out != inp)
+			memmove(out, inp, n * sizeof(float));
+		return;
+	}
+	float		scale = 1.0f / (1.0f - p);
+
+#pragma omp parallel for if (n > 16384) schedule(static)
+	for (size_t i = 0; i < n; i++)
+		out[i] = gr_dropout_keep(seed, site, step, i, p) ? inp[i] * scale : 0.0f;
+}
+
+/* Gather (optionally accumulate) scaled table rows selected by idx. */
+static void
+cpu_gather_rows(void *ctx, float *out, const float *table, const int32_t *idx, int rows,
+				int cols, float scale, bool accumulate)
+{
+	(void) ctx;
+#pragma omp parallel for if ((size_t) rows * cols > 65536) schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		float	   *o = out + (size_t) r * cols;
+
+		if (idx[r] < 0)
+		{
+			if (!accumulate)
+				memset(o, 0, (size_t) cols * sizeof(float));
+			continue;
+		}
+		const float *t = table + (size_t) idx[r] * cols;
+
+		if (accumulate)
+			for (int c = 0; c < cols; c++)
+				o[c] += scale * t[c];
+		else
+			for (int c = 0; c < cols; c++)
+				o[c] = scale * t[c];
+	}
+}
+
+/* Scatter-add scaled rows of dout into the table rows selected by idx. */
+static void
+cpu_scatter_add_rows(void *ctx, float *dtable, const float *dout, const int32_t *idx,
+					 int rows, int cols, float scale)
+{
+	(void) ctx;
+	/* split by column blocks so threads never write the same element */
+#pragma omp parallel for if ((size_t) rows * cols > 65536) schedule(static)
+	for (int c0 = 0; c0 < cols; c0 += 16)
+	{
+		int			c1 = GR_MIN(cols, c0 + 16);
+
+		for (int r = 0; r < rows; r++)
+		{
+			if (idx[r] < 0)
+				continue;
+			float	   *t = dtable + (size_t) idx[r] * cols;
+			const float *d = dout + (size_t) r * cols;
+
+			for (int c = c0; c < c1; c++)
+				t[c] += scale * d[c];
+		}
+	}
+}
+
+static gr_ops gr_cpu_ops_table = {
+	.name = "cpu",
+	.device = GR_DEVICE_CPU,
+	.ctx = NULL,
+	.alloc = cpu_alloc,
+	.free = cpu_free,
+	.upload = cpu_copy,
+	.download = cpu_copy,
+	.zero = cpu_zero,
+	.copy = cpu_copy,
+	.check = cpu_check,
+	.gemm = cpu_gemm,
+	.add_bias = cpu_add_bias,
+	.bias_grad = cpu_bias_grad,
+	.add = cpu_add,
+	.layernorm_fwd = cpu_layernorm_fwd,
+	.layernorm_bwd = cpu_layernorm_bwd,
+	.gelu_fwd = cpu_gelu_fwd,
+	.gelu_bwd = cpu_gelu_bwd,
+	.dropout = cpu_dropout,
+	.gather_rows = cpu_gather_rows,
+	.scatter_add_rows = cpu_scatter_add_rows,
+	.attn_fwd = gr_cpu_attn_fwd,
+	.attn_bwd = gr_cpu_attn_bwd,
+	.softmax_xent = gr_cpu_softmax_xent,
+	.action_loss = gr_cpu_action_loss,
+	.adamw = gr_cpu_adamw,
+	.rank_targets = gr_cpu_rank_targets,
+	.topk = gr_cpu_topk,
+};
+
+/* Return the CPU backend. */
+const gr_ops *
+gr_ops_cpu(void)
+{
+	return &gr_cpu_ops_table;
+}
+
+extern void openblas_set_num_threads(int n);
+
+/* Set the BLAS and OpenMP thread counts used by the CPU backend. */
+void
+gr_ops_cpu_set_threads(int n)
+{
+	if (n <= 0)
+		return;
+	openblas_set_num_threads(n);
+#ifdef _OPENMP
+	omp_set_num_threads(n);
+#endif
+}

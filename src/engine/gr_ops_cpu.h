@@ -1,0 +1,29 @@
+/*
+ * gr_ops_cpu.h — internal declarations shared by the CPU backend's files.
+ */
+#ifndef GR_OPS_CPU_H
+#define GR_OPS_CPU_H
+
+#include "gr_ops.h"
+
+void		gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv,
+							const gr_attn_seqs *seqs, int n_head, int d);
+void		gr_cpu_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv,
+							const float *out, const float *lse, const gr_attn_seqs *seqs,
+							int n_head, int d);
+void		gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target,
+								int rows, int cols, float *loss, float grad_scale);
+void		gr_cpu_action_loss(void *ctx, const float *pred, const float *target, int rows,
+							   int k, const float *col_scale, uint32_t binary_mask,
+							   float *loss, float *grad);
+void		gr_cpu_adamw(void *ctx, float *param, const float *grad, float *m, float *v,
+						 size_t n, float lr, float beta1, float beta2, float eps,
+						 float weight_decay, int t);
+void		gr_cpu_rank_targets(void *ctx, const float *scores, int ld, const int32_t *target,
+								const int32_t *excl_off, const int32_t *excl, int rows,
+								int cols, int32_t *rank_all, int32_t *rank_excl);
+void		gr_cpu_topk(void *ctx, const float *scores, int ld, const int32_t *excl_off,
+						const int32_t *excl, int rows, int cols, int k, int32_t *out_idx,
+						float *out_val);
+
+#endif							/* GR_OPS_CPU_H */

@@ -1,0 +1,232 @@
+/*
+ * gr_ops_cpu_loss.c — losses, the AdamW update, and ranking/top-k over the catalogue on the CPU.
+ */
+#include "gr_ops_cpu.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Softmax cross-entropy per row, turning logits into their scaled gradient in place. */
+void
+gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target, int rows,
+					int cols, float *loss, float grad_scale)
+{
+	(void) ctx;
+#pragma omp parallel for schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		float	   *x = logits + (size_t) r * ld;
+		int			t = target[r];
+
+		if (t < 0 || t >= cols)
+		{
+			memset(x, 0, (size_t) cols * sizeof(float));
+			loss[r] = 0.0f;
+			continue;
+		}
+		float		m = -INFINITY;
+
+		for (int c = 0; c < cols; c++)
+			m = fmaxf(m, x[c]);
+		float		s = 0.0f;
+
+		for (int c = 0; c < cols; c++)
+		{
+			x[c] = expf(x[c] - m);
+			s += x[c];
+		}
+		float		xt = x[t];
+
+		loss[r] = -logf(xt / s);
+		float		inv = grad_scale / s;
+
+		for (int c = 0; c < cols; c++)
+			x[c] *= inv;
+		x[t] -= grad_scale;
+	}
+}
+
+/* Per-element action losses (MSE or BCE with logits) with missing targets skipped. */
+void
+gr_cpu_action_loss(void *ctx, const float *pred, const float *target, int rows, int k,
+				   const float *col_scale, uint32_t binary_mask, float *loss, float *grad)
+{
+	(void) ctx;
+	for (int r = 0; r < rows; r++)
+		for (int j = 0; j < k; j++)
+		{
+			size_t		i = (size_t) r * k + j;
+			float		y = target[i], z = pred[i];
+
+			if (isnan(y))
+			{
+				loss[i] = 0.0f;
+				grad[i] = 0.0f;
+			}
+			else if (binary_mask & (1u << j))
+			{
+				/* softplus(z) - y z, computed stably */
+				loss[i] = fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z))) - y * z;
+				grad[i] = col_scale[j] * (1.0f / (1.0f + expf(-z)) - y);
+			}
+			else
+			{
+				loss[i] = (z - y) * (z - y);
+				grad[i] = col_scale[j] * 2.0f * (z - y);
+			}
+		}
+}
+
+/* One AdamW step with bias correction and decoupled weight decay. */
+void
+gr_cpu_adamw(void *ctx, float *param, const float *grad, float *m, float *v, size_t n,
+			 float lr, float beta1, float beta2, float eps, float weight_decay, int t)
+{
+	(void) ctx;
+	float		c1 = 1.0f - powf(beta1, (float) t);
+	float		c2 = 1.0f - powf(beta2, (float) t);
+
+#pragma omp parallel for if (n > 65536) schedule(static)
+	for (size_t i = 0; i < n; i++)
+	{
+		float		g = grad[i];
+		float		mi = beta1 * m[i] + (1.0f - beta1) * g;
+		float		vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+
+		m[i] = mi;
+		v[i] = vi;
+		param[i] -= lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + weight_decay * param[i]);
+	}
+}
+
+/* Rank of each row's target column, with and without the excluded columns. */
+void
+gr_cpu_rank_targets(void *ctx, const float *scores, int ld, const int32_t *target,
+					const int32_t *excl_off, const int32_t *excl, int rows, int cols,
+					int32_t *rank_all, int32_t *rank_excl)
+{
+	(void) ctx;
+#pragma omp parallel for schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		const float *x = scores + (size_t) r * ld;
+		int			t = target[r];
+
+		if (t < 0 || t >= cols)
+		{
+			rank_all[r] = rank_excl[r] = 0;
+			continue;
+		}
+		float		st = x[t];
+		int			above = 0, above_excluded = 0;
+
+		for (int c = 0; c < cols; c++)
+			above += x[c] > st;
+		if (excl != NULL)
+			for (int j = excl_off[r]; j < excl_off[r + 1]; j++)
+			{
+				int			c = excl[j];
+
+				if (c >= 0 && c < cols && c != t && x[c] > st)
+					above_excluded++;
+			}
+		rank_all[r] = 1 + above;
+		rank_excl[r] = 1 + above - above_excluded;
+	}
+}
+
+/* Sift the minimum of a k-heap (by value) down from slot i. */
+static void
+heap_sift_down(float *val, int32_t *idx, int n, int i)
+{
+	for (;;)
+	{
+		int			l = 2 * i + 1, r = l + 1, s = i;
+
+		if (l < n && val[l] < val[s])
+			s = l;
+		if (r < n && val[r] < val[s])
+			s = r;
+		if (s == i)
+			return;
+		float		tv = val[i];
+		int32_t		ti = idx[i];
+
+		val[i] = val[s];
+		idx[i] = idx[s];
+		val[s] = tv;
+		idx[s] = ti;
+		i = s;
+	}
+}
+
+/* Top k columns of each row, best first, skipping the sorted excluded columns. */
+void
+gr_cpu_topk(void *ctx, const float *scores, int ld, const int32_t *excl_off,
+			const int32_t *excl, int rows, int cols, int k, int32_t *out_idx, float *out_val)
+{
+	(void) ctx;
+	for (int r = 0; r < rows; r++)
+	{
+		const float *x = scores + (size_t) r * ld;
+		float	   *hv = out_val + (size_t) r * k;
+		int32_t    *hi = out_idx + (size_t) r * k;
+		int			n = 0;
+		int			e = excl ? excl_off[r] : 0, e_end = excl ? excl_off[r + 1] : 0;
+
+		for (int c = 0; c < cols; c++)
+		{
+			while (e < e_end && excl[e] < c)
+				e++;
+			if (e < e_end && excl[e] == c)
+				continue;
+			float		s = x[c];
+
+			if (isnan(s))
+				continue;
+			if (n < k)
+			{
+				/* insert and sift up */
+				int			i = n++;
+
+				hv[i] = s;
+				hi[i] = c;
+				while (i > 0 && hv[(i - 1) / 2] > hv[i])
+				{
+					int			p = (i - 1) / 2;
+					float		tv = hv[p];
+					int32_t		ti = hi[p];
+
+					hv[p] = hv[i];
+					hi[p] = hi[i];
+					hv[i] = tv;
+					hi[i] = ti;
+					i = p;
+				}
+			}
+			else if (s > hv[0])
+			{
+				hv[0] = s;
+				hi[0] = c;
+				heap_sift_down(hv, hi, n, 0);
+			}
+		}
+		/* heap sort into descending order: repeatedly move the minimum to the end */
+		for (int m = n; m > 1; m--)
+		{
+			float		tv = hv[0];
+			int32_t		ti = hi[0];
+
+			hv[0] = hv[m - 1];
+			hi[0] = hi[m - 1];
+			hv[m - 1] = tv;
+			hi[m - 1] = ti;
+			heap_sift_down(hv, hi, m - 1, 0);
+		}
+		for (int i = n; i < k; i++)
+		{
+			hv[i] = -INFINITY;
+			hi[i] = -1;
+		}
+	}
+}

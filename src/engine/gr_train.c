@@ -1,0 +1,445 @@
+/*
+ * gr_train.c — optimiser steps and the training protocol (see gr_train.h).
+ */
+#include "gr_train.h"
+#include "gr_rng.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+/* Monotonic seconds. */
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+/* Protocol defaults. */
+void
+gr_train_config_default(gr_train_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->epochs = 200;
+	cfg->batch_size = 128;
+	cfg->lr = 1e-3f;
+	cfg->beta1 = 0.9f;
+	cfg->beta2 = 0.98f;
+	cfg->eps = 1e-8f;
+	cfg->weight_decay = 0.0f;
+	cfg->dropout = 0.2f;
+	cfg->w_item = 1.0f;
+	cfg->w_action = 1.0f;
+	cfg->patience = 20;
+	cfg->warmup_steps = 0;
+	cfg->seed = 42;
+	cfg->eval_max_users = 0;
+}
+
+/* Check the training options' ranges. */
+gr_status
+gr_train_config_validate(const gr_train_config *c, gr_error *err)
+{
+	if (c->epochs < 1 || c->epochs > 100000)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "epochs must be in 1..100000, got %d",
+					   c->epochs);
+	if (c->batch_size < 1 || c->batch_size > 65536)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "batch_size must be in 1..65536, got %d",
+					   c->batch_size);
+	if (!(c->lr > 0.0f) || !(c->lr < 10.0f))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "lr must be in (0, 10)");
+	if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f) || !(c->beta2 >= 0.0f && c->beta2 < 1.0f))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "betas must be in [0, 1)");
+	if (!(c->eps > 0.0f) || !(c->weight_decay >= 0.0f) || c->weight_decay > 10.0f)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "eps must be positive, weight_decay in [0, 10]");
+	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "dropout must be in [0, 1)");
+	if (!(c->w_item >= 0.0f) || !(c->w_action >= 0.0f) || !isfinite(c->w_item) ||
+		!isfinite(c->w_action) || c->w_item + c->w_action <= 0.0f)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "loss weights must be non-negative and not both zero");
+	if (c->patience < 1 || c->warmup_steps < 0 || c->eval_max_users < 0)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "patience must be positive; warmup_steps and eval_max_users non-negative");
+	return GR_OK;
+}
+
+/* Create gradients, moments and a workspace. */
+gr_status
+gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens, int cap_seq,
+				  gr_trainer **out, gr_error *err)
+{
+	const gr_ops *ops = model->ops;
+	size_t		bytes = model->n_params * sizeof(float);
+
+	*out = NULL;
+	GR_TRY(gr_train_config_validate(cfg, err));
+	gr_trainer *tr = gr_calloc(model->env, 1, sizeof(gr_trainer));
+
+	if (tr == NULL)
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a trainer");
+	tr->model = model;
+	tr->cfg = *cfg;
+	tr->grads = ops->alloc(ops->ctx, bytes);
+	tr->adam_m = ops->alloc(ops->ctx, bytes);
+	tr->adam_v = ops->alloc(ops->ctx, bytes);
+	if (!tr->grads || !tr->adam_m || !tr->adam_v)
+	{
+		gr_trainer_free(tr);
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for optimiser state (%zu MB)",
+					   3 * bytes >> 20);
+	}
+	ops->zero(ops->ctx, tr->adam_m, bytes);
+	ops->zero(ops->ctx, tr->adam_v, bytes);
+	gr_weights_bind(model, tr->grads, &tr->g);
+	gr_status	st = gr_acts_create(model, cap_tokens, cap_seq, cap_tokens, 0, true, &tr->acts, err);
+
+	if (st != GR_OK)
+	{
+		gr_trainer_free(tr);
+		return st;
+	}
+	*out = tr;
+	return GR_OK;
+}
+
+/* Free a trainer. */
+void
+gr_trainer_free(gr_trainer *tr)
+{
+	if (tr == NULL)
+		return;
+	const gr_ops *ops = tr->model->ops;
+
+	if (tr->grads)
+		ops->free(ops->ctx, tr->grads);
+	if (tr->adam_m)
+		ops->free(ops->ctx, tr->adam_m);
+	if (tr->adam_v)
+		ops->free(ops->ctx, tr->adam_v);
+	gr_acts_free(tr->acts);
+	gr_free(tr->model->env, tr);
+}
+
+/* Forward and backward of one batch into fresh gradients. */
+gr_status
+gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step, gr_step_loss *out,
+				   gr_error *err)
+{
+	gr_model   *m = tr->model;
+	const gr_ops *ops = m->ops;
+	gr_acts    *a = tr->acts;
+	int			K = m->cfg.n_actions;
+	float		p = tr->cfg.dropout;
+	uint64_t	seed = tr->cfg.seed;
+	double		col_loss[GR_MAX_ACTIONS];
+
+	memset(out, 0, sizeof(*out));
+	GR_TRY(gr_pass_upload(a, tb, err));
+	ops->zero(ops->ctx, tr->grads, m->n_params * sizeof(float));
+	ops->zero(ops->ctx, a->d_res, (size_t) a->n_tokens * m->cfg.d_model * sizeof(float));
+	gr_trunk_forward(m, a, p, seed, step);
+	double		item_sum = gr_item_head_train(m, a, &tr->g, tr->cfg.w_item);
+
+	gr_action_head_train(m, a, &tr->g, tr->cfg.w_action, col_loss);
+	gr_trunk_backward(m, a, &tr->g, p, seed, step);
+	GR_TRY(ops->check(ops->ctx, err));
+
+	out->n_item_targets = a->n_item_targets;
+	out->item = a->n_item_targets > 0 ? item_sum / a->n_item_targets : 0.0;
+	out->total = tr->cfg.w_item * out->item;
+	for (int k = 0; k < K && m->layout->uses_actions; k++)
+	{
+		out->n_action_targets[k] = a->n_act_targets[k];
+		out->action[k] = a->n_act_targets[k] > 0 ? col_loss[k] / a->n_act_targets[k] : 0.0;
+		out->total += tr->cfg.w_action * out->action[k];
+	}
+	if (!isfinite(out->total))
+		return gr_fail(err, GR_ERR_NUMERIC, "training diverged: loss is %g at step %u",
+					   out->total, step);
+	return GR_OK;
+}
+
+/* One AdamW update (linear warm-up of the learning rate when configured). */
+gr_status
+gr_trainer_apply(gr_trainer *tr, gr_error *err)
+{
+	gr_model   *m = tr->model;
+	const gr_ops *ops = m->ops;
+	const gr_train_config *c = &tr->cfg;
+	float		lr = c->lr;
+
+	tr->t++;
+	if (c->warmup_steps > 0 && tr->t <= c->warmup_steps)
+		lr *= (float) tr->t / (float) c->warmup_steps;
+	ops->adamw(ops->ctx, m->params, tr->grads, tr->adam_m, tr->adam_v, m->n_params, lr,
+			   c->beta1, c->beta2, c->eps, c->weight_decay, tr->t);
+	return ops->check(ops->ctx, err);
+}
+
+/* Append user u's most recent training window. */
+gr_status
+gr_add_train_window(const gr_model *m, const gr_dataset *ds, int u, gr_tokens *tb,
+					bool *added, gr_error *err)
+{
+	gr_seq_view seq = gr_dataset_user_seq(ds, u);
+	int			end = gr_dataset_train_end(ds, u);
+	int			start = GR_MAX(0, end - m->layout->window_len(m->cfg.max_len));
+	int			rows_before = tb->n_item_rows + tb->n_act_rows;
+	int			tokens_before = tb->n_tokens;
+
+	*added = false;
+	if (end - start < 1)
+		return GR_OK;
+	GR_TRY(m->layout->add_window(tb, &seq, start, end, false, err));
+	if (tb->n_item_rows + tb->n_act_rows == rows_before)
+	{
+		/* no targets: drop the sequence again */
+		tb->n_tokens = tokens_before;
+		tb->n_seq--;
+		return GR_OK;
+	}
+	*added = true;
+	return GR_OK;
+}
+
+/* Set each action head output bias to the training mean (logit of the rate for binary). */
+static void
+init_action_bias(gr_model *m, const gr_dataset *ds)
+{
+	int			K = m->cfg.n_actions;
+	float		bias[GR_MAX_ACTIONS];
+
+	if (!m->layout->uses_actions)
+		return;
+	for (int k = 0; k < K; k++)
+	{
+		double		s = 0.0;
+		size_t		n = 0;
+
+		for (int u = 0; u < ds->n_users; u++)
+			for (int64_t i = ds->offsets[u]; i < ds->offsets[u] + gr_dataset_train_end(ds, u); i++)
+			{
+				float		y = ds->actions[(size_t) i * K + k];
+
+				if (!isnan(y))
+				{
+					s += y;
+					n++;
+				}
+			}
+		double		mean = n > 0 ? s / n : 0.5;
+
+		if (m->cfg.action_binary[k])
+		{
+			mean = fmin(fmax(mean, 1e-4), 1.0 - 1e-4);
+			bias[k] = (float) log(mean / (1.0 - mean));
+		}
+		else
+			bias[k] = (float) mean;
+	}
+	m->ops->upload(m->ops->ctx, m->w.head_out_b, bias, sizeof(float) * K);
+}
+
+/* Shuffle users with a counter-based draw keyed by (seed, epoch). */
+static void
+shuffle_users(int *users, int n, uint64_t seed, int epoch)
+{
+	for (int i = n - 1; i > 0; i--)
+	{
+		gr_philox4	r = gr_rng_words(seed, GR_STREAM_SHUFFLE + (uint32_t) epoch, 0, (uint64_t) i);
+		int			j = (int) (((uint64_t) r.v[0] * (uint64_t) (i + 1)) >> 32);
+		int			t = users[i];
+
+		users[i] = users[j];
+		users[j] = t;
+	}
+}
+
+/* State of one training run, released in one place. */
+typedef struct train_run
+{
+	gr_model   *model;
+	gr_trainer *trainer;
+	gr_tokens	tb;
+	int		   *users;
+	float	   *best;
+} train_run;
+
+/* Release whatever a training run holds (the model too unless handed out). */
+static void
+train_run_free(const gr_env *env, train_run *r, bool keep_model)
+{
+	gr_trainer_free(r->trainer);
+	gr_tokens_free(&r->tb);
+	gr_free(env, r->users);
+	gr_free(env, r->best);
+	if (!keep_model)
+		gr_model_free(r->model);
+}
+
+/* One epoch over all training users in shuffled batches. */
+static gr_status
+train_epoch(const gr_env *env, train_run *r, const gr_dataset *ds, int n_users, int epoch,
+			gr_train_result *res, double *loss_sum, double *item_sum, double *act_sum,
+			int *n_steps, gr_error *err)
+{
+	gr_trainer *tr = r->trainer;
+	int			B = tr->cfg.batch_size;
+
+	shuffle_users(r->users, n_users, tr->cfg.seed, epoch);
+	for (int i = 0; i < n_users; i += B)
+	{
+		if (gr_should_stop(env))
+			return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
+		gr_tokens_reset(&r->tb);
+		int64_t		inter = 0;
+
+		for (int j = i; j < GR_MIN(n_users, i + B); j++)
+		{
+			bool		added;
+			int			end = gr_dataset_train_end(ds, r->users[j]);
+
+			GR_TRY(gr_add_train_window(r->model, ds, r->users[j], &r->tb, &added, err));
+			if (added)
+				inter += GR_MIN(end, r->model->layout->window_len(r->model->cfg.max_len));
+		}
+		if (r->tb.n_seq == 0)
+			continue;
+		gr_step_loss sl;
+
+		GR_TRY(gr_trainer_compute(tr, &r->tb, (uint32_t) res->steps, &sl, err));
+		GR_TRY(gr_trainer_apply(tr, err));
+		res->steps++;
+		res->train_tokens += r->tb.n_tokens;
+		res->train_interactions += inter;
+		*loss_sum += sl.total;
+		*item_sum += sl.item;
+		for (int k = 0; k < r->model->cfg.n_actions; k++)
+			*act_sum += sl.action[k];
+		(*n_steps)++;
+	}
+	return GR_OK;
+}
+
+/* The whole protocol: epochs, validation, early stopping, best weights, test metrics. */
+gr_status
+gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_config *tcfg,
+		 const gr_dataset *ds, gr_model **out, gr_train_result *res, gr_error *err)
+{
+	gr_model_config mcfg = *mcfg_in;
+	train_run	r;
+	gr_status	st;
+	gr_eval_options eopt;
+	double		best_ndcg = -1.0;
+	int			n_users = 0, since_best = 0;
+
+	*out = NULL;
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	GR_TRY(gr_train_config_validate(tcfg, err));
+	mcfg.n_items = ds->n_items;
+	mcfg.n_actions = ds->n_actions;
+	for (int k = 0; k < ds->n_actions; k++)
+	{
+		mcfg.action_min[k] = ds->action_min[k];
+		mcfg.action_max[k] = ds->action_max[k];
+		mcfg.action_binary[k] = ds->action_binary[k];
+	}
+	if (env->n_threads > 0 && (env->ops == NULL || env->ops->device == GR_DEVICE_CPU))
+		gr_ops_cpu_set_threads(env->n_threads);
+	GR_TRY(gr_model_create(env, &mcfg, ds->item_ids + 1, &r.model, err));
+	gr_model   *m = r.model;
+	int			B = tcfg->batch_size;
+	int			cap_tokens = B * m->n_positions;
+
+	if ((st = gr_model_init_params(m, tcfg->seed, err)) != GR_OK)
+		goto fail;
+	init_action_bias(m, ds);
+	if ((st = gr_trainer_create(m, tcfg, cap_tokens, B, &r.trainer, err)) != GR_OK ||
+		(st = gr_tokens_init(&r.tb, env, mcfg.n_actions, mcfg.n_buckets, cap_tokens, B,
+							 cap_tokens, err)) != GR_OK)
+		goto fail;
+	r.users = gr_alloc(env, sizeof(int) * (size_t) ds->n_users);
+	r.best = gr_alloc(env, sizeof(float) * m->n_params);
+	if (!r.users || !r.best)
+	{
+		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for training state");
+		goto fail;
+	}
+	for (int u = 0; u < ds->n_users; u++)
+		if (gr_dataset_train_end(ds, u) >= 2 || (m->layout->uses_actions && gr_dataset_train_end(ds, u) >= 1))
+			r.users[n_users++] = u;
+	if (n_users == 0)
+	{
+		st = gr_fail(err, GR_ERR_NO_DATA, "no user has enough interactions to train on");
+		goto fail;
+	}
+	gr_model_download_params(m, r.best);
+	gr_eval_options_default(&eopt);
+	eopt.max_users = tcfg->eval_max_users;
+	eopt.baseline = false;
+
+	for (int epoch = 1; epoch <= tcfg->epochs; epoch++)
+	{
+		double		t0 = now_seconds(), loss = 0, item = 0, act = 0;
+		int			steps = 0;
+		gr_metrics	vm;
+
+		if ((st = train_epoch(env, &r, ds, n_users, epoch, res, &loss, &item, &act, &steps, err)) != GR_OK)
+			goto fail;
+		double		t1 = now_seconds();
+
+		res->train_seconds += t1 - t0;
+		if ((st = gr_evaluate(m, ds, GR_SPLIT_VALID, &eopt, &vm, err)) != GR_OK)
+			goto fail;
+		res->eval_seconds += now_seconds() - t1;
+		res->epochs_run = epoch;
+		res->final_train_loss = steps > 0 ? loss / steps : NAN;
+
+		bool		improved = vm.ndcg[0] > best_ndcg;
+
+		if (improved)
+		{
+			best_ndcg = vm.ndcg[0];
+			res->best_epoch = epoch;
+			res->valid = vm;
+			since_best = 0;
+			gr_model_download_params(m, r.best);
+		}
+		else
+			since_best++;
+		if (env->progress)
+		{
+			gr_progress p = {
+				.epoch = epoch,.epochs = tcfg->epochs,.step = res->steps,
+				.train_loss = res->final_train_loss,
+				.train_item_loss = steps > 0 ? item / steps : NAN,
+				.train_action_loss = steps > 0 ? act / steps : NAN,
+				.valid_hr10 = vm.hr[0],.valid_ndcg10 = vm.ndcg[0],
+				.valid_rmse = mcfg.n_actions > 0 && m->layout->uses_actions ? vm.rmse[0] : NAN,
+				.seconds = t1 - t0,.improved = improved,
+			};
+
+			env->progress(env->callback_user, &p);
+		}
+		if (since_best >= tcfg->patience)
+			break;
+	}
+	gr_model_upload_params(m, r.best);
+	eopt.max_users = 0;
+	eopt.baseline = true;
+	if ((st = gr_evaluate(m, ds, GR_SPLIT_TEST, &eopt, &res->test, err)) != GR_OK)
+		goto fail;
+	if ((st = m->ops->check(m->ops->ctx, err)) != GR_OK)
+		goto fail;
+	train_run_free(env, &r, true);
+	*out = m;
+	return GR_OK;
+fail:
+	train_run_free(env, &r, false);
+	return st;
+}

@@ -1,0 +1,99 @@
+/*
+ * gr_train.h — training: one optimiser step on a token batch (gr_trainer) and the whole
+ * protocol run (gr_train): one window per user per epoch, shuffled users, AdamW, validation
+ * NDCG@10 after every epoch, early stopping with patience, best weights restored, test
+ * metrics at the best epoch.
+ */
+#ifndef GR_TRAIN_H
+#define GR_TRAIN_H
+
+#include "gr_eval.h"
+#include "gr_forward.h"
+
+typedef struct gr_train_config
+{
+	int			epochs;
+	int			batch_size;		/* users per step */
+	float		lr;
+	float		beta1;
+	float		beta2;
+	float		eps;
+	float		weight_decay;
+	float		dropout;
+	float		w_item;			/* weight of the next-item loss */
+	float		w_action;		/* weight of every action column's loss */
+	int			patience;		/* epochs without a better validation NDCG@10 before stopping */
+	int			warmup_steps;	/* linear learning-rate warm-up */
+	uint64_t	seed;
+	int			eval_max_users; /* validation users per epoch (0 = all) */
+} gr_train_config;
+
+/* The protocol defaults (PROTOCOL.md): AdamW 1e-3, betas (0.9, 0.98), batch 128,
+ * dropout 0.2, patience 20. */
+void		gr_train_config_default(gr_train_config *cfg);
+
+/* Check training options. */
+gr_status	gr_train_config_validate(const gr_train_config *cfg, gr_error *err);
+
+typedef struct gr_step_loss
+{
+	double		item;			/* mean cross-entropy over item targets */
+	double		action[GR_MAX_ACTIONS]; /* mean loss per action column */
+	double		total;			/* w_item * item + w_action * sum(action) */
+	int			n_item_targets;
+	int			n_action_targets[GR_MAX_ACTIONS];
+} gr_step_loss;
+
+typedef struct gr_trainer
+{
+	gr_model   *model;
+	gr_train_config cfg;
+	float	   *grads, *adam_m, *adam_v;	/* backend, laid out like the parameters */
+	gr_weights	g;
+	gr_acts    *acts;
+	int			t;				/* optimiser steps taken */
+} gr_trainer;
+
+/* Create optimiser state and a workspace for batches up to the given capacities. */
+gr_status	gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens,
+							  int cap_seq, gr_trainer **out, gr_error *err);
+
+/* Free a trainer (not its model); NULL is ignored. */
+void		gr_trainer_free(gr_trainer *tr);
+
+/* Zero the gradients, run forward and backward on a batch; step keys the dropout masks. */
+gr_status	gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step,
+							   gr_step_loss *out, gr_error *err);
+
+/* Apply one AdamW update with the current gradients. */
+gr_status	gr_trainer_apply(gr_trainer *tr, gr_error *err);
+
+typedef struct gr_train_result
+{
+	int			epochs_run;
+	int			best_epoch;		/* 1-based */
+	int64_t		steps;
+	double		train_seconds;	/* optimiser work only, evaluation excluded */
+	double		eval_seconds;
+	int64_t		train_tokens;
+	int64_t		train_interactions;
+	double		final_train_loss;
+	gr_metrics	valid;			/* at the best epoch */
+	gr_metrics	test;			/* at the best epoch */
+} gr_train_result;
+
+/*
+ * Train a model on a dataset with the protocol. mcfg gives the architecture and layout;
+ * n_items and the action columns are taken from the dataset. On success *out is a new model
+ * holding the best validation weights.
+ */
+gr_status	gr_train(const gr_env *env, const gr_model_config *mcfg,
+					 const gr_train_config *tcfg, const gr_dataset *ds, gr_model **out,
+					 gr_train_result *result, gr_error *err);
+
+/* Append the most recent training window of user u to a token batch; false if it has no
+ * targets. */
+gr_status	gr_add_train_window(const gr_model *model, const gr_dataset *ds, int u,
+								gr_tokens *tb, bool *added, gr_error *err);
+
+#endif							/* GR_TRAIN_H */
