@@ -88,3 +88,32 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 .PHONY: unit cli
+
+# --- reference parity (PyTorch): C drivers in test/ref/*.c, compared by test/ref/parity.py ---
+REF_SRCS    := $(wildcard test/ref/*.c)
+REF_BINS    := $(patsubst test/ref/%.c,$(BUILD)/ref/%,$(REF_SRCS))
+
+$(BUILD)/ref:
+	mkdir -p $@
+
+$(BUILD)/ref/%: test/ref/%.c $(ENGINE_LIB) | $(BUILD)/ref
+	$(GR_CC) $(GR_CFLAGS) -Isrc/engine $< -o $@ $(ENGINE_LIB) $(GR_LIBS)
+
+parity: $(REF_BINS)
+	python3 test/ref/parity.py --bin-dir $(BUILD)/ref
+
+# --- fuzz targets (clang libFuzzer): test/fuzz/fuzz_*.c ---
+FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BINS   := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+
+$(BUILD)/fuzz:
+	mkdir -p $@
+
+$(BUILD)/fuzz/%: test/fuzz/%.c $(ENGINE_SRCS) | $(BUILD)/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -fopenmp \
+		-Isrc/engine $(shell pkg-config --cflags libcjson openblas) $< $(ENGINE_SRCS) -o $@ \
+		$(GR_LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+.PHONY: parity fuzz
