@@ -7,7 +7,7 @@
 #   make installcheck run the pg_regress suite against an installed extension
 #
 # Variables:
-#   GR_BLAS=openblas|none   GEMM through OpenBLAS (default) or the plain-C fallback
+#   GR_BLAS=openblas|none   GEMM through OpenBLAS (default, opened at run time) or plain C
 #   GR_ARCH=-march=native   CPU flags for the engine
 #   NO_PGXS=1               build only the engine, tests and CLI (no pg_config needed)
 
@@ -21,7 +21,7 @@ GLUE_SRCS   = $(wildcard src/pg_*.c)
 OBJS        = $(GLUE_SRCS:.c=.o)
 
 REGRESS      = $(patsubst test/sql/%.sql,%,$(wildcard test/sql/*.sql))
-REGRESS_OPTS = --inputdir=test --outputdir=build/regress
+REGRESS_OPTS = --inputdir=test --outputdir=. --load-extension=genrec
 
 BUILD       := build
 ENGINE_SRCS := $(wildcard src/engine/*.c)
@@ -33,13 +33,12 @@ GR_ARCH     ?= -march=native
 GR_CC       ?= gcc
 GR_WARN     := -Wall -Wextra -Wno-unused-parameter -Wmissing-prototypes -Wvla-larger-than=131072
 GR_CFLAGS   := -std=c11 -D_GNU_SOURCE -O3 $(GR_ARCH) -fopenmp -fPIC -g $(GR_WARN) \
-               -fno-math-errno $(shell pkg-config --cflags libcjson)
+               -fno-math-errno $(shell pkg-config --cflags libcjson) \
+               -DGR_MULTIARCH='"$(shell $(GR_CC) -print-multiarch)"'
 GR_LIBS     := $(shell pkg-config --libs libcjson) -lgomp -lm -ldl -lpthread
 
-ifeq ($(GR_BLAS),openblas)
-GR_CFLAGS   += $(shell pkg-config --cflags openblas)
-GR_LIBS     := $(shell pkg-config --libs openblas) $(GR_LIBS)
-else
+# OpenBLAS is opened with dlopen at first use (see src/engine/gr_blas.c); none = plain C.
+ifneq ($(GR_BLAS),openblas)
 GR_CFLAGS   += -DGR_NO_BLAS
 endif
 
@@ -111,9 +110,92 @@ $(BUILD)/fuzz:
 
 $(BUILD)/fuzz/%: test/fuzz/%.c $(ENGINE_SRCS) | $(BUILD)/fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -fopenmp \
-		-Isrc/engine $(shell pkg-config --cflags libcjson openblas) $< $(ENGINE_SRCS) -o $@ \
+		-Isrc/engine $(shell pkg-config --cflags libcjson) $< $(ENGINE_SRCS) -o $@ \
 		$(GR_LIBS)
 
 fuzz: $(FUZZ_BINS)
 
 .PHONY: parity fuzz
+
+# --- CUDA module ---
+# build/genrec_cuda.so holds the CUDA ops (cuda/*.cu); the engine loads it with dlopen on first
+# GPU use (src/engine/gr_device.c), so genrec.so and the CLI never link against CUDA. It is
+# linked by its own rule: PGXS never sees these objects (Debian's PGXS would emit LLVM bitcode
+# for every object in OBJS).
+#   GR_CUDA=auto|yes|no   build it when nvcc is found (default) / always / never
+#   NVCC=/path/to/nvcc    default: nvcc on PATH, else /usr/local/cuda/bin/nvcc
+#   GR_CUDA_GENCODE=...   default: sm_90 machine code plus compute_90 PTX
+#   make cuda-emu         build/genrec_cuda_emu.so: the same sources compiled for the CPU
+#                         against cuda/gr_cuda_emu.h, to test the kernels without a GPU
+#   make gpu-tests        build/gpu/test_cuda_ops and build/gpu/bench_engine (test/gpu/)
+GR_CUDA         ?= auto
+NVCC            ?= $(firstword $(shell command -v nvcc 2>/dev/null) \
+                   $(wildcard /usr/local/cuda/bin/nvcc))
+GR_CUDA_GENCODE ?= -gencode arch=compute_90,code=[sm_90,compute_90]
+GR_CXX          ?= g++
+CUDA_HOME       := $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBDIR     := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+CUDA_SRCS       := $(wildcard cuda/*.cu)
+CUDA_HDRS       := $(wildcard cuda/*.h) src/engine/gr_ops.h src/engine/gr_common.h \
+                   src/engine/gr_device.h src/engine/gr_rng.h src/engine/gr_tokens.h
+CUDA_OBJS       := $(patsubst cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
+CUDA_MODULE     := $(BUILD)/genrec_cuda.so
+CUDA_EMU_OBJS   := $(patsubst cuda/%.cu,$(BUILD)/cuda-emu/%.o,$(CUDA_SRCS)) \
+                   $(BUILD)/cuda-emu/gr_cuda_emu.o
+CUDA_EMU_MODULE := $(BUILD)/genrec_cuda_emu.so
+NVCC_FLAGS      := -std=c++17 -O3 $(GR_CUDA_GENCODE) -Xcompiler -fPIC,-fvisibility=hidden \
+                   -Isrc/engine -Icuda -lineinfo
+NVCC_LIBS       := $(if $(CUDA_LIBDIR),-L$(CUDA_LIBDIR) -Xlinker -rpath=$(CUDA_LIBDIR)) \
+                   -lcublas -lcudart
+
+ifeq ($(GR_CUDA),no)
+CUDA_BUILD :=
+else ifneq ($(NVCC),)
+CUDA_BUILD := $(CUDA_MODULE)
+else ifeq ($(GR_CUDA),yes)
+$(error GR_CUDA=yes but nvcc was not found; set NVCC=/path/to/nvcc)
+else
+CUDA_BUILD :=
+endif
+
+$(BUILD)/cuda $(BUILD)/cuda-emu $(BUILD)/gpu:
+	mkdir -p $@
+
+$(BUILD)/cuda/%.o: cuda/%.cu $(CUDA_HDRS) | $(BUILD)/cuda
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(CUDA_MODULE): $(CUDA_OBJS)
+	$(NVCC) -shared $(GR_CUDA_GENCODE) -o $@ $^ $(NVCC_LIBS)
+
+cuda-module: $(CUDA_BUILD)
+	@$(if $(CUDA_BUILD),true,echo "genrec: CUDA module not built (GR_CUDA=$(GR_CUDA), nvcc '$(NVCC)')")
+
+$(BUILD)/cuda-emu/%.o: cuda/%.cu $(CUDA_HDRS) | $(BUILD)/cuda-emu
+	$(GR_CXX) -x c++ -std=c++17 -DGR_CUDA_EMU -O2 -g -fopenmp -fPIC -Wall -Wno-unused-function \
+		-Wno-unknown-pragmas -Isrc/engine -Icuda -c $< -o $@
+
+$(BUILD)/cuda-emu/gr_cuda_emu.o: cuda/gr_cuda_emu.cc $(CUDA_HDRS) | $(BUILD)/cuda-emu
+	$(GR_CXX) -std=c++17 -O2 -g -fopenmp -fPIC -Wall -Isrc/engine -Icuda -c $< -o $@
+
+$(CUDA_EMU_MODULE): $(CUDA_EMU_OBJS) $(BUILD)/engine/gr_gemm_ref.o
+	$(GR_CXX) -shared -fopenmp -o $@ $^
+
+cuda-emu: $(CUDA_EMU_MODULE)
+
+$(BUILD)/gpu/%: test/gpu/%.c test/unit/unit.h $(ENGINE_LIB) | $(BUILD)/gpu
+	$(GR_CC) $(GR_CFLAGS) -Isrc/engine -Itest/unit $< -o $@ $(ENGINE_LIB) $(GR_LIBS)
+
+gpu-tests: $(patsubst test/gpu/%.c,$(BUILD)/gpu/%,$(wildcard test/gpu/*.c))
+
+all: cuda-module
+unit: cuda-module
+
+ifndef NO_PGXS
+install: install-cuda
+endif
+install-cuda: cuda-module
+	@if [ -f $(CUDA_MODULE) ]; then \
+		echo "$(INSTALL_SHLIB) $(CUDA_MODULE) '$(DESTDIR)$(pkglibdir)/'"; \
+		$(INSTALL_SHLIB) $(CUDA_MODULE) '$(DESTDIR)$(pkglibdir)/'; fi
+
+.PHONY: cuda-module cuda-emu gpu-tests install-cuda

@@ -43,7 +43,7 @@ int_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool l
 		if (it < 0)
 			return gr_layout_full(err);
 		if ((!last_only || n == end - 1) &&
-			!gr_tokens_add_act_row(tb, it, 0, gr_seq_action(seq, n)))
+			!gr_tokens_add_act_row(tb, it, 0, gr_seq_action(seq, n), n))
 			return gr_layout_full(err);
 		if (n + 1 == end)
 			break;
@@ -52,7 +52,7 @@ int_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool l
 		if (at < 0)
 			return gr_layout_full(err);
 		if ((!last_only || n + 1 == end - 1) &&
-			!gr_tokens_add_item_row(tb, at, seq->items[n + 1]))
+			!gr_tokens_add_item_row(tb, at, seq->items[n + 1], n + 1))
 			return gr_layout_full(err);
 	}
 	gr_tokens_end_seq(tb, gr_tokens_seq_len(tb));
@@ -75,7 +75,7 @@ int_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 			(at = gr_tokens_add(tb, 0, p + 1, true, gr_seq_action(seq, n))) < 0)
 			return gr_layout_full(err);
 	}
-	if (at >= 0 && !gr_tokens_add_item_row(tb, at, 0))
+	if (at >= 0 && !gr_tokens_add_item_row(tb, at, 0, -1))
 		return gr_layout_full(err);
 	int			n_hist = gr_tokens_seq_len(tb);
 
@@ -83,7 +83,7 @@ int_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 	{
 		int			ct = gr_tokens_add(tb, cands[c], n_hist, false, NULL);
 
-		if (ct < 0 || !gr_tokens_add_act_row(tb, ct, 0, NULL))
+		if (ct < 0 || !gr_tokens_add_act_row(tb, ct, 0, NULL, -1))
 			return gr_layout_full(err);
 	}
 	gr_tokens_end_seq(tb, n_hist);

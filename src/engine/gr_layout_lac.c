@@ -50,10 +50,10 @@ lac_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool l
 		if (tok < 0)
 			return gr_layout_full(err);
 		if ((!last_only || n == end - 1) &&
-			!gr_tokens_add_act_row(tb, tok, 0, gr_seq_action(seq, n)))
+			!gr_tokens_add_act_row(tb, tok, 0, gr_seq_action(seq, n), n))
 			return gr_layout_full(err);
 		if (n + 1 < end && (!last_only || n + 1 == end - 1) &&
-			!gr_tokens_add_item_row(tb, tok, seq->items[n + 1]))
+			!gr_tokens_add_item_row(tb, tok, seq->items[n + 1], n + 1))
 			return gr_layout_full(err);
 	}
 	gr_tokens_end_seq(tb, gr_tokens_seq_len(tb));
@@ -71,7 +71,7 @@ lac_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 	for (int n = start; n < seq->n; n++)
 		if ((tok = gr_tokens_add(tb, seq->items[n], n - start, true, lagged_action(seq, n))) < 0)
 			return gr_layout_full(err);
-	if (tok >= 0 && !gr_tokens_add_item_row(tb, tok, 0))
+	if (tok >= 0 && !gr_tokens_add_item_row(tb, tok, 0, -1))
 		return gr_layout_full(err);
 	int			n_hist = gr_tokens_seq_len(tb);
 
@@ -79,7 +79,7 @@ lac_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 	{
 		int			ct = gr_tokens_add(tb, cands[c], n_hist, true, lagged_action(seq, seq->n));
 
-		if (ct < 0 || !gr_tokens_add_act_row(tb, ct, 0, NULL))
+		if (ct < 0 || !gr_tokens_add_act_row(tb, ct, 0, NULL, -1))
 			return gr_layout_full(err);
 	}
 	gr_tokens_end_seq(tb, n_hist);

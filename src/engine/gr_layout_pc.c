@@ -42,8 +42,8 @@ pc_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool la
 			return gr_layout_full(err);
 		if (last_only && n + 1 != end - 1)
 			continue;
-		if (!gr_tokens_add_item_row(tb, tok, seq->items[n + 1]) ||
-			!gr_tokens_add_act_row(tb, tok, seq->items[n + 1], gr_seq_action(seq, n + 1)))
+		if (!gr_tokens_add_item_row(tb, tok, seq->items[n + 1], n + 1) ||
+			!gr_tokens_add_act_row(tb, tok, seq->items[n + 1], gr_seq_action(seq, n + 1), n + 1))
 			return gr_layout_full(err);
 	}
 	gr_tokens_end_seq(tb, gr_tokens_seq_len(tb));
@@ -63,10 +63,10 @@ pc_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t *
 	for (int n = start; n < seq->n; n++)
 		if ((tok = gr_tokens_add(tb, seq->items[n], n - start, true, gr_seq_action(seq, n))) < 0)
 			return gr_layout_full(err);
-	if (!gr_tokens_add_item_row(tb, tok, 0))
+	if (!gr_tokens_add_item_row(tb, tok, 0, -1))
 		return gr_layout_full(err);
 	for (int c = 0; c < n_cands; c++)
-		if (!gr_tokens_add_act_row(tb, tok, cands[c], NULL))
+		if (!gr_tokens_add_act_row(tb, tok, cands[c], NULL, -1))
 			return gr_layout_full(err);
 	gr_tokens_end_seq(tb, gr_tokens_seq_len(tb));
 	return GR_OK;

@@ -201,7 +201,7 @@ gr_model_create(const gr_env *env, const gr_model_config *cfg, const int64_t *it
 	m->cfg = *cfg;
 	m->layout = gr_layout_by_id(cfg->layout);
 	m->n_positions = m->layout->positions(cfg->max_len);
-	m->tensors = gr_calloc(env, 8 + 12 * (size_t) cfg->n_layer, sizeof(gr_tensor));
+	m->tensors = gr_calloc(env, 12 + 12 * (size_t) cfg->n_layer, sizeof(gr_tensor));
 	m->item_ids = gr_alloc(env, sizeof(int64_t) * ((size_t) cfg->n_items + 1));
 	if (m->tensors == NULL || m->item_ids == NULL)
 	{

@@ -137,4 +137,7 @@ const gr_ops *gr_ops_cpu(void);
 /* Set the CPU backend's thread count (BLAS and OpenMP); n <= 0 leaves the defaults. */
 void		gr_ops_cpu_set_threads(int n);
 
+/* Describe the CPU backend's GEMM library (path, configuration, core type) or "builtin". */
+const char *gr_blas_name(void);
+
 #endif							/* GR_OPS_H */

@@ -6,7 +6,6 @@
 #include "gr_ops_cpu.h"
 #include "gr_rng.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +64,7 @@ cpu_check(void *ctx, gr_error *err)
 	return GR_OK;
 }
 
-/* C = alpha op(A) op(B) + beta C through cblas_sgemm. */
+/* C = alpha op(A) op(B) + beta C through OpenBLAS (gr_blas.c). */
 static void
 cpu_gemm(void *ctx, bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
 		 int lda, const float *b, int ldb, float beta, float *c, int ldc)
@@ -80,8 +79,7 @@ cpu_gemm(void *ctx, bool ta, bool tb, int m, int n, int k, float alpha, const fl
 				c[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t) i * ldc + j];
 		return;
 	}
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-				m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	gr_blas_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* Add a bias vector to every row. */
@@ -366,15 +364,13 @@ gr_ops_cpu(void)
 	return &gr_cpu_ops_table;
 }
 
-extern void openblas_set_num_threads(int n);
-
 /* Set the BLAS and OpenMP thread counts used by the CPU backend. */
 void
 gr_ops_cpu_set_threads(int n)
 {
 	if (n <= 0)
 		return;
-	openblas_set_num_threads(n);
+	gr_blas_set_threads(n);
 #ifdef _OPENMP
 	omp_set_num_threads(n);
 #endif

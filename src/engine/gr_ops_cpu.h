@@ -26,4 +26,16 @@ void		gr_cpu_topk(void *ctx, const float *scores, int ld, const int32_t *excl_of
 						const int32_t *excl, int rows, int cols, int k, int32_t *out_idx,
 						float *out_val);
 
+/* Plain-C blocked GEMM (row-major, as cblas_sgemm), used when built with GR_BLAS=none. */
+void		gr_gemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+						const float *a, int lda, const float *b, int ldb, float beta, float *c,
+						int ldc);
+
+/* Row-major SGEMM: OpenBLAS loaded at first use, or plain loops without it (gr_blas.c). */
+void		gr_blas_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
+						  int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Set OpenBLAS's thread count. */
+void		gr_blas_set_threads(int n);
+
 #endif							/* GR_OPS_CPU_H */

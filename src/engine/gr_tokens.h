@@ -47,6 +47,7 @@ typedef struct gr_tokens
 	int32_t    *item_row_tok;
 	int32_t    *item_row_target;	/* dense id, 0 = read-out only */
 	int32_t    *item_row_seq;
+	int32_t    *item_row_src;	/* index in the history of the target interaction, -1 none */
 
 	/* action rows: action head */
 	int			n_act_rows;
@@ -54,6 +55,7 @@ typedef struct gr_tokens
 	int32_t    *act_row_coupler;	/* dense id fed to the PC coupler, 0 = none */
 	float	   *act_row_target; /* [rows * K], NaN = no target */
 	int32_t    *act_row_seq;
+	int32_t    *act_row_src;	/* index in the history of the target interaction, -1 none */
 } gr_tokens;
 
 /* Allocate a token batch for up to cap_tokens tokens, cap_seq sequences and cap_rows rows
@@ -84,12 +86,14 @@ int			gr_tokens_seq_len(const gr_tokens *tb);
 int			gr_tokens_add(gr_tokens *tb, int32_t item, int32_t pos, bool has_action,
 						  const float *action);
 
-/* Append an item row reading token tok with the given target; false when full. */
-bool		gr_tokens_add_item_row(gr_tokens *tb, int tok, int32_t target);
+/* Append an item row reading token tok with the given target item, which is interaction src
+ * of the history (-1 for a read-out); false when full. */
+bool		gr_tokens_add_item_row(gr_tokens *tb, int tok, int32_t target, int src);
 
-/* Append an action row reading token tok (coupled with item coupler, 0 = none) against
- * K targets (NULL = read-out only); false when full. */
-bool		gr_tokens_add_act_row(gr_tokens *tb, int tok, int32_t coupler, const float *target);
+/* Append an action row reading token tok (coupled with item coupler, 0 = none) against the K
+ * targets of interaction src (target NULL and src -1 for a read-out); false when full. */
+bool		gr_tokens_add_act_row(gr_tokens *tb, int tok, int32_t coupler, const float *target,
+								  int src);
 
 /* Bucket of a normalised action value for the input encoder; n_buckets for missing. */
 static inline int

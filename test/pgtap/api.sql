@@ -1,0 +1,98 @@
+-- The SQL surface of genrec: every function's signature, return type, volatility, strictness
+-- and parallel marking, and a comment on every object. A new function must be listed here.
+BEGIN;
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS genrec;
+SET search_path = public, genrec;
+
+CREATE TEMP TABLE api (fn name, args text[], rettype text, vol text, strict bool, agg bool);
+INSERT INTO api VALUES
+  ('genrec_version',            '{}',                                        'text',                       'IMMUTABLE', true,  false),
+  ('genrec_history_in',         '{cstring}',                                 'genrec_history',             'STABLE',    true,  false),
+  ('genrec_history_out',        '{genrec_history}',                          'cstring',                    'STABLE',    true,  false),
+  ('genrec_history_recv',       '{internal}',                                'genrec_history',             'IMMUTABLE', true,  false),
+  ('genrec_history_send',       '{genrec_history}',                          'bytea',                      'IMMUTABLE', true,  false),
+  ('genrec_history_agg_trans',  '{internal,bigint,real,timestamp with time zone}',        'internal',                   'IMMUTABLE', false, false),
+  ('genrec_history_agg_final',  '{internal}',                                'genrec_history',             'IMMUTABLE', false, false),
+  ('genrec_history',            '{bigint,real,timestamp with time zone}',    'genrec_history',             NULL,        NULL,  true),
+  ('genrec_history',            '{bigint[],real[],timestamp with time zone[]}', 'genrec_history',             'IMMUTABLE', false, false),
+  ('genrec_history_items',      '{genrec_history}',                          'bigint[]',                   'IMMUTABLE', true,  false),
+  ('genrec_history_actions',    '{genrec_history}',                          'real[]',                     'IMMUTABLE', true,  false),
+  ('genrec_history_times',      '{genrec_history}',                          'timestamp with time zone[]', 'IMMUTABLE', true,  false),
+  ('genrec_history_length',     '{genrec_history}',                          'integer',                    'IMMUTABLE', true,  false),
+  ('genrec_history_tail',       '{genrec_history,integer}',                  'genrec_history',             'IMMUTABLE', true,  false),
+  ('genrec_synthetic',          '{integer,integer,integer,bigint}',          'setof record',               'IMMUTABLE', true,  false),
+  ('genrec_hr',                 '{integer,integer}',                         'double precision',           'IMMUTABLE', true,  false),
+  ('genrec_ndcg',               '{integer,integer}',                         'double precision',           'IMMUTABLE', true,  false),
+  ('genrec_mrr',                '{integer}',                                 'double precision',           'IMMUTABLE', true,  false),
+  ('genrec_hit_rate_trans',     '{double precision[],integer,integer}',      'double precision[]',         'IMMUTABLE', false, false),
+  ('genrec_ndcg_trans',         '{double precision[],integer,integer}',      'double precision[]',         'IMMUTABLE', false, false),
+  ('genrec_mrr_trans',          '{double precision[],integer}',              'double precision[]',         'IMMUTABLE', false, false),
+  ('genrec_rmse_trans',         '{double precision[],double precision,double precision}', 'double precision[]', 'IMMUTABLE', true, false),
+  ('genrec_metric_combine',     '{double precision[],double precision[]}',   'double precision[]',         'IMMUTABLE', true,  false),
+  ('genrec_metric_mean',        '{double precision[]}',                      'double precision',           'IMMUTABLE', true,  false),
+  ('genrec_rmse_final',         '{double precision[]}',                      'double precision',           'IMMUTABLE', true,  false),
+  ('genrec_hit_rate',           '{integer,integer}',                         'double precision',           NULL,        NULL,  true),
+  ('genrec_mean_ndcg',          '{integer,integer}',                         'double precision',           NULL,        NULL,  true),
+  ('genrec_mean_mrr',           '{integer}',                                 'double precision',           NULL,        NULL,  true),
+  ('genrec_rmse',               '{double precision,double precision}',       'double precision',           NULL,        NULL,  true);
+
+-- the functions of the extension, by signature
+CREATE TEMP VIEW ext_procs AS
+  SELECT p.oid, p.proname, p.prokind, p.proparallel
+    FROM pg_proc p
+    JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+    JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'genrec';
+
+SELECT plan((SELECT 12 + 3 * count(*)::int + count(*) FILTER (WHERE NOT agg)::int * 2 FROM api));
+
+SELECT has_extension('genrec', 'extension genrec is installed');
+SELECT has_schema('genrec', 'schema genrec exists');
+SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'genrec'), false,
+          'genrec is not relocatable');
+SELECT is((SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+            WHERE e.extname = 'genrec'), 'genrec', 'genrec lives in schema genrec');
+SELECT has_type('genrec', 'genrec_history', 'type genrec_history exists');
+SELECT is((SELECT ROW(typlen, typalign, typstorage)::text FROM pg_type
+            WHERE oid = 'genrec.genrec_history'::regtype), '(-1,d,x)',
+          'genrec_history is a double-aligned, compressible varlena');
+SELECT isnt(obj_description('genrec.genrec_history'::regtype, 'pg_type'), NULL,
+            'genrec_history has a comment');
+SELECT is(genrec.genrec_version(), '0.1.0', 'genrec_version() reports 0.1.0');
+
+SELECT has_function('genrec', fn, args, format('%s(%s) exists', fn, array_to_string(args, ', ')))
+  FROM api;
+SELECT function_returns('genrec', fn, args, rettype,
+                        format('%s(%s) returns %s', fn, array_to_string(args, ', '), rettype))
+  FROM api;
+SELECT volatility_is('genrec', fn, args, vol,
+                     format('%s(%s) is %s', fn, array_to_string(args, ', '), vol))
+  FROM api WHERE NOT agg;
+SELECT CASE WHEN strict
+            THEN is_strict('genrec', fn, args, format('%s(%s) is STRICT', fn, array_to_string(args, ', ')))
+            ELSE isnt_strict('genrec', fn, args, format('%s(%s) is CALLED ON NULL INPUT', fn, array_to_string(args, ', ')))
+       END
+  FROM api WHERE NOT agg;
+SELECT CASE WHEN agg
+            THEN is_aggregate('genrec', fn, args, format('%s(%s) is an aggregate', fn, array_to_string(args, ', ')))
+            ELSE isnt_aggregate('genrec', fn, args, format('%s(%s) is not an aggregate', fn, array_to_string(args, ', ')))
+       END
+  FROM api;
+
+SELECT is((SELECT count(*)::int FROM ext_procs), (SELECT count(*)::int FROM api),
+          'the list above names every function and aggregate of the extension');
+SELECT is_empty($$SELECT oid::regprocedure::text FROM ext_procs WHERE proparallel <> 's'$$,
+                'every function and aggregate is PARALLEL SAFE');
+SELECT is_empty($$SELECT oid::regprocedure::text FROM ext_procs
+                   WHERE obj_description(oid, 'pg_proc') IS NULL$$,
+                'every function and aggregate has a COMMENT');
+SELECT is((SELECT array_agg(a.attname::text ORDER BY a.attnum)
+             FROM pg_proc p, unnest(p.proargnames, p.proargmodes) WITH ORDINALITY a(attname, mode, attnum)
+            WHERE p.oid = 'genrec.genrec_synthetic(integer,integer,integer,bigint)'::regprocedure
+              AND a.mode = 't'),
+          ARRAY['user_id', 'item_id', 'action', 'ts'],
+          'genrec_synthetic returns (user_id, item_id, action, ts)');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,472 @@
+/*
+ * test_layouts.c — the layouts end to end on small random models:
+ *  - token metadata of the toy history of LAYOUTS.md §4.0, for training and serving;
+ *  - leakage: perturbing an interaction never changes a prediction made for it from its own
+ *    label, nor any prediction for an earlier interaction (with positive controls showing the
+ *    perturbations do reach the predictions that may see them);
+ *  - packed candidate scoring equals the training-path prediction of the same item
+ *    (PROTOCOL.md), and candidates do not influence each other;
+ *  - a finite-difference check of each layout's whole loss, tensor by tensor.
+ */
+#include "gr_serve.h"
+#include "gr_train.h"
+#include "gr_rng.h"
+#include "unit.h"
+
+#include <string.h>
+
+static gr_env env;
+
+#define N_ITEMS 30
+
+/* A toy history of n interactions: items and actions drawn from a test stream. */
+static void
+make_history(int n, uint32_t stream, int32_t *items, float *actions)
+{
+	for (int i = 0; i < n; i++)
+	{
+		items[i] = 1 + (int) (gr_rng_uniform(3, stream, 0, i) * N_ITEMS);
+		actions[i] = gr_rng_uniform(3, stream, 1, i);
+	}
+}
+
+/* Create a small model of a layout with random weights. */
+static gr_model *
+make_model(gr_layout_id layout, int max_len, uint64_t seed)
+{
+	gr_model_config cfg;
+	gr_model   *m = NULL;
+	gr_error	err = {0};
+
+	gr_model_config_default(&cfg, layout, N_ITEMS, 1);
+	cfg.d_model = 16;
+	cfg.n_head = 2;
+	cfg.n_layer = 2;
+	cfg.max_len = max_len;
+	cfg.n_buckets = 4;
+	cfg.head_hidden = 12;
+	cfg.emb_scale = 2.0f;
+	CHECK_OK(gr_model_create(&env, &cfg, NULL, &m, &err), &err);
+	CHECK_OK(gr_model_init_params(m, seed, &err), &err);
+	/* larger weights than the GPT-2 init so every path visibly moves the outputs */
+	float	   *host = malloc(sizeof(float) * m->n_params);
+
+	gr_model_download_params(m, host);
+	for (size_t i = 0; i < m->n_params; i++)
+		host[i] *= 3.0f;
+	gr_model_upload_params(m, host);
+	free(host);
+	return m;
+}
+
+/* Toy history (i1,a1),(i2,a2),(i3,a3) as in LAYOUTS.md §4.0: check the training tokens. */
+static void
+test_toy_training_tokens(void)
+{
+	int32_t		items[3] = {11, 12, 13};
+	float		acts[3] = {0.1f, 0.2f, 0.3f};
+	gr_seq_view seq = {.items = items,.actions = acts,.n = 3,.n_actions = 1};
+	gr_tokens	tb;
+	gr_error	err;
+
+	CHECK_OK(gr_tokens_init(&tb, &env, 1, 4, 16, 2, 16, &err), &err);
+
+	/* L0: tokens i1, i2 with targets i2, i3 */
+	CHECK_OK(gr_layout_item.add_window(&tb, &seq, 0, 3, false, &err), &err);
+	CHECK(tb.n_tokens == 2 && tb.item[0] == 11 && tb.item[1] == 12 && !tb.has_action[0]);
+	CHECK(tb.n_item_rows == 2 && tb.item_row_target[0] == 12 && tb.item_row_target[1] == 13);
+	CHECK(tb.item_row_src[0] == 1 && tb.n_act_rows == 0);
+
+	/* INT: i1 a1 i2 a2 i3; item tokens predict a_n, action tokens predict i_{n+1} */
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_int.add_window(&tb, &seq, 0, 3, false, &err), &err);
+	CHECK(tb.n_tokens == 5);
+	CHECK(tb.item[0] == 11 && tb.item[1] == 0 && tb.item[2] == 12 && tb.item[4] == 13);
+	CHECK(tb.has_action[1] && tb.action[1] == 0.1f && !tb.has_action[0] && !tb.has_action[4]);
+	for (int t = 0; t < 5; t++)
+		CHECK(tb.pos[t] == t);
+	CHECK(tb.n_act_rows == 3 && tb.act_row_tok[0] == 0 && tb.act_row_tok[2] == 4);
+	CHECK(tb.act_row_target[2] == 0.3f && tb.act_row_src[2] == 2);
+	CHECK(tb.n_item_rows == 2 && tb.item_row_tok[0] == 1 && tb.item_row_target[0] == 12);
+	CHECK(tb.item_row_tok[1] == 3 && tb.item_row_target[1] == 13);
+
+	/* PC: (i1,a1), (i2,a2); coupler g(h_n, E[i_{n+1}]) predicts a_{n+1} */
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_pc.add_window(&tb, &seq, 0, 3, false, &err), &err);
+	CHECK(tb.n_tokens == 2 && tb.action[0] == 0.1f && tb.action[1] == 0.2f);
+	CHECK(tb.n_act_rows == 2 && tb.act_row_coupler[0] == 12 && tb.act_row_target[0] == 0.2f);
+	CHECK(tb.act_row_coupler[1] == 13 && tb.act_row_target[1] == 0.3f);
+	CHECK(tb.n_item_rows == 2 && tb.item_row_target[1] == 13);
+
+	/* LAC: (i1,null), (i2,a1), (i3,a2); h_n predicts a_n and i_{n+1} */
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_lac.add_window(&tb, &seq, 0, 3, false, &err), &err);
+	CHECK(tb.n_tokens == 3 && tb.has_action[0] && isnan(tb.action[0]));
+	CHECK(tb.action[1] == 0.1f && tb.action[2] == 0.2f);
+	CHECK(tb.n_act_rows == 3 && tb.act_row_target[0] == 0.1f && tb.act_row_target[2] == 0.3f);
+	CHECK(tb.n_item_rows == 2 && tb.item_row_tok[1] == 1 && tb.item_row_target[1] == 13);
+
+	/* a LAC window starting later carries the real lagged action, not the null one */
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_lac.add_window(&tb, &seq, 1, 3, true, &err), &err);
+	CHECK(tb.n_tokens == 2 && tb.action[0] == 0.1f && tb.n_act_rows == 1 &&
+		  tb.act_row_src[0] == 2 && tb.n_item_rows == 1 && tb.item_row_src[0] == 2);
+	gr_tokens_free(&tb);
+}
+
+/* Toy serving: candidates c1, c2 after the toy history (LAYOUTS.md §4.0 scoring). */
+static void
+test_toy_serving_tokens(void)
+{
+	int32_t		items[3] = {11, 12, 13}, cands[2] = {21, 22};
+	float		acts[3] = {0.1f, 0.2f, 0.3f};
+	gr_seq_view seq = {.items = items,.actions = acts,.n = 3,.n_actions = 1};
+	gr_tokens	tb;
+	gr_error	err;
+
+	CHECK_OK(gr_tokens_init(&tb, &env, 1, 4, 16, 2, 16, &err), &err);
+	CHECK_OK(gr_layout_lac.add_serving(&tb, &seq, 0, cands, 2, &err), &err);
+	CHECK(tb.n_tokens == 5 && tb.n_hist[0] == 3);
+	CHECK(tb.item[3] == 21 && tb.pos[3] == 3 && tb.item[4] == 22 && tb.pos[4] == 3);
+	CHECK(tb.action[3] == 0.3f && tb.action[4] == 0.3f);
+	CHECK(tb.n_item_rows == 1 && tb.item_row_tok[0] == 2 && tb.n_act_rows == 2);
+
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_int.add_serving(&tb, &seq, 0, cands, 2, &err), &err);
+	CHECK(tb.n_tokens == 8 && tb.n_hist[0] == 6 && tb.pos[6] == 6 && tb.pos[7] == 6);
+	CHECK(tb.item[6] == 21 && !tb.has_action[6] && tb.item_row_tok[0] == 5);
+
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_pc.add_serving(&tb, &seq, 0, cands, 2, &err), &err);
+	CHECK(tb.n_tokens == 3 && tb.n_act_rows == 2 && tb.act_row_tok[0] == 2 &&
+		  tb.act_row_coupler[1] == 22);
+
+	gr_tokens_reset(&tb);
+	CHECK(gr_layout_item.add_serving(&tb, &seq, 3, cands, 2, &err) == GR_ERR_EMPTY_HISTORY);
+	gr_tokens_free(&tb);
+}
+
+/* Predictions of a forward pass over a whole history, keyed by target interaction. */
+typedef struct predictions
+{
+	int			n;
+	float	   *item;			/* [n, V] logits predicting i_j (NaN rows: none) */
+	float	   *act;			/* [n] prediction of a_j (NaN: none) */
+} predictions;
+
+/* Run the training-path forward pass (no dropout) over seq and collect predictions. */
+static void
+predict_history(const gr_model *m, const gr_seq_view *seq, predictions *p)
+{
+	gr_tokens	tb;
+	gr_acts    *a;
+	gr_error	err;
+	int			V = m->cfg.n_items, n = seq->n;
+
+	p->n = n;
+	p->item = malloc(sizeof(float) * n * V);
+	p->act = malloc(sizeof(float) * n);
+	for (int i = 0; i < n * V; i++)
+		p->item[i] = NAN;
+	for (int i = 0; i < n; i++)
+		p->act[i] = NAN;
+	CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 4 * n, 1, 4 * n, &err), &err);
+	CHECK_OK(m->layout->add_window(&tb, seq, 0, n, false, &err), &err);
+	CHECK_OK(gr_acts_create(m, tb.n_tokens, 1, tb.n_tokens, 0, false, &a, &err), &err);
+	CHECK_OK(gr_pass_upload(a, &tb, &err), &err);
+	gr_trunk_forward(m, a, 0.0f, 0, 0);
+	for (int r = 0; r < tb.n_item_rows; r++)
+	{
+		gr_item_head_logits(m, a, r, 1);
+		memcpy(p->item + (size_t) tb.item_row_src[r] * V, a->logits, sizeof(float) * V);
+	}
+	if (m->layout->uses_actions)
+	{
+		gr_action_head_forward(m, a);
+		for (int r = 0; r < tb.n_act_rows; r++)
+			p->act[tb.act_row_src[r]] = a->act_pred[r];
+	}
+	gr_acts_free(a);
+	gr_tokens_free(&tb);
+}
+
+/* Whether target j's item prediction is bitwise equal in two runs. */
+static bool
+same_item(const predictions *a, const predictions *b, int j, int V)
+{
+	return memcmp(a->item + (size_t) j * V, b->item + (size_t) j * V, sizeof(float) * V) == 0;
+}
+
+/* Whether target j's action prediction is bitwise equal in two runs. */
+static bool
+same_act(const predictions *a, const predictions *b, int j)
+{
+	return memcmp(a->act + j, b->act + j, sizeof(float)) == 0;
+}
+
+/* Leakage: perturb each interaction's action and item in turn. */
+static void
+test_leakage(gr_layout_id id)
+{
+	enum
+	{
+	N = 9};
+	gr_model   *m = make_model(id, 16, 5);
+	int32_t		items[N];
+	float		acts[N];
+	gr_seq_view seq = {.items = items,.actions = acts,.n = N,.n_actions = 1};
+	predictions base, pert;
+	int			V = m->cfg.n_items, reached_act = 0, reached_item = 0;
+
+	make_history(N, 41, items, acts);
+	predict_history(m, &seq, &base);
+	for (int mi = 0; mi < N; mi++)
+	{
+		/* the action of interaction mi */
+		float		saved = acts[mi];
+
+		acts[mi] = saved > 0.5f ? saved - 0.45f : saved + 0.45f;
+		predict_history(m, &seq, &pert);
+		for (int j = 0; j <= mi; j++)
+		{
+			CHECK_MSG(same_item(&base, &pert, j, V), "%s: a_%d changed the prediction of i_%d",
+					  m->layout->name, mi, j);
+			CHECK_MSG(same_act(&base, &pert, j), "%s: a_%d changed the prediction of a_%d",
+					  m->layout->name, mi, j);
+		}
+		for (int j = mi + 1; j < N; j++)
+			reached_act += !same_act(&base, &pert, j) || !same_item(&base, &pert, j, V);
+		acts[mi] = saved;
+		free(pert.item);
+		free(pert.act);
+
+		/* the item of interaction mi */
+		int32_t		saved_item = items[mi];
+
+		items[mi] = saved_item % N_ITEMS + 1;
+		predict_history(m, &seq, &pert);
+		for (int j = 0; j <= mi; j++)
+			CHECK_MSG(same_item(&base, &pert, j, V), "%s: i_%d changed the prediction of i_%d",
+					  m->layout->name, mi, j);
+		for (int j = 0; j < mi; j++)
+			CHECK_MSG(same_act(&base, &pert, j), "%s: i_%d changed the prediction of a_%d",
+					  m->layout->name, mi, j);
+		/* action given item (P2): the item does reach its own action's prediction */
+		if (m->layout->uses_actions && !isnan(base.act[mi]))
+			reached_item += !same_act(&base, &pert, mi);
+		items[mi] = saved_item;
+		free(pert.item);
+		free(pert.act);
+	}
+	/* positive controls: visible perturbations do move later predictions */
+	CHECK_MSG(reached_act > 0 || !m->layout->uses_actions, "%s: actions never reach a prediction",
+			  m->layout->name);
+	if (m->layout->uses_actions)
+		CHECK_MSG(reached_item > N / 2, "%s: items reached only %d of their actions",
+				  m->layout->name, reached_item);
+	free(base.item);
+	free(base.act);
+	gr_model_free(m);
+}
+
+/* Packed scoring of the true next item equals the training-path prediction for it. */
+static void
+test_scoring_consistency(gr_layout_id id)
+{
+	enum
+	{
+	N = 12, MAXLEN = 6, C = 4};
+	gr_model   *m = make_model(id, MAXLEN, 9);
+	int32_t		items[N];
+	float		acts[N];
+	int64_t		hist_items[N], cands[C];
+	double		hist_acts[N];
+	float		act_all[C], logit_all[C], act_one, logit_one;
+	uint8_t		known[C];
+	gr_session *s;
+	gr_error	err;
+	int			V = m->cfg.n_items;
+
+	make_history(N, 77, items, acts);
+	for (int i = 0; i < N; i++)
+	{
+		hist_items[i] = items[i];
+		hist_acts[i] = acts[i];
+	}
+	CHECK_OK(gr_session_create(m, &s, &err), &err);
+	for (int t = 3; t < N; t++)
+	{
+		/* training path: the evaluation window ending at target t */
+		gr_tokens	tb;
+		gr_acts    *a;
+		gr_seq_view seq = {.items = items,.actions = acts,.n = N,.n_actions = 1};
+		int			W = m->layout->window_len(MAXLEN);
+
+		CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 64, 1, 64, &err), &err);
+		CHECK_OK(m->layout->add_window(&tb, &seq, GR_MAX(0, t + 1 - W), t + 1, true, &err), &err);
+		CHECK_OK(gr_acts_create(m, 64, 1, 64, 0, false, &a, &err), &err);
+		CHECK_OK(gr_pass_upload(a, &tb, &err), &err);
+		gr_trunk_forward(m, a, 0.0f, 0, 0);
+		gr_item_head_logits(m, a, 0, 1);
+		float		train_logit = a->logits[items[t] - 1];
+		float		train_act = NAN;
+
+		if (m->layout->uses_actions)
+		{
+			gr_action_head_forward(m, a);
+			train_act = a->act_pred[0];
+		}
+
+		/* serving path: history 0..t-1, candidates include i_t */
+		gr_history h = {.items = hist_items,.actions = hist_acts,.n = t};
+		gr_scores	sc = {.action = act_all,.logit = logit_all,.known = known};
+
+		cands[0] = 1 + (items[t] % V);
+		cands[1] = items[t];
+		cands[2] = 999;			/* unknown item */
+		cands[3] = 1 + ((items[t] + 7) % V);
+		CHECK_OK(gr_score(s, &h, cands, C, &sc, &err), &err);
+		CHECK(known[1] && !known[2] && isnan(logit_all[2]));
+		CHECK_MSG(fabsf(logit_all[1] - train_logit) <= 1e-5f * fmaxf(1.0f, fabsf(train_logit)),
+				  "%s t=%d: packed logit %g vs training path %g", m->layout->name, t,
+				  logit_all[1], train_logit);
+		if (m->layout->uses_actions)
+			CHECK_MSG(fabsf(act_all[1] - train_act) <= 1e-5f * fmaxf(1.0f, fabsf(train_act)),
+					  "%s t=%d: packed action %g vs training path %g", m->layout->name, t,
+					  act_all[1], train_act);
+		/* each candidate alone scores the same as in the pack */
+		gr_scores	one = {.action = &act_one,.logit = &logit_one};
+
+		CHECK_OK(gr_score(s, &h, cands + 3, 1, &one, &err), &err);
+		CHECK(fabsf(logit_one - logit_all[3]) <= 1e-5f * fmaxf(1.0f, fabsf(logit_one)));
+		if (m->layout->uses_actions)
+			CHECK(fabsf(act_one - act_all[3]) <= 1e-5f * fmaxf(1.0f, fabsf(act_one)));
+		gr_acts_free(a);
+		gr_tokens_free(&tb);
+	}
+	/* retrieval returns the top of the training-path logits, seen items excluded */
+	int64_t		rec[5];
+	float		rec_s[5];
+	int			n_rec;
+	gr_history	h = {.items = hist_items,.actions = hist_acts,.n = N};
+
+	CHECK_OK(gr_recommend(s, &h, 5, true, rec, rec_s, &n_rec, &err), &err);
+	CHECK(n_rec == 5);
+	for (int i = 0; i < n_rec; i++)
+	{
+		for (int j = 0; j < N; j++)
+			CHECK(rec[i] != items[j]);
+		if (i > 0)
+			CHECK(rec_s[i - 1] >= rec_s[i]);
+	}
+	gr_session_free(s);
+	gr_model_free(m);
+}
+
+/*
+ * Whole-loss gradient check: directional central differences per tensor. The loss is float32,
+ * so with eps = 5e-4 its rounding (about 3e-7) puts a floor of about 1e-3 on the numeric
+ * derivative; the directional derivatives checked are mostly O(0.1..10), where a missing or
+ * mis-scaled gradient path shows far above the 2% tolerance (measured truncation error at
+ * this eps stays under 0.5%). The PyTorch parity test checks gradients to 1e-4.
+ */
+static void
+test_loss_gradient(gr_layout_id id, float w_item, float w_action)
+{
+	enum
+	{
+	USERS = 4, LEN = 9};
+	gr_model   *m = make_model(id, 8, 13);
+	gr_train_config tc;
+	gr_trainer *tr;
+	gr_tokens	tb;
+	gr_error	err;
+	gr_step_loss sl;
+	int32_t		items[USERS][LEN];
+	float		acts[USERS][LEN];
+	size_t		P = m->n_params;
+	float	   *theta = malloc(sizeof(float) * P), *grad = malloc(sizeof(float) * P);
+	float	   *dir = malloc(sizeof(float) * P), *work = malloc(sizeof(float) * P);
+
+	gr_train_config_default(&tc);
+	tc.dropout = 0.0f;
+	tc.w_item = w_item;
+	tc.w_action = w_action;
+	CHECK_OK(gr_trainer_create(m, &tc, 256, USERS, &tr, &err), &err);
+	CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 256, USERS, 256, &err), &err);
+	for (int u = 0; u < USERS; u++)
+	{
+		make_history(LEN, 100 + u, items[u], acts[u]);
+		gr_seq_view seq = {.items = items[u],.actions = acts[u],.n = LEN - u,.n_actions = 1};
+		int			start = GR_MAX(0, seq.n - m->layout->window_len(m->cfg.max_len));
+
+		CHECK_OK(m->layout->add_window(&tb, &seq, start, seq.n, false, &err), &err);
+	}
+	CHECK_OK(gr_trainer_compute(tr, &tb, 0, &sl, &err), &err);
+	gr_model_download_params(m, theta);
+	m->ops->download(m->ops->ctx, grad, tr->grads, sizeof(float) * P);
+
+	for (int t = 0; t < m->n_tensors; t++)
+	{
+		const gr_tensor *ten = &m->tensors[t];
+		double		analytic = 0.0, norm = 0.0;
+		float		eps = 1e-3f;
+
+		memset(dir, 0, sizeof(float) * P);
+		for (size_t i = 0; i < ten->numel; i++)
+		{
+			float		u = 2.0f * gr_rng_uniform(17, GR_STREAM_TEST, t, i) - 1.0f;
+
+			/* the padding row of the item table is never read */
+			if (t == 0 && i < (size_t) m->cfg.d_model)
+				u = 0.0f;
+			dir[ten->offset + i] = u;
+			analytic += (double) u * grad[ten->offset + i];
+			norm += (double) u * u;
+		}
+		/* five-point stencil: truncation error O(eps^4) */
+		static const float steps[4] = {2.0f, 1.0f, -1.0f, -2.0f};
+		double		loss[4];
+
+		for (int k = 0; k < 4; k++)
+		{
+			for (size_t i = 0; i < P; i++)
+				work[i] = theta[i] + steps[k] * eps * dir[i];
+			gr_model_upload_params(m, work);
+			CHECK_OK(gr_trainer_compute(tr, &tb, 0, &sl, &err), &err);
+			loss[k] = sl.total;
+		}
+		double		numeric = (-loss[0] + 8.0 * loss[1] - 8.0 * loss[2] + loss[3]) / (12.0 * eps);
+
+		CHECK_MSG(fabs(numeric - analytic) <= 5e-3 * fabs(analytic) + 1e-3,
+				  "%s (w_item %g, w_action %g) tensor %s: analytic %.6g numeric %.6g",
+				  m->layout->name, w_item, w_action, ten->name, analytic, numeric);
+	}
+	gr_model_upload_params(m, theta);
+	free(theta);
+	free(grad);
+	free(dir);
+	free(work);
+	gr_tokens_free(&tb);
+	gr_trainer_free(tr);
+	gr_model_free(m);
+}
+
+/* Run every layout test. */
+int
+main(void)
+{
+	gr_env_default(&env);
+	test_toy_training_tokens();
+	test_toy_serving_tokens();
+	for (int id = 0; id < GR_LAYOUT_COUNT; id++)
+	{
+		test_leakage(id);
+		test_scoring_consistency(id);
+		/* each loss alone, so a path's error cannot hide under the other loss's gradient */
+		test_loss_gradient(id, 1.0f, 0.0f);
+		if (gr_layout_by_id(id)->uses_actions)
+			test_loss_gradient(id, 0.0f, 1.0f);
+	}
+	return unit_finish("test_layouts");
+}

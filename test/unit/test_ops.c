@@ -1,0 +1,598 @@
+/*
+ * test_ops.c — every CPU op against a plain reference loop (in double) on random inputs, and a
+ * finite-difference gradient check of every op with a backward pass (central differences of
+ * the double reference). Linear ops are checked through their adjoint identity.
+ */
+#include "gr_ops.h"
+#include "gr_rng.h"
+#include "unit.h"
+
+#include <string.h>
+
+static const gr_ops *ops;
+static uint32_t draw_counter = 0;
+
+/* Fill x with uniform values in [lo, hi) from a fresh counter. */
+static void
+fill_uniform(float *x, size_t n, float lo, float hi)
+{
+	uint32_t	stream = GR_STREAM_TEST + (draw_counter++);
+
+	for (size_t i = 0; i < n; i++)
+		x[i] = lo + (hi - lo) * gr_rng_uniform(7, stream, 0, i);
+}
+
+/* Relative error ||a - b|| / max(||b||, 1e-12) between a float and a double array. */
+static double
+rel_err(const float *a, const double *b, size_t n)
+{
+	double		num = 0.0, den = 0.0;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		double		e = (double) a[i] - b[i];
+
+		if (isnan(a[i]))
+			return INFINITY;
+		num += e * e;
+		den += b[i] * b[i];
+	}
+	return sqrt(num) / fmax(sqrt(den), 1e-12);
+}
+
+/* Plain GEMM reference in double with the ops' row-major transpose convention. */
+static void
+ref_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const float *a, int lda,
+		 const float *b, int ldb, double beta, const float *c_in, double *c, int ldc)
+{
+	for (int i = 0; i < m; i++)
+		for (int j = 0; j < n; j++)
+		{
+			double		s = 0.0;
+
+			for (int p = 0; p < k; p++)
+			{
+				double		av = ta ? a[(size_t) p * lda + i] : a[(size_t) i * lda + p];
+				double		bv = tb ? b[(size_t) j * ldb + p] : b[(size_t) p * ldb + j];
+
+				s += av * bv;
+			}
+			c[(size_t) i * ldc + j] = alpha * s + beta * c_in[(size_t) i * ldc + j];
+		}
+}
+
+/* GEMM in all transpose combinations with padded leading dimensions. */
+static void
+test_gemm(void)
+{
+	int			m = 7, n = 5, k = 9;
+
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++)
+		{
+			int			lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+			float		a[(9 + 3) * 9], b[(9 + 2) * 9], c[7 * 6];
+			double		ref[7 * 6];
+
+			fill_uniform(a, sizeof(a) / sizeof(float), -1, 1);
+			fill_uniform(b, sizeof(b) / sizeof(float), -1, 1);
+			fill_uniform(c, sizeof(c) / sizeof(float), -1, 1);
+			ref_gemm(ta, tb, m, n, k, 0.7, a, lda, b, ldb, 0.3, c, ref, ldc);
+			ops->gemm(ops->ctx, ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c, ldc);
+			for (int i = 0; i < m; i++)
+				for (int j = 0; j < n; j++)
+					CHECK_CLOSE(c[i * ldc + j], ref[i * ldc + j], 1e-5);
+		}
+}
+
+/* Bias add, bias gradient and elementwise add against loops. */
+static void
+test_bias_and_add(void)
+{
+	enum
+	{
+	R = 37, C = 70};
+	float		x[R * C], b[C], y[R * C], db[C], s[R * C];
+
+	fill_uniform(x, R * C, -1, 1);
+	fill_uniform(b, C, -1, 1);
+	memcpy(y, x, sizeof(x));
+	ops->add_bias(ops->ctx, y, b, R, C);
+	for (int i = 0; i < R * C; i++)
+		CHECK_CLOSE(y[i], x[i] + b[i % C], 1e-6);
+	for (int c = 0; c < C; c++)
+		db[c] = 0.5f;
+	ops->bias_grad(ops->ctx, db, x, R, C);
+	for (int c = 0; c < C; c++)
+	{
+		double		ref = 0.5;
+
+		for (int r = 0; r < R; r++)
+			ref += x[r * C + c];
+		CHECK_CLOSE(db[c], ref, 1e-5);
+	}
+	ops->add(ops->ctx, s, x, y, R * C);
+	for (int i = 0; i < R * C; i++)
+		CHECK_CLOSE(s[i], x[i] + y[i], 1e-6);
+}
+
+/* Double LayerNorm of one row. */
+static void
+ref_layernorm_row(const double *x, const float *w, const float *b, int C, double *y)
+{
+	double		m = 0, v = 0;
+
+	for (int c = 0; c < C; c++)
+		m += x[c];
+	m /= C;
+	for (int c = 0; c < C; c++)
+		v += (x[c] - m) * (x[c] - m);
+	v /= C;
+	for (int c = 0; c < C; c++)
+		y[c] = (x[c] - m) / sqrt(v + 1e-5) * w[c] + b[c];
+}
+
+/* LayerNorm forward against the reference, backward against finite differences. */
+static void
+test_layernorm(void)
+{
+	enum
+	{
+	R = 5, C = 12};
+	float		x[R * C], w[C], b[C], y[R * C], mean[R], rstd[R], dy[R * C];
+	float		dx[R * C], dw[C], db[C];
+	double		xd[C], yd[C], yp[C], ym[C];
+
+	fill_uniform(x, R * C, -2, 2);
+	fill_uniform(w, C, 0.5, 1.5);
+	fill_uniform(b, C, -0.5, 0.5);
+	fill_uniform(dy, R * C, -1, 1);
+	ops->layernorm_fwd(ops->ctx, y, mean, rstd, x, w, b, R, C);
+	for (int r = 0; r < R; r++)
+	{
+		for (int c = 0; c < C; c++)
+			xd[c] = x[r * C + c];
+		ref_layernorm_row(xd, w, b, C, yd);
+		for (int c = 0; c < C; c++)
+			CHECK_CLOSE(y[r * C + c], yd[c], 1e-5);
+	}
+	memset(dx, 0, sizeof(dx));
+	memset(dw, 0, sizeof(dw));
+	memset(db, 0, sizeof(db));
+	ops->layernorm_bwd(ops->ctx, dx, dw, db, dy, x, w, mean, rstd, R, C);
+	/* dL/dx with L = sum dy * y, by central differences of the double reference */
+	for (int r = 0; r < R; r++)
+		for (int c = 0; c < C; c++)
+		{
+			double		h = 1e-6, lp = 0, lm = 0;
+
+			for (int j = 0; j < C; j++)
+				xd[j] = x[r * C + j];
+			xd[c] += h;
+			ref_layernorm_row(xd, w, b, C, yp);
+			xd[c] -= 2 * h;
+			ref_layernorm_row(xd, w, b, C, ym);
+			for (int j = 0; j < C; j++)
+			{
+				lp += dy[r * C + j] * yp[j];
+				lm += dy[r * C + j] * ym[j];
+			}
+			CHECK_CLOSE(dx[r * C + c], (lp - lm) / (2 * h), 1e-4);
+		}
+	/* dL/dw and dL/db are sums of dy * xhat and dy */
+	for (int c = 0; c < C; c++)
+	{
+		double		rw = 0, rb = 0;
+
+		for (int r = 0; r < R; r++)
+		{
+			rw += dy[r * C + c] * (x[r * C + c] - mean[r]) * rstd[r];
+			rb += dy[r * C + c];
+		}
+		CHECK_CLOSE(dw[c], rw, 1e-5);
+		CHECK_CLOSE(db[c], rb, 1e-5);
+	}
+}
+
+/* Double GELU (tanh form). */
+static double
+ref_gelu(double u)
+{
+	return 0.5 * u * (1.0 + tanh(sqrt(2.0 / M_PI) * (u + 0.044715 * u * u * u)));
+}
+
+/* GELU forward against the reference, backward against finite differences. */
+static void
+test_gelu(void)
+{
+	enum
+	{
+	N = 200};
+	float		x[N], y[N], dy[N], dx[N];
+
+	fill_uniform(x, N, -5, 5);
+	fill_uniform(dy, N, -1, 1);
+	ops->gelu_fwd(ops->ctx, y, x, N);
+	ops->gelu_bwd(ops->ctx, dx, x, dy, N);
+	for (int i = 0; i < N; i++)
+	{
+		double		h = 1e-6;
+
+		CHECK_CLOSE(y[i], ref_gelu(x[i]), 1e-5);
+		CHECK_CLOSE(dx[i], dy[i] * (ref_gelu(x[i] + h) - ref_gelu(x[i] - h)) / (2 * h), 1e-4);
+	}
+}
+
+/* Dropout: keep rate, scaling, determinism per (seed, site, step), and p = 0. */
+static void
+test_dropout(void)
+{
+	enum
+	{
+	N = 100000};
+	static float x[N], y[N], y2[N], y3[N];
+	size_t		kept = 0;
+
+	fill_uniform(x, N, 0.5, 1.5);
+	ops->dropout(ops->ctx, y, x, N, 0.25f, 11, 3, 5);
+	ops->dropout(ops->ctx, y2, x, N, 0.25f, 11, 3, 5);
+	ops->dropout(ops->ctx, y3, x, N, 0.25f, 11, 3, 6);
+	int			same = 1, differs = 0;
+
+	for (int i = 0; i < N; i++)
+	{
+		if (y[i] != 0.0f)
+		{
+			kept++;
+			CHECK_CLOSE(y[i], x[i] / 0.75, 1e-6);
+		}
+		same &= y[i] == y2[i];
+		differs |= (y[i] == 0.0f) != (y3[i] == 0.0f);
+		CHECK(y[i] == 0.0f || (gr_dropout_keep(11, 3, 5, i, 0.25f) && y[i] != 0.0f));
+	}
+	CHECK(same);
+	CHECK(differs);
+	/* binomial: 75000 +- 4.5 sigma (sigma = 137) */
+	CHECK_MSG(kept > 74380 && kept < 75620, "kept %zu of %d", kept, N);
+	ops->dropout(ops->ctx, y, x, N, 0.0f, 11, 3, 5);
+	CHECK(memcmp(x, y, sizeof(x)) == 0);
+}
+
+/* Gather/scatter against loops and the adjoint identity <gather(T), Y> = <T, scatter(Y)>. */
+static void
+test_gather_scatter(void)
+{
+	enum
+	{
+	V = 9, R = 13, C = 6};
+	float		t[V * C], g[R * C], yv[R * C], dt[V * C];
+	int32_t		idx[R];
+
+	fill_uniform(t, V * C, -1, 1);
+	fill_uniform(yv, R * C, -1, 1);
+	for (int r = 0; r < R; r++)
+		idx[r] = (r * 5) % (V + 1) - 1;	/* includes -1 and duplicates */
+	ops->gather_rows(ops->ctx, g, t, idx, R, C, 2.0f, false);
+	for (int r = 0; r < R; r++)
+		for (int c = 0; c < C; c++)
+			CHECK_CLOSE(g[r * C + c], idx[r] < 0 ? 0.0 : 2.0 * t[idx[r] * C + c], 1e-6);
+	memcpy(g, yv, sizeof(g));
+	ops->gather_rows(ops->ctx, g, t, idx, R, C, 1.0f, true);
+	for (int r = 0; r < R; r++)
+		for (int c = 0; c < C; c++)
+			CHECK_CLOSE(g[r * C + c], yv[r * C + c] + (idx[r] < 0 ? 0.0 : t[idx[r] * C + c]),
+						1e-6);
+	memset(dt, 0, sizeof(dt));
+	ops->scatter_add_rows(ops->ctx, dt, yv, idx, R, C, 2.0f);
+	ops->gather_rows(ops->ctx, g, t, idx, R, C, 2.0f, false);
+	double		lhs = 0, rhs = 0;
+
+	for (int i = 0; i < R * C; i++)
+		lhs += (double) g[i] * yv[i];
+	for (int i = 0; i < V * C; i++)
+		rhs += (double) t[i] * dt[i];
+	CHECK_CLOSE(lhs, rhs, 1e-5);
+}
+
+/* Double attention over packed sequences with an explicit block-causal predicate. */
+static void
+ref_attention(const double *qkv, const gr_attn_seqs *s, int H, int d, double *out)
+{
+	int			dh = d / H;
+
+	for (int q = 0; q < s->seq_off[s->n_seq]; q++)
+		for (int i = 0; i < d; i++)
+			out[q * d + i] = 0;
+	for (int sq = 0; sq < s->n_seq; sq++)
+	{
+		int			base = s->seq_off[sq], T = s->seq_off[sq + 1] - base, th = s->n_hist[sq];
+
+		for (int h = 0; h < H; h++)
+			for (int q = 0; q < T; q++)
+			{
+				double		sc[64], mx = -INFINITY, sum = 0;
+
+				for (int k = 0; k < T; k++)
+				{
+					bool		allow = (q < th && k <= q) || (q >= th && (k < th || k == q));
+
+					sc[k] = -INFINITY;
+					if (!allow)
+						continue;
+					double		dotp = 0;
+
+					for (int i = 0; i < dh; i++)
+						dotp += qkv[(base + q) * 3 * d + h * dh + i] *
+							qkv[(base + k) * 3 * d + d + h * dh + i];
+					sc[k] = dotp / sqrt((double) dh);
+					mx = fmax(mx, sc[k]);
+				}
+				for (int k = 0; k < T; k++)
+					sum += isinf(sc[k]) ? 0 : exp(sc[k] - mx);
+				for (int k = 0; k < T; k++)
+				{
+					if (isinf(sc[k]))
+						continue;
+					double		p = exp(sc[k] - mx) / sum;
+
+					for (int i = 0; i < dh; i++)
+						out[(base + q) * d + h * dh + i] +=
+							p * qkv[(base + k) * 3 * d + 2 * d + h * dh + i];
+				}
+			}
+	}
+}
+
+/* Attention forward against the reference; backward against finite differences. */
+static void
+test_attention(void)
+{
+	enum
+	{
+	H = 2, D = 8, NT = 17};
+	/* three sequences: causal (n_hist = len), block-causal with candidates, and length 1 */
+	int32_t		off[4] = {0, 6, 16, 17}, hist[3] = {6, 4, 1};
+	gr_attn_seqs s = {.n_seq = 3,.max_tokens = 10,.seq_off = off,.n_hist = hist,
+	.dev_seq_off = off,.dev_n_hist = hist};
+	float		qkv[NT * 3 * D], out[NT * D], lse[NT * H], dout[NT * D], dqkv[NT * 3 * D];
+	double		qd[NT * 3 * D], ref[NT * D], rp[NT * D], rm[NT * D];
+
+	fill_uniform(qkv, NT * 3 * D, -1.5, 1.5);
+	fill_uniform(dout, NT * D, -1, 1);
+	for (int i = 0; i < NT * 3 * D; i++)
+		qd[i] = qkv[i];
+	ref_attention(qd, &s, H, D, ref);
+	ops->attn_fwd(ops->ctx, out, lse, qkv, &s, H, D);
+	CHECK_MSG(rel_err(out, ref, NT * D) < 1e-5, "attention forward error %g",
+			  rel_err(out, ref, NT * D));
+	ops->attn_bwd(ops->ctx, dqkv, dout, qkv, out, lse, &s, H, D);
+	double	   *num = malloc(sizeof(double) * NT * 3 * D);
+
+	for (int i = 0; i < NT * 3 * D; i++)
+	{
+		double		h = 1e-6, lp = 0, lm = 0;
+
+		qd[i] = qkv[i] + h;
+		ref_attention(qd, &s, H, D, rp);
+		qd[i] = qkv[i] - h;
+		ref_attention(qd, &s, H, D, rm);
+		qd[i] = qkv[i];
+		for (int j = 0; j < NT * D; j++)
+		{
+			lp += dout[j] * rp[j];
+			lm += dout[j] * rm[j];
+		}
+		num[i] = (lp - lm) / (2 * h);
+	}
+	CHECK_MSG(rel_err(dqkv, num, NT * 3 * D) < 1e-4, "attention backward error %g",
+			  rel_err(dqkv, num, NT * 3 * D));
+	/* candidates do not see each other: changing candidate 2's k/v leaves candidate 1 alone */
+	float		out2[NT * D];
+
+	for (int i = 0; i < D; i++)
+		qkv[(6 + 5) * 3 * D + D + i] += 1.0f;
+	ops->attn_fwd(ops->ctx, out2, lse, qkv, &s, H, D);
+	for (int i = 0; i < D; i++)
+		CHECK(out2[(6 + 4) * D + i] == out[(6 + 4) * D + i]);
+	free(num);
+}
+
+/* Softmax cross-entropy loss and in-place gradient against the reference. */
+static void
+test_softmax_xent(void)
+{
+	enum
+	{
+	R = 4, V = 11, LD = 13};
+	float		x[R * LD], g[R * LD], loss[R];
+	int32_t		tgt[R] = {3, -1, 10, 0};
+
+	fill_uniform(x, R * LD, -6, 6);
+	memcpy(g, x, sizeof(x));
+	ops->softmax_xent(ops->ctx, g, LD, tgt, R, V, loss, 0.5f);
+	for (int r = 0; r < R; r++)
+	{
+		double		mx = -INFINITY, s = 0;
+
+		for (int c = 0; c < V; c++)
+			mx = fmax(mx, x[r * LD + c]);
+		for (int c = 0; c < V; c++)
+			s += exp(x[r * LD + c] - mx);
+		if (tgt[r] < 0)
+		{
+			CHECK(loss[r] == 0.0f);
+			for (int c = 0; c < V; c++)
+				CHECK(g[r * LD + c] == 0.0f);
+			continue;
+		}
+		CHECK_CLOSE(loss[r], log(s) + mx - x[r * LD + tgt[r]], 1e-5);
+		for (int c = 0; c < V; c++)
+		{
+			double		p = exp(x[r * LD + c] - mx) / s;
+
+			CHECK_CLOSE(g[r * LD + c], 0.5 * (p - (c == tgt[r])), 1e-5);
+		}
+	}
+}
+
+/* Action losses (MSE and BCE columns, missing targets) against references and derivatives. */
+static void
+test_action_loss(void)
+{
+	enum
+	{
+	R = 6, K = 2};
+	float		pred[R * K], y[R * K], loss[R * K], grad[R * K];
+	float		scale[K] = {0.25f, 0.5f};
+
+	fill_uniform(pred, R * K, -3, 3);
+	fill_uniform(y, R * K, 0, 1);
+	y[3] = NAN;
+	for (int r = 0; r < R; r++)
+		y[r * K + 1] = y[r * K + 1] > 0.5f;	/* column 1 is binary */
+	ops->action_loss(ops->ctx, pred, y, R, K, scale, 2u, loss, grad);
+	for (int i = 0; i < R * K; i++)
+	{
+		double		z = pred[i], t = y[i];
+
+		if (isnan(y[i]))
+		{
+			CHECK(loss[i] == 0.0f && grad[i] == 0.0f);
+			continue;
+		}
+		if (i % K == 0)
+		{
+			CHECK_CLOSE(loss[i], (z - t) * (z - t), 1e-5);
+			CHECK_CLOSE(grad[i], 0.25 * 2 * (z - t), 1e-5);
+		}
+		else
+		{
+			double		h = 1e-6;
+			double		lp = log1p(exp(z + h)) - t * (z + h), lm = log1p(exp(z - h)) - t * (z - h);
+
+			CHECK_CLOSE(loss[i], log1p(exp(z)) - t * z, 1e-5);
+			CHECK_CLOSE(grad[i], 0.5 * (lp - lm) / (2 * h), 1e-5);
+		}
+	}
+}
+
+/* AdamW over several steps against the textbook update in double. */
+static void
+test_adamw(void)
+{
+	enum
+	{
+	N = 50};
+	float		p[N], g[N], m[N] = {0}, v[N] = {0};
+	double		pd[N], md[N] = {0}, vd[N] = {0};
+	double		lr = 0.01, b1 = 0.9, b2 = 0.98, eps = 1e-8, wd = 0.1;
+
+	fill_uniform(p, N, -1, 1);
+	for (int i = 0; i < N; i++)
+		pd[i] = p[i];
+	for (int t = 1; t <= 5; t++)
+	{
+		fill_uniform(g, N, -1, 1);
+		ops->adamw(ops->ctx, p, g, m, v, N, (float) lr, (float) b1, (float) b2, (float) eps,
+				   (float) wd, t);
+		for (int i = 0; i < N; i++)
+		{
+			md[i] = b1 * md[i] + (1 - b1) * g[i];
+			vd[i] = b2 * vd[i] + (1 - b2) * (double) g[i] * g[i];
+			double		mh = md[i] / (1 - pow(b1, t)), vh = vd[i] / (1 - pow(b2, t));
+
+			pd[i] -= lr * (mh / (sqrt(vh) + eps) + wd * pd[i]);
+		}
+	}
+	for (int i = 0; i < N; i++)
+		CHECK_CLOSE(p[i], pd[i], 1e-5);
+}
+
+/* Ranks with and without exclusions, and top-k, against counting and sorting. */
+static void
+test_rank_and_topk(void)
+{
+	enum
+	{
+	R = 3, V = 40, K = 7};
+	float		s[R * V], val[R * K];
+	int32_t		tgt[R] = {5, 17, -1}, ra[R], re[R], idx[R * K];
+	int32_t		excl_off[R + 1] = {0, 3, 3, 5};
+	int32_t		excl[5] = {1, 9, 30, 2, 3};	/* sorted per row */
+
+	fill_uniform(s, R * V, -1, 1);
+	s[2 * V + 4] = NAN;			/* a NaN score is never returned */
+	ops->rank_targets(ops->ctx, s, V, tgt, excl_off, excl, R, V, ra, re);
+	for (int r = 0; r < R; r++)
+	{
+		if (tgt[r] < 0)
+		{
+			CHECK(ra[r] == 0 && re[r] == 0);
+			continue;
+		}
+		int			all = 1, ex = 1;
+
+		for (int c = 0; c < V; c++)
+		{
+			bool		excluded = false;
+
+			for (int j = excl_off[r]; j < excl_off[r + 1]; j++)
+				excluded |= excl[j] == c;
+			if (s[r * V + c] > s[r * V + tgt[r]])
+			{
+				all++;
+				ex += !excluded;
+			}
+		}
+		CHECK(ra[r] == all);
+		CHECK(re[r] == ex);
+	}
+	ops->topk(ops->ctx, s, V, excl_off, excl, R, V, K, idx, val);
+	for (int r = 0; r < R; r++)
+	{
+		/* every returned item beats every non-returned, non-excluded one, in order */
+		for (int i = 0; i < K; i++)
+		{
+			CHECK(idx[r * K + i] >= 0 && val[r * K + i] == s[r * V + idx[r * K + i]]);
+			if (i > 0)
+				CHECK(val[r * K + i - 1] >= val[r * K + i]);
+			for (int j = excl_off[r]; j < excl_off[r + 1]; j++)
+				CHECK(idx[r * K + i] != excl[j]);
+		}
+		for (int c = 0; c < V; c++)
+		{
+			bool		in = false, excluded = false;
+
+			for (int i = 0; i < K; i++)
+				in |= idx[r * K + i] == c;
+			for (int j = excl_off[r]; j < excl_off[r + 1]; j++)
+				excluded |= excl[j] == c;
+			if (!in && !excluded && !isnan(s[r * V + c]))
+				CHECK(s[r * V + c] <= val[r * K + K - 1]);
+		}
+	}
+	/* fewer candidates than k: the tail is padded with -1 / -inf */
+	int32_t		off1[2] = {0, 0};
+
+	ops->topk(ops->ctx, s, V, off1, NULL, 1, 3, 5, idx, val);
+	CHECK(idx[3] == -1 && idx[4] == -1 && isinf(val[4]) && idx[2] >= 0);
+}
+
+/* Run every op test. */
+int
+main(void)
+{
+	ops = gr_ops_cpu();
+	test_gemm();
+	test_bias_and_add();
+	test_layernorm();
+	test_gelu();
+	test_dropout();
+	test_gather_scatter();
+	test_attention();
+	test_softmax_xent();
+	test_action_loss();
+	test_adamw();
+	test_rank_and_topk();
+	return unit_finish("test_ops");
+}
