@@ -1,0 +1,169 @@
+/*
+ * gr_cuda.h — internal declarations of the CUDA backend (cuda/ sources).
+ *
+ * The backend's state is one gr_cuda_ctx: the device, a stream every op is queued on, the
+ * cuBLAS handle and its compute type (the math mode), scratch memory, and the first failure
+ * since the last check() (a status and a message). Compute ops return nothing: they record a
+ * failure and later ops become no-ops until check() reports and clears it. Nothing here calls
+ * exit or abort.
+ *
+ * Built with GR_CUDA_EMU, the same sources compile as plain C++ against gr_cuda_emu.h, a CPU
+ * emulation of the few runtime, cuBLAS and kernel features used, so the kernels' logic can be
+ * tested on machines without a GPU (make cuda-emu).
+ */
+#ifndef GR_CUDA_H
+#define GR_CUDA_H
+
+#ifdef GR_CUDA_EMU
+#include "gr_cuda_emu.h"
+#else
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#endif
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+extern "C"
+{
+#include "gr_device.h"
+#include "gr_ops.h"
+}
+
+/* Launch a kernel on a stream (the emulation runs it on the CPU). */
+#ifdef GR_CUDA_EMU
+#define GR_LAUNCH(kern, grid, block, smem, stream, ...) \
+	gr_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kern(__VA_ARGS__); })
+#define GR_DYN_SMEM(type, name) type *name = (type *) gr_emu_dyn_smem()
+#else
+#define GR_LAUNCH(kern, grid, block, smem, stream, ...) \
+	kern<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#define GR_DYN_SMEM(type, name) extern __shared__ __align__(16) type name[]
+#endif
+
+/* Unroll a loop with a constant trip count (keeps small arrays in registers). */
+#ifdef GR_CUDA_EMU
+#define GR_UNROLL
+#else
+#define GR_UNROLL _Pragma("unroll")
+#endif
+
+#define GR_CUDA_MSG_LEN 256
+
+typedef struct gr_cuda_ctx
+{
+	int			device;
+	gr_math_mode math;
+	cudaStream_t stream;
+	cublasHandle_t blas;
+	cublasComputeType_t compute;
+	int			n_sm;
+	size_t		smem_optin;		/* largest dynamic shared memory a block may ask for */
+
+	/* the first failure since the last check() */
+	gr_status	err_status;
+	char		err_msg[GR_CUDA_MSG_LEN];
+
+	/* scratch: grown on demand, freed at close */
+	void	   *scratch;
+	size_t		scratch_bytes;
+
+	gr_ops		ops;
+	char		name[96];
+} gr_cuda_ctx;
+
+/* Record a failure unless one is already pending. */
+void		gr_cuda_fail(gr_cuda_ctx *c, gr_status st, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+/* Record a failed runtime call; returns true on success. */
+bool		gr_cuda_ok(gr_cuda_ctx *c, cudaError_t e, const char *what);
+
+/* Check the launch of a kernel; returns true on success. */
+bool		gr_cuda_launched(gr_cuda_ctx *c, const char *kernel);
+
+/* Scratch memory of at least bytes (contents undefined), or NULL after recording a failure. */
+void	   *gr_cuda_scratch(gr_cuda_ctx *c, size_t bytes);
+
+/* Blocks of `threads` threads covering n items, capped for grid-stride loops. */
+static inline unsigned
+gr_cuda_blocks(size_t n, unsigned threads)
+{
+	size_t		b = (n + threads - 1) / threads;
+
+	if (b < 1)
+		b = 1;
+	if (b > 65535u * 8u)
+		b = 65535u * 8u;
+	return (unsigned) b;
+}
+
+#define GR_CTX(ctx) ((gr_cuda_ctx *) (ctx))
+/* Skip an op once a failure is pending (its result would be garbage anyway). */
+#define GR_CUDA_PENDING(c) ((c)->err_status != GR_OK)
+
+/* pointwise, normalisation, dropout and embedding ops (gr_cuda_pointwise.cu) */
+void		gr_cuda_scale(gr_cuda_ctx *c, float *x, int rows, int cols, int ld, float beta);
+void		gr_cuda_add_bias(void *ctx, float *out, const float *bias, int rows, int cols);
+void		gr_cuda_bias_grad(void *ctx, float *dbias, const float *dout, int rows, int cols);
+void		gr_cuda_add(void *ctx, float *out, const float *a, const float *b, size_t n);
+void		gr_cuda_layernorm_fwd(void *ctx, float *out, float *mean, float *rstd,
+								  const float *inp, const float *w, const float *b, int rows,
+								  int cols);
+void		gr_cuda_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db,
+								  const float *dout, const float *inp, const float *w,
+								  const float *mean, const float *rstd, int rows, int cols);
+void		gr_cuda_gelu_fwd(void *ctx, float *out, const float *inp, size_t n);
+void		gr_cuda_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout,
+							 size_t n);
+void		gr_cuda_dropout(void *ctx, float *out, const float *inp, size_t n, float p,
+							uint64_t seed, uint32_t site, uint32_t step);
+void		gr_cuda_gather_rows(void *ctx, float *out, const float *table, const int32_t *idx,
+								int rows, int cols, float scale, bool accumulate);
+void		gr_cuda_scatter_add_rows(void *ctx, float *dtable, const float *dout,
+									 const int32_t *idx, int rows, int cols, float scale);
+
+/* attention (gr_cuda_attn.cu) */
+void		gr_cuda_attn_fwd(void *ctx, float *out, float *lse, const float *qkv,
+							 const gr_attn_seqs *seqs, int n_head, int d);
+void		gr_cuda_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv,
+							 const float *out, const float *lse, const gr_attn_seqs *seqs,
+							 int n_head, int d);
+
+/* losses, optimiser and ranking (gr_cuda_loss.cu) */
+void		gr_cuda_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target,
+								 int rows, int cols, float *loss, float grad_scale);
+void		gr_cuda_action_loss(void *ctx, const float *pred, const float *target, int rows,
+								int k, const float *col_scale, uint32_t binary_mask,
+								float *loss, float *grad);
+void		gr_cuda_adamw(void *ctx, float *param, const float *grad, float *m, float *v,
+						  size_t n, float lr, float beta1, float beta2, float eps,
+						  float weight_decay, int t);
+void		gr_cuda_rank_targets(void *ctx, const float *scores, int ld, const int32_t *target,
+								 const int32_t *excl_off, const int32_t *excl, int rows,
+								 int cols, int32_t *rank_all, int32_t *rank_excl);
+void		gr_cuda_topk(void *ctx, const float *scores, int ld, const int32_t *excl_off,
+						 const int32_t *excl, int rows, int cols, int k, int32_t *out_idx,
+						 float *out_val);
+
+/* Sum a float over a warp. */
+static __device__ __forceinline__ float
+gr_warp_sum(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+/* Max of a float over a warp. */
+static __device__ __forceinline__ float
+gr_warp_max(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
+
+#endif							/* GR_CUDA_H */

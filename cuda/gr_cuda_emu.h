@@ -1,0 +1,247 @@
+/*
+ * gr_cuda_emu.h — a CPU emulation of the CUDA features cuda/ sources uses, for testing the
+ * kernels' logic where no GPU exists (make cuda-emu builds build/genrec_cuda_emu.so).
+ *
+ * Each block's threads run as cooperative fibers (ucontext) on one OS thread; a fiber runs
+ * until it reaches __syncthreads (all live threads of the block), a warp barrier
+ * (__syncwarp, and every shuffle, over the 32 threads of its warp) or its end. Running each
+ * thread as far as it can before switching is an adversarial schedule: a missing barrier
+ * shows up as a wrong result. Blocks run in parallel on OpenMP threads, __shared__ variables
+ * are per OS thread, and atomics are real atomics. Memory is host memory; cuBLAS GEMMs use
+ * the engine's reference GEMM (gr_gemm_ref) after mapping cuBLAS's column-major convention
+ * back to row-major, so the backend's row-major-to-column-major mapping is tested too.
+ *
+ * GR_EMU_NO_DEVICE=1 in the environment makes cudaGetDeviceCount report no device.
+ * This header is test machinery: it is never part of genrec_cuda.so.
+ */
+#ifndef GR_CUDA_EMU_H
+#define GR_CUDA_EMU_H
+
+#include <functional>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __restrict__
+#define __align__(n) __attribute__((aligned(n)))
+#define __shared__ static thread_local
+
+struct dim3
+{
+	unsigned	x, y, z;
+	dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1):x(a), y(b), z(c)
+	{
+	}
+};
+
+extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+/* runtime */
+typedef enum cudaError
+{
+	cudaSuccess = 0,
+	cudaErrorInvalidValue = 1,
+	cudaErrorMemoryAllocation = 2,
+	cudaErrorNoDevice = 100
+} cudaError_t;
+typedef enum cudaMemcpyKind
+{
+	cudaMemcpyHostToDevice = 1,
+	cudaMemcpyDeviceToHost = 2,
+	cudaMemcpyDeviceToDevice = 3
+} cudaMemcpyKind;
+typedef struct gr_emu_stream *cudaStream_t;
+typedef struct cudaDeviceProp
+{
+	char		name[256];
+	int			major, minor;
+	int			multiProcessorCount;
+	size_t		sharedMemPerBlockOptin;
+	size_t		totalGlobalMem;
+} cudaDeviceProp;
+enum
+{
+	cudaStreamNonBlocking = 1,
+	cudaFuncAttributeMaxDynamicSharedMemorySize = 8
+};
+
+const char *cudaGetErrorString(cudaError_t e);
+cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaSetDevice(int d);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaMalloc(void **p, size_t bytes);
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind k,
+							cudaStream_t s);
+cudaError_t cudaMemsetAsync(void *dst, int v, size_t bytes, cudaStream_t s);
+cudaError_t cudaGetLastError(void);
+
+template <typename F>
+cudaError_t
+cudaFuncSetAttribute(F, int, int)
+{
+	return cudaSuccess;
+}
+
+/* cuBLAS */
+typedef struct gr_emu_blas *cublasHandle_t;
+typedef enum
+{
+	CUBLAS_STATUS_SUCCESS = 0,
+	CUBLAS_STATUS_INVALID_VALUE = 7
+} cublasStatus_t;
+typedef enum
+{
+	CUBLAS_OP_N = 0,
+	CUBLAS_OP_T = 1
+} cublasOperation_t;
+typedef enum
+{
+	CUBLAS_COMPUTE_32F = 68,
+	CUBLAS_COMPUTE_32F_FAST_16BF = 75,
+	CUBLAS_COMPUTE_32F_FAST_TF32 = 77
+} cublasComputeType_t;
+typedef enum
+{
+	CUDA_R_32F = 0
+} cudaDataType;
+typedef enum
+{
+	CUBLAS_DEFAULT_MATH = 0,
+	CUBLAS_PEDANTIC_MATH = 2
+} cublasMath_t;
+typedef enum
+{
+	CUBLAS_GEMM_DEFAULT = -1
+} cublasGemmAlgo_t;
+
+cublasStatus_t cublasCreate(cublasHandle_t *h);
+cublasStatus_t cublasDestroy(cublasHandle_t h);
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m);
+const char *cublasGetStatusString(cublasStatus_t s);
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+							int m, int n, int k, const void *alpha, const void *A,
+							cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
+							const void *beta, void *C, cudaDataType ct, int ldc,
+							cublasComputeType_t compute, cublasGemmAlgo_t algo);
+
+/* kernels */
+void		gr_emu_launch(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
+void	   *gr_emu_dyn_smem(void);
+void		gr_emu_syncthreads(void);
+void		gr_emu_syncwarp(void);
+void		gr_emu_warp_exchange(uint64_t *v, int src_lane);
+int			gr_emu_lane(void);
+
+#define __syncthreads() gr_emu_syncthreads()
+#define __syncwarp(...) gr_emu_syncwarp()
+
+/* Shuffle: publish v to the warp, read lane src's value. */
+template <typename T>
+static inline T
+gr_emu_shfl(T v, int src)
+{
+	uint64_t	w = 0;
+	T			out;
+
+	memcpy(&w, &v, sizeof(T));
+	gr_emu_warp_exchange(&w, src);
+	memcpy(&out, &w, sizeof(T));
+	return out;
+}
+
+template <typename T>
+static inline T
+__shfl_xor_sync(unsigned, T v, int mask)
+{
+	return gr_emu_shfl(v, gr_emu_lane() ^ mask);
+}
+
+template <typename T>
+static inline T
+__shfl_sync(unsigned, T v, int lane)
+{
+	return gr_emu_shfl(v, lane & 31);
+}
+
+static inline float
+atomicAdd(float *p, float v)
+{
+	float		old, nv;
+	uint32_t	o, n;
+
+	do
+	{
+		memcpy(&o, p, 4);
+		memcpy(&old, &o, 4);
+		nv = old + v;
+		memcpy(&n, &nv, 4);
+	} while (!__atomic_compare_exchange_n((uint32_t *) p, &o, n, false, __ATOMIC_SEQ_CST,
+										  __ATOMIC_SEQ_CST));
+	return old;
+}
+
+static inline int
+atomicAdd(int *p, int v)
+{
+	return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+
+static inline unsigned
+atomicAdd(unsigned *p, unsigned v)
+{
+	return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+
+static inline int
+atomicSub(int *p, int v)
+{
+	return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST);
+}
+
+static inline unsigned
+__float_as_uint(float f)
+{
+	unsigned	u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+template <typename T>
+static inline T
+__ldg(const T *p)
+{
+	return *p;
+}
+
+static inline int
+min(int a, int b)
+{
+	return a < b ? a : b;
+}
+
+static inline int
+max(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+static inline float
+rsqrtf(float x)
+{
+	return 1.0f / sqrtf(x);
+}
+
+#endif							/* GR_CUDA_EMU_H */
