@@ -76,7 +76,10 @@ $(BUILD)/engine $(BUILD)/unit $(BUILD)/cli:
 	mkdir -p $@
 
 $(BUILD)/unit/%: test/unit/%.c test/unit/unit.h $(ENGINE_LIB) | $(BUILD)/unit
-	$(GR_CC) $(GR_CFLAGS) -Isrc/engine -Itest/unit $< -o $@ $(ENGINE_LIB) $(GR_LIBS)
+	$(GR_CC) $(GR_CFLAGS) -Isrc/engine -Itest/unit $< -o $@ $(ENGINE_LIB) $(GR_LIBS) $(UNIT_LDFLAGS)
+
+# test_ops makes malloc fail on demand to exercise the ops' no-scratch paths
+$(BUILD)/unit/test_ops: UNIT_LDFLAGS = -Wl,--wrap=malloc
 
 $(CLI_BIN): $(CLI_SRCS) $(wildcard src/cli/*.h) $(ENGINE_LIB) | $(BUILD)/cli
 	$(GR_CC) $(GR_CFLAGS) -Isrc/engine $(CLI_SRCS) -o $@ $(ENGINE_LIB) $(GR_LIBS) -lz
@@ -127,7 +130,7 @@ fuzz: $(FUZZ_BINS)
 #   GR_CUDA_GENCODE=...   default: sm_90 machine code plus compute_90 PTX
 #   make cuda-emu         build/genrec_cuda_emu.so: the same sources compiled for the CPU
 #                         against cuda/gr_cuda_emu.h, to test the kernels without a GPU
-#   make gpu-tests        build/gpu/test_cuda_ops and build/gpu/bench_engine (test/gpu/)
+#   make gpu-tests        build/gpu/test_cuda_ops (test/gpu/) and build/gpu/gpu_bench (bench/)
 GR_CUDA         ?= auto
 NVCC            ?= $(firstword $(shell command -v nvcc 2>/dev/null) \
                    $(wildcard /usr/local/cuda/bin/nvcc))
@@ -185,7 +188,10 @@ cuda-emu: $(CUDA_EMU_MODULE)
 $(BUILD)/gpu/%: test/gpu/%.c test/unit/unit.h $(ENGINE_LIB) | $(BUILD)/gpu
 	$(GR_CC) $(GR_CFLAGS) -Isrc/engine -Itest/unit $< -o $@ $(ENGINE_LIB) $(GR_LIBS)
 
-gpu-tests: $(patsubst test/gpu/%.c,$(BUILD)/gpu/%,$(wildcard test/gpu/*.c))
+$(BUILD)/gpu/gpu_bench: bench/gpu_bench.c $(ENGINE_LIB) | $(BUILD)/gpu
+	$(GR_CC) $(GR_CFLAGS) -Isrc/engine $< -o $@ $(ENGINE_LIB) $(GR_LIBS)
+
+gpu-tests: $(patsubst test/gpu/%.c,$(BUILD)/gpu/%,$(wildcard test/gpu/*.c)) $(BUILD)/gpu/gpu_bench
 
 all: cuda-module
 unit: cuda-module

@@ -226,7 +226,7 @@ decode_actions(const cJSON *const *items, gr_model_config *cfg, gr_error *err)
 	k = 0;
 	cJSON_ArrayForEach(element, binary)
 	{
-		int			kind;
+		int			kind = 0;
 
 		GR_TRY(decode_int(element, "action_binary", &kind, err));
 		if (kind != 0 && kind != 1)
@@ -288,8 +288,8 @@ config_from_tree(const cJSON *root, gr_model_config *cfg, gr_error *err)
 {
 	const cJSON *items[N_CONFIG_KEYS];
 	const gr_layout *layout;
-	int			n_items,
-				n_actions;
+	int			n_items = 0,
+				n_actions = 0;
 
 	if (!cJSON_IsObject(root))
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "a configuration must be a JSON object");

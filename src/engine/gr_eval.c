@@ -284,6 +284,10 @@ gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
 	}
 	out->mrr = acc.n_ranked > 0 ? acc.mrr / acc.n_ranked : NAN;
 	out->mrr_all = acc.n_ranked > 0 ? acc.mrr_all / acc.n_ranked : NAN;
+	for (int j = 0; j < opt.n_ks; j++)
+		out->pop_hr[j] = out->pop_ndcg[j] = NAN;
+	if (opt.baseline && (st = gr_popularity_metrics(ds, split, out, err)) != GR_OK)
+		goto done;
 	for (int k = 0; k < GR_MAX_ACTIONS; k++)
 	{
 		out->rmse[k] = out->logloss[k] = out->ne[k] = out->baseline_rmse[k] = NAN;

@@ -32,6 +32,9 @@ typedef struct gr_metrics
 	double		logloss[GR_MAX_ACTIONS];	/* binary columns */
 	double		ne[GR_MAX_ACTIONS]; /* binary: log loss / entropy of the base rate */
 	double		baseline_rmse[GR_MAX_ACTIONS];	/* bias baseline, continuous columns */
+	/* popularity baseline: items ranked by training-split count, seen items excluded */
+	double		pop_hr[GR_MAX_KS];
+	double		pop_ndcg[GR_MAX_KS];
 } gr_metrics;
 
 typedef struct gr_eval_options
@@ -61,5 +64,10 @@ double		gr_metric_mrr(int rank);
 
 /* RMSE of the bias baseline on a split's targets for action column k (normalised scale). */
 double		gr_bias_baseline_rmse(const gr_dataset *ds, gr_split split, int k);
+
+/* HR@K and NDCG@K of the popularity ranking (training-split counts, ties by item id, the
+ * user's earlier items excluded) on a split; fills out->pop_hr / out->pop_ndcg for out->ks. */
+gr_status	gr_popularity_metrics(const gr_dataset *ds, gr_split split, gr_metrics *out,
+								  gr_error *err);
 
 #endif							/* GR_EVAL_H */

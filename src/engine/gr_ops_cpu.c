@@ -4,6 +4,7 @@
  * optimiser and ranking in gr_ops_cpu_loss.c.
  */
 #include "gr_ops_cpu.h"
+#include "gr_mathf.h"
 #include "gr_rng.h"
 
 #include <math.h>
@@ -231,7 +232,7 @@ cpu_gelu_fwd(void *ctx, float *out, const float *inp, size_t n)
 	for (size_t i = 0; i < n; i++)
 	{
 		float		u = inp[i];
-		float		t = tanhf(GR_GELU_C * (u + 0.044715f * u * u * u));
+		float		t = gr_tanhf(GR_GELU_C * (u + 0.044715f * u * u * u));
 
 		out[i] = 0.5f * u * (1.0f + t);
 	}
@@ -246,11 +247,55 @@ cpu_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, size_t
 	for (size_t i = 0; i < n; i++)
 	{
 		float		u = inp[i];
-		float		t = tanhf(GR_GELU_C * (u + 0.044715f * u * u * u));
+		float		t = gr_tanhf(GR_GELU_C * (u + 0.044715f * u * u * u));
 		float		g = 0.5f * (1.0f + t) +
 			0.5f * u * (1.0f - t * t) * GR_GELU_C * (1.0f + 3.0f * 0.044715f * u * u);
 
 		dinp[i] = dout[i] * g;
+	}
+}
+
+/* Dropout keep-flags of elements [16 * 4 * g, 16 * 4 * (g + 1)): the Philox rounds of
+ * gr_rng.h run for 16 counters side by side so the compiler vectorises them. */
+static void
+dropout_keep_lanes(uint64_t seed, uint32_t site, uint32_t step, uint64_t g, float p,
+				   uint8_t keep[64])
+{
+	uint32_t	c0[16], c1[16], c2[16], c3[16];
+	uint32_t	k0 = (uint32_t) seed, k1 = (uint32_t) (seed >> 32);
+
+	for (int l = 0; l < 16; l++)
+	{
+		uint64_t	block = 16 * g + (uint64_t) l;
+
+		c0[l] = (uint32_t) block;
+		c1[l] = (uint32_t) (block >> 32);
+		c2[l] = step;
+		c3[l] = GR_STREAM_DROPOUT + site;
+	}
+	for (int r = 0; r < 10; r++)
+	{
+		for (int l = 0; l < 16; l++)
+		{
+			uint64_t	p0 = (uint64_t) 0xD2511F53u * c0[l];
+			uint64_t	p1 = (uint64_t) 0xCD9E8D57u * c2[l];
+			uint32_t	n0 = (uint32_t) (p1 >> 32) ^ c1[l] ^ k0;
+			uint32_t	n2 = (uint32_t) (p0 >> 32) ^ c3[l] ^ k1;
+
+			c1[l] = (uint32_t) p1;
+			c3[l] = (uint32_t) p0;
+			c0[l] = n0;
+			c2[l] = n2;
+		}
+		k0 += 0x9E3779B9u;
+		k1 += 0xBB67AE85u;
+	}
+	for (int l = 0; l < 16; l++)
+	{
+		keep[4 * l + 0] = gr_word_to_unit(c0[l]) >= p;
+		keep[4 * l + 1] = gr_word_to_unit(c1[l]) >= p;
+		keep[4 * l + 2] = gr_word_to_unit(c2[l]) >= p;
+		keep[4 * l + 3] = gr_word_to_unit(c3[l]) >= p;
 	}
 }
 
@@ -267,10 +312,18 @@ cpu_dropout(void *ctx, float *out, const float *inp, size_t n, float p, uint64_t
 		return;
 	}
 	float		scale = 1.0f / (1.0f - p);
+	size_t		groups = (n + 63) / 64;
 
 #pragma omp parallel for if (n > 16384) schedule(static)
-	for (size_t i = 0; i < n; i++)
-		out[i] = gr_dropout_keep(seed, site, step, i, p) ? inp[i] * scale : 0.0f;
+	for (size_t g = 0; g < groups; g++)
+	{
+		uint8_t		keep[64];
+		size_t		end = GR_MIN(n, 64 * g + 64);
+
+		dropout_keep_lanes(seed, site, step, g, p, keep);
+		for (size_t i = 64 * g; i < end; i++)
+			out[i] = keep[i - 64 * g] ? inp[i] * scale : 0.0f;
+	}
 }
 
 /* Gather (optionally accumulate) scaled table rows selected by idx. */

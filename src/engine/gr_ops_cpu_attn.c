@@ -2,27 +2,26 @@
  * gr_ops_cpu_attn.c — multi-head softmax attention over packed sequences on the CPU.
  *
  * The mask is the block-causal predicate of gr_ops.h, evaluated per query as "keys
- * [0, visible) plus, for candidates, the query itself"; no T x T mask is built. The forward
- * pass runs an online softmax per query and saves the log-sum-exp per (token, head); the
- * backward pass recomputes the probabilities from it, so no score matrix is ever stored and
- * memory is O(tokens * heads), not O(tokens^2).
+ * [0, visible) plus, for candidates, the query itself"; no T x T mask is built. Work is split
+ * by (sequence, head). Each task copies its head's keys and values into transposed scratch
+ * ([d_head][T]) so the inner loops run over keys with unit stride and vectorise. The forward
+ * pass saves the log-sum-exp per (token, head); the backward pass recomputes the
+ * probabilities from it, so no score matrix is stored and memory is O(tokens * heads).
+ * Should the scratch not be available, a plain per-key loop computes the same thing.
  */
+#include "gr_mathf.h"
 #include "gr_ops_cpu.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Number of keys in [0, visible) for query q, and whether q also sees itself apart. */
+/* Keys [0, n) visible to query q; *self is true when q (a candidate) also sees itself. */
 static inline int
-visible_prefix(int q, int n_hist, bool *self_extra)
+visible_prefix(int q, int n_hist, bool *self)
 {
-	if (q < n_hist)
-	{
-		*self_extra = false;
-		return q + 1;
-	}
-	*self_extra = true;
-	return n_hist;
+	*self = q >= n_hist;
+	return *self ? n_hist : q + 1;
 }
 
 /* Dot product of two vectors of length n. */
@@ -36,57 +35,235 @@ dot(const float *a, const float *b, int n)
 	return s;
 }
 
-/* Fold key k (score sc, value vk) into a running softmax (max m, sum l, output o). */
-static inline void
-online_softmax_step(float sc, const float *vk, int dh, float *m, float *l, float *o)
+/* One (sequence, head) task: where its rows live and its scratch. */
+typedef struct attn_task
 {
-	if (sc > *m)
+	const float *Q, *K, *V;		/* first row of the head's columns; row stride ld */
+	int			ld;				/* 3d */
+	int			T;				/* tokens */
+	int			n_hist;
+	int			dh;
+	float		scale;
+	float	   *Kt, *Vt;		/* [dh][T] */
+	float	   *s;				/* [T] scores / probabilities */
+	float	   *dp;				/* [T] */
+	float	   *dKt, *dVt;		/* [dh][T] (backward) */
+} attn_task;
+
+/* Copy the head's keys and values into transposed scratch. */
+static void
+load_transposed(attn_task *t)
+{
+	for (int k = 0; k < t->T; k++)
 	{
-		float		r = expf(*m - sc);	/* 0 when m is still -inf */
+		const float *kr = t->K + (size_t) k * t->ld, *vr = t->V + (size_t) k * t->ld;
 
-		*l *= r;
-		for (int i = 0; i < dh; i++)
-			o[i] *= r;
-		*m = sc;
+		for (int i = 0; i < t->dh; i++)
+		{
+			t->Kt[(size_t) i * t->T + k] = kr[i];
+			t->Vt[(size_t) i * t->T + k] = vr[i];
+		}
 	}
-	float		p = expf(sc - *m);
-
-	*l += p;
-	for (int i = 0; i < dh; i++)
-		o[i] += p * vk[i];
 }
 
-/* Attention forward for one (sequence, head), one pass per query with an online softmax. */
+/* Scaled scores of query q against keys [0, nk) into t->s. */
 static void
-attn_fwd_one(float *out, float *lse, const float *qkv, int base, int T, int n_hist, int h,
-			 int n_head, int d)
+scores(const attn_task *t, const float *q, int nk)
 {
-	int			dh = d / n_head;
-	int			ld = 3 * d;
-	float		scale = 1.0f / sqrtf((float) dh);
-	const float *Q = qkv + (size_t) base * ld + h * dh;
-	const float *K = Q + d;
-	const float *V = Q + 2 * d;
+	float	   *s = t->s;
 
-	for (int q = 0; q < T; q++)
+	for (int k = 0; k < nk; k++)
+		s[k] = 0.0f;
+	for (int i = 0; i < t->dh; i++)
 	{
-		bool		self_extra;
-		int			nk = visible_prefix(q, n_hist, &self_extra);
-		const float *qv = Q + (size_t) q * ld;
-		float	   *o = out + (size_t) (base + q) * d + h * dh;
+		const float *kt = t->Kt + (size_t) i * t->T;
+		float		qi = q[i] * t->scale;
+
+		for (int k = 0; k < nk; k++)
+			s[k] += qi * kt[k];
+	}
+}
+
+/* Forward of one query: o = softmax(scores) V over its visible keys; returns the lse. */
+static float
+attn_fwd_query(const attn_task *t, int q, float *o)
+{
+	bool		self;
+	int			nk = visible_prefix(q, t->n_hist, &self);
+	const float *qv = t->Q + (size_t) q * t->ld;
+	float	   *s = t->s;
+	float		m = -INFINITY, l = 0.0f, s_self = 0.0f, p_self = 0.0f;
+
+	scores(t, qv, nk);
+	for (int k = 0; k < nk; k++)
+		m = gr_maxf(m, s[k]);
+	if (self)
+	{
+		s_self = dot(qv, t->K + (size_t) q * t->ld, t->dh) * t->scale;
+		m = gr_maxf(m, s_self);
+	}
+	for (int k = 0; k < nk; k++)
+	{
+		s[k] = gr_expf(s[k] - m);
+		l += s[k];
+	}
+	if (self)
+	{
+		p_self = gr_expf(s_self - m);
+		l += p_self;
+	}
+	float		inv = 1.0f / l;
+
+	for (int i = 0; i < t->dh; i++)
+	{
+		const float *vt = t->Vt + (size_t) i * t->T;
+		float		acc = 0.0f;
+
+		for (int k = 0; k < nk; k++)
+			acc += s[k] * vt[k];
+		if (self)
+			acc += p_self * vt[q];
+		o[i] = acc * inv;
+	}
+	return m + logf(l);
+}
+
+/* Backward of one query: accumulate dQ (written), dKt and dVt from dO. */
+static void
+attn_bwd_query(const attn_task *t, int q, const float *dov, const float *ov, float L,
+			   float *dq)
+{
+	bool		self;
+	int			nk = visible_prefix(q, t->n_hist, &self);
+	const float *qv = t->Q + (size_t) q * t->ld;
+	float	   *s = t->s, *dp = t->dp;
+	float		D = dot(dov, ov, t->dh);
+	int			T = t->T;
+
+	/* probabilities and their upstream gradient over the visible prefix */
+	scores(t, qv, nk);
+	for (int k = 0; k < nk; k++)
+	{
+		s[k] = gr_expf(s[k] - L);
+		dp[k] = 0.0f;
+	}
+	for (int i = 0; i < t->dh; i++)
+	{
+		const float *vt = t->Vt + (size_t) i * T;
+		float		g = dov[i];
+
+		for (int k = 0; k < nk; k++)
+			dp[k] += g * vt[k];
+	}
+	/* dp becomes dS (scaled), s stays P */
+	for (int k = 0; k < nk; k++)
+		dp[k] = s[k] * (dp[k] - D) * t->scale;
+	float		p_self = 0.0f, ds_self = 0.0f;
+
+	if (self)
+	{
+		p_self = gr_expf(dot(qv, t->K + (size_t) q * t->ld, t->dh) * t->scale - L);
+		ds_self = p_self * (dot(dov, t->V + (size_t) q * t->ld, t->dh) - D) * t->scale;
+	}
+	for (int i = 0; i < t->dh; i++)
+	{
+		const float *kt = t->Kt + (size_t) i * T;
+		float	   *dkt = t->dKt + (size_t) i * T, *dvt = t->dVt + (size_t) i * T;
+		float		qi = qv[i], gi = dov[i], acc = 0.0f;
+
+		for (int k = 0; k < nk; k++)
+		{
+			acc += dp[k] * kt[k];
+			dkt[k] += dp[k] * qi;
+			dvt[k] += s[k] * gi;
+		}
+		if (self)
+		{
+			acc += ds_self * kt[q];
+			dkt[q] += ds_self * qi;
+			dvt[q] += p_self * gi;
+		}
+		dq[i] = acc;
+	}
+}
+
+/* Bind a task to sequence s, head h; scratch is assigned by the caller. */
+static attn_task
+make_task(const float *qkv, const gr_attn_seqs *seqs, int s, int h, int n_head, int d)
+{
+	attn_task	t;
+	int			base = seqs->seq_off[s];
+
+	t.dh = d / n_head;
+	t.ld = 3 * d;
+	t.Q = qkv + (size_t) base * t.ld + h * t.dh;
+	t.K = t.Q + d;
+	t.V = t.Q + 2 * d;
+	t.T = seqs->seq_off[s + 1] - base;
+	t.n_hist = seqs->n_hist[s];
+	t.scale = 1.0f / sqrtf((float) t.dh);
+	return t;
+}
+
+/* Point a task's scratch into one buffer of scratch_floats(T, dh, backward) floats. */
+static void
+assign_scratch(attn_task *t, float *buf, bool backward)
+{
+	size_t		plane = (size_t) t->dh * t->T;
+
+	t->Kt = buf;
+	t->Vt = buf + plane;
+	t->s = buf + 2 * plane;
+	t->dp = t->s + t->T;
+	t->dKt = backward ? t->dp + t->T : NULL;
+	t->dVt = backward ? t->dKt + plane : NULL;
+}
+
+/* Floats of scratch one task needs. */
+static size_t
+scratch_floats(int T, int dh, bool backward)
+{
+	return (size_t) dh * T * (backward ? 4 : 2) + 2 * (size_t) T;
+}
+
+/* Attention forward for one task without scratch: a plain loop per (query, key). */
+static void
+attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int n_head, int d)
+{
+	for (int q = 0; q < t->T; q++)
+	{
+		bool		self;
+		int			nk = visible_prefix(q, t->n_hist, &self);
+		const float *qv = t->Q + (size_t) q * t->ld;
+		float	   *o = out + (size_t) (base + q) * d + h * t->dh;
 		float		m = -INFINITY, l = 0.0f;
 
-		memset(o, 0, (size_t) dh * sizeof(float));
-		for (int k = 0; k < nk; k++)
-			online_softmax_step(dot(qv, K + (size_t) k * ld, dh) * scale, V + (size_t) k * ld,
-								dh, &m, &l, o);
-		if (self_extra)
-			online_softmax_step(dot(qv, K + (size_t) q * ld, dh) * scale, V + (size_t) q * ld,
-								dh, &m, &l, o);
-		float		inv = 1.0f / l;
+		for (int j = 0; j <= nk; j++)
+		{
+			int			k = j < nk ? j : q;
 
-		for (int i = 0; i < dh; i++)
-			o[i] *= inv;
+			if (j == nk && !self)
+				break;
+			float		sc = dot(qv, t->K + (size_t) k * t->ld, t->dh) * t->scale;
+
+			m = gr_maxf(m, sc);
+		}
+		memset(o, 0, sizeof(float) * t->dh);
+		for (int j = 0; j <= nk; j++)
+		{
+			int			k = j < nk ? j : q;
+
+			if (j == nk && !self)
+				break;
+			float		p = gr_expf(dot(qv, t->K + (size_t) k * t->ld, t->dh) * t->scale - m);
+			const float *vk = t->V + (size_t) k * t->ld;
+
+			l += p;
+			for (int i = 0; i < t->dh; i++)
+				o[i] += p * vk[i];
+		}
+		for (int i = 0; i < t->dh; i++)
+			o[i] /= l;
 		lse[(size_t) (base + q) * n_head + h] = m + logf(l);
 	}
 }
@@ -98,69 +275,65 @@ gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const gr_at
 {
 	(void) ctx;
 	int			n_tasks = seqs->n_seq * n_head;
+	size_t		need = scratch_floats(seqs->max_tokens, d / n_head, false);
 
-#pragma omp parallel for schedule(dynamic, 1)
-	for (int task = 0; task < n_tasks; task++)
+#pragma omp parallel
 	{
-		int			s = task / n_head, h = task % n_head;
-		int			base = seqs->seq_off[s];
+		float	   *buf = malloc(sizeof(float) * need);
 
-		attn_fwd_one(out, lse, qkv, base, seqs->seq_off[s + 1] - base, seqs->n_hist[s], h,
-					 n_head, d);
+#pragma omp for schedule(dynamic, 1)
+		for (int task = 0; task < n_tasks; task++)
+		{
+			int			s = task / n_head, h = task % n_head;
+			int			base = seqs->seq_off[s];
+			attn_task	t = make_task(qkv, seqs, s, h, n_head, d);
+
+			if (buf == NULL)
+			{
+				attn_fwd_plain(&t, out, lse, base, h, n_head, d);
+				continue;
+			}
+			assign_scratch(&t, buf, false);
+			load_transposed(&t);
+			for (int q = 0; q < t.T; q++)
+				lse[(size_t) (base + q) * n_head + h] =
+					attn_fwd_query(&t, q, out + (size_t) (base + q) * d + h * t.dh);
+		}
+		free(buf);
 	}
 }
 
-/* Attention backward for one (sequence, head); writes its slice of dqkv. */
+/* Attention backward for one task without scratch: a plain loop per (query, key). */
 static void
-attn_bwd_one(float *dqkv, const float *dout, const float *qkv, const float *out,
-			 const float *lse, int base, int T, int n_hist, int h, int n_head, int d)
+attn_bwd_plain(const attn_task *t, float *dqkv, const float *dout, const float *out,
+			   const float *lse, int base, int h, int n_head, int d)
 {
-	int			dh = d / n_head;
-	int			ld = 3 * d;
-	float		scale = 1.0f / sqrtf((float) dh);
-	const float *Q = qkv + (size_t) base * ld + h * dh;
-	const float *K = Q + d;
-	const float *V = Q + 2 * d;
-	float	   *dQ = dqkv + (size_t) base * ld + h * dh;
-	float	   *dK = dQ + d;
-	float	   *dV = dQ + 2 * d;
+	float	   *dQ = dqkv + (size_t) base * t->ld + h * t->dh;
+	float	   *dK = dQ + d, *dV = dQ + 2 * d;
 
-	for (int t = 0; t < T; t++)
+	for (int q = 0; q < t->T; q++)
 	{
-		memset(dQ + (size_t) t * ld, 0, (size_t) dh * sizeof(float));
-		memset(dK + (size_t) t * ld, 0, (size_t) dh * sizeof(float));
-		memset(dV + (size_t) t * ld, 0, (size_t) dh * sizeof(float));
-	}
-	for (int q = 0; q < T; q++)
-	{
-		bool		self_extra;
-		int			nk = visible_prefix(q, n_hist, &self_extra);
-		const float *qv = Q + (size_t) q * ld;
-		const float *dov = dout + (size_t) (base + q) * d + h * dh;
-		const float *ov = out + (size_t) (base + q) * d + h * dh;
+		bool		self;
+		int			nk = visible_prefix(q, t->n_hist, &self);
+		const float *qv = t->Q + (size_t) q * t->ld;
+		const float *dov = dout + (size_t) (base + q) * d + h * t->dh;
+		const float *ov = out + (size_t) (base + q) * d + h * t->dh;
 		float		L = lse[(size_t) (base + q) * n_head + h];
-		float		D = dot(dov, ov, dh);
-		float	   *dq = dQ + (size_t) q * ld;
+		float		D = dot(dov, ov, t->dh);
+		float	   *dq = dQ + (size_t) q * t->ld;
 
 		for (int j = 0; j <= nk; j++)
 		{
-			int			k;
+			int			k = j < nk ? j : q;
 
-			if (j < nk)
-				k = j;
-			else if (self_extra)
-				k = q;
-			else
+			if (j == nk && !self)
 				break;
-			const float *kv = K + (size_t) k * ld;
-			const float *vv = V + (size_t) k * ld;
-			float		p = expf(dot(qv, kv, dh) * scale - L);
-			float		dp = dot(dov, vv, dh);
-			float		ds = p * (dp - D) * scale;
-			float	   *dk = dK + (size_t) k * ld;
-			float	   *dv = dV + (size_t) k * ld;
+			const float *kv = t->K + (size_t) k * t->ld, *vv = t->V + (size_t) k * t->ld;
+			float		p = gr_expf(dot(qv, kv, t->dh) * t->scale - L);
+			float		ds = p * (dot(dov, vv, t->dh) - D) * t->scale;
+			float	   *dk = dK + (size_t) k * t->ld, *dv = dV + (size_t) k * t->ld;
 
-			for (int i = 0; i < dh; i++)
+			for (int i = 0; i < t->dh; i++)
 			{
 				dq[i] += ds * kv[i];
 				dk[i] += ds * qv[i];
@@ -170,21 +343,49 @@ attn_bwd_one(float *dqkv, const float *dout, const float *qkv, const float *out,
 	}
 }
 
-/* Attention backward over all sequences and heads. */
+/* Attention backward over all sequences and heads; dqkv is overwritten. */
 void
 gr_cpu_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv, const float *out,
 				const float *lse, const gr_attn_seqs *seqs, int n_head, int d)
 {
 	(void) ctx;
 	int			n_tasks = seqs->n_seq * n_head;
+	size_t		need = scratch_floats(seqs->max_tokens, d / n_head, true);
 
-#pragma omp parallel for schedule(dynamic, 1)
-	for (int task = 0; task < n_tasks; task++)
+#pragma omp parallel
 	{
-		int			s = task / n_head, h = task % n_head;
-		int			base = seqs->seq_off[s];
-		int			T = seqs->seq_off[s + 1] - base;
+		float	   *buf = malloc(sizeof(float) * need);
 
-		attn_bwd_one(dqkv, dout, qkv, out, lse, base, T, seqs->n_hist[s], h, n_head, d);
+#pragma omp for schedule(dynamic, 1)
+		for (int task = 0; task < n_tasks; task++)
+		{
+			int			s = task / n_head, h = task % n_head;
+			int			base = seqs->seq_off[s];
+			attn_task	t = make_task(qkv, seqs, s, h, n_head, d);
+			float	   *dQ = dqkv + (size_t) base * t.ld + h * t.dh;
+
+			if (buf == NULL)
+			{
+				for (int r = 0; r < t.T; r++)
+					for (int part = 0; part < 3; part++)
+						memset(dQ + (size_t) r * t.ld + part * d, 0, sizeof(float) * t.dh);
+				attn_bwd_plain(&t, dqkv, dout, out, lse, base, h, n_head, d);
+				continue;
+			}
+			assign_scratch(&t, buf, true);
+			load_transposed(&t);
+			memset(t.dKt, 0, sizeof(float) * 2 * (size_t) t.dh * t.T);
+			for (int q = 0; q < t.T; q++)
+				attn_bwd_query(&t, q, dout + (size_t) (base + q) * d + h * t.dh,
+							   out + (size_t) (base + q) * d + h * t.dh,
+							   lse[(size_t) (base + q) * n_head + h], dQ + (size_t) q * t.ld);
+			for (int k = 0; k < t.T; k++)
+				for (int i = 0; i < t.dh; i++)
+				{
+					dQ[(size_t) k * t.ld + d + i] = t.dKt[(size_t) i * t.T + k];
+					dQ[(size_t) k * t.ld + 2 * d + i] = t.dVt[(size_t) i * t.T + k];
+				}
+		}
+		free(buf);
 	}
 }

@@ -1,6 +1,7 @@
 /*
  * gr_ops_cpu_loss.c — losses, the AdamW update, and ranking/top-k over the catalogue on the CPU.
  */
+#include "gr_mathf.h"
 #include "gr_ops_cpu.h"
 
 #include <math.h>
@@ -27,12 +28,12 @@ gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target, int
 		float		m = -INFINITY;
 
 		for (int c = 0; c < cols; c++)
-			m = fmaxf(m, x[c]);
+			m = gr_maxf(m, x[c]);
 		float		s = 0.0f;
 
 		for (int c = 0; c < cols; c++)
 		{
-			x[c] = expf(x[c] - m);
+			x[c] = gr_expf(x[c] - m);
 			s += x[c];
 		}
 		float		xt = x[t];

@@ -91,11 +91,27 @@ gr_rng_uniform(uint64_t seed, uint32_t stream, uint32_t step, uint64_t element)
 	return gr_word_to_unit(gr_rng_words(seed, stream, step, element).v[0]);
 }
 
-/* Decide whether dropout keeps an element: true with probability 1 - p. */
+/* Keep-flags of dropout for the four elements 4 * block .. 4 * block + 3 (bit i = element
+ * 4 * block + i kept): one Philox draw serves four elements. */
+GR_HD unsigned
+gr_dropout_keep4(uint64_t seed, uint32_t site, uint32_t step, uint64_t block, float p)
+{
+	gr_philox4	r = gr_rng_words(seed, GR_STREAM_DROPOUT + site, step, block);
+	unsigned	bits = 0;
+
+	for (int i = 0; i < 4; i++)
+		bits |= (unsigned) (gr_word_to_unit(r.v[i]) >= p) << i;
+	return bits;
+}
+
+/* Decide whether dropout keeps an element (word element % 4 of draw element / 4): true with
+ * probability 1 - p. */
 GR_HD int
 gr_dropout_keep(uint64_t seed, uint32_t site, uint32_t step, uint64_t element, float p)
 {
-	return gr_rng_uniform(seed, GR_STREAM_DROPOUT + site, step, element) >= p;
+	gr_philox4	r = gr_rng_words(seed, GR_STREAM_DROPOUT + site, step, element >> 2);
+
+	return gr_word_to_unit(r.v[element & 3]) >= p;
 }
 
 #endif							/* GR_RNG_H */
