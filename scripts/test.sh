@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# scripts/test.sh — every test of genrec, in the order CI runs them:
+#   1. dependencies (scripts/deps.sh) and the build (PGXS make: extension, engine, CLI,
+#      and the CUDA module when nvcc is present)
+#   2. engine unit tests (make unit: ops vs references with gradient checks, layouts,
+#      leakage, safetensors, the device loader)
+#   3. the command-line program end to end (test/cli/test_cli.sh)
+#   4. parity with a float64 PyTorch reference (make parity)
+#   5. training quality on MovieLens-100K (test/quality/ml100k.sh), when ../shared/data exists
+#   6. the SQL suites against a throwaway cluster (pg_regress, then pgTAP's pg_prove last)
+# Exits non-zero if any step failed. Run as root on Debian 12 (it installs packages and
+# the extension).
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 2
+failed=()
+
+# Run one step, recording its failure.
+step() {
+	local name=$1
+	shift
+	echo
+	echo "==== $name"
+	local t0=$SECONDS
+	if "$@"; then
+		echo "==== $name: ok ($((SECONDS - t0)) s)"
+	else
+		echo "==== $name: FAILED ($((SECONDS - t0)) s)"
+		failed+=("$name")
+	fi
+}
+
+scripts/deps.sh || exit 1
+step build make -s -j2
+step unit make -s unit
+step cli test/cli/test_cli.sh build/genrec
+step parity make -s parity
+if [ -d ../shared/data/ml-100k ]; then
+	step quality test/quality/ml100k.sh build/genrec
+else
+	echo "==== quality: skipped (../shared/data/ml-100k not found)"
+fi
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "FAILED before the SQL suites: ${failed[*]}"
+fi
+echo "==== sql (pg_regress, then pgTAP)"
+test/run_sql_tests.sh
+sql=$?
+if [ $sql -ne 0 ] || [ ${#failed[@]} -gt 0 ]; then
+	exit 1
+fi
+exit 0
