@@ -4,7 +4,7 @@
  * Users are sorted by external id; each user's interactions are sorted by time with ties kept
  * in input order (a stable sort), items are mapped to dense ids 1..V in ascending external id
  * order, and every action column is normalised to [0, 1] with the min/max of the training
- * split (PROTOCOL.md). For a user with M >= 3 interactions, interaction M is the test target,
+ * split (PROTOCOL.md); validation and test values outside that range are clamped to it. For a user with M >= 3 interactions, interaction M is the test target,
  * M-1 the validation target and 1..M-2 train; shorter users are training-only.
  */
 #ifndef GR_DATASET_H

@@ -120,7 +120,8 @@ typedef struct gr_ops
 	/* For each row r of scores (row stride ld, cols items): rank of column target[r] among
 	 * the columns, 1 + count of strictly higher scores. rank_all counts every column;
 	 * rank_excl skips the columns listed in excl[excl_off[r] .. excl_off[r+1]), sorted
-	 * ascending without duplicates (never the target itself). Rows with target < 0 get rank 0. */
+	 * ascending without duplicates (never the target itself). Rows with target < 0 get rank 0;
+	 * a NaN target score ranks last (cols); NaN scores of other columns never rank above. */
 	void		(*rank_targets) (void *ctx, const float *scores, int ld, const int32_t *target,
 								 const int32_t *excl_off, const int32_t *excl, int rows,
 								 int cols, int32_t *rank_all, int32_t *rank_excl);

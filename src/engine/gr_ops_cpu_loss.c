@@ -121,6 +121,13 @@ gr_cpu_rank_targets(void *ctx, const float *scores, int ld, const int32_t *targe
 		float		st = x[t];
 		int			above = 0, above_excluded = 0;
 
+		if (isnan(st))
+		{
+			/* a target without a score ranks last */
+			rank_all[r] = rank_excl[r] = cols;
+			continue;
+		}
+
 		for (int c = 0; c < cols; c++)
 			above += x[c] > st;
 		if (excl != NULL)

@@ -36,6 +36,8 @@ session_release(gr_session *s)
 	gr_free(env, s->norm);
 	gr_free(env, s->cols);
 	gr_free(env, s->vals);
+	gr_free(env, s->seen);
+	s->seen = NULL;
 	s->dense = s->cols = NULL;
 	s->norm = s->vals = NULL;
 	s->cap_cands = s->cap_hist = 0;
@@ -85,7 +87,8 @@ session_reserve(gr_session *s, int n_cands, gr_error *err)
 	s->norm = gr_alloc(env, sizeof(float) * (size_t) hist * (K > 0 ? K : 1));
 	s->cols = gr_alloc(env, sizeof(int32_t) * (size_t) big);
 	s->vals = gr_alloc(env, sizeof(float) * (size_t) big * (K > 0 ? K : 1));
-	if (!s->dense || !s->norm || !s->cols || !s->vals)
+	s->seen = gr_alloc(env, (size_t) m->cfg.n_items);
+	if (!s->dense || !s->norm || !s->cols || !s->vals || !s->seen)
 	{
 		session_release(s);
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a scoring session");
@@ -205,15 +208,6 @@ gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
 	return ops->check(ops->ctx, err);
 }
 
-/* Order int32 ascending. */
-static int
-cmp_i32(const void *pa, const void *pb)
-{
-	int32_t		a = *(const int32_t *) pa, b = *(const int32_t *) pb;
-
-	return a < b ? -1 : (a > b);
-}
-
 /* Top-k retrieval over the whole catalogue. */
 gr_status
 gr_recommend(gr_session *s, const gr_history *h, int k, bool exclude_seen, int64_t *items,
@@ -247,20 +241,17 @@ gr_recommend(gr_session *s, const gr_history *h, int k, bool exclude_seen, int64
 
 	if (exclude_seen)
 	{
-		for (int i = 0; i < h->n && n_excl < a->cap_excl; i++)
+		memset(s->seen, 0, (size_t) V);
+		for (int i = 0; i < h->n; i++)
 		{
 			int32_t		dcol = gr_model_item_dense(m, h->items[i]) - 1;
 
 			if (dcol >= 0)
-				s->cols[n_excl++] = dcol;
+				s->seen[dcol] = 1;
 		}
-		qsort(s->cols, n_excl, sizeof(int32_t), cmp_i32);
-		int			u = 0;
-
-		for (int i = 0; i < n_excl; i++)
-			if (u == 0 || s->cols[i] != s->cols[u - 1])
-				s->cols[u++] = s->cols[i];
-		n_excl = u;
+		for (int c = 0; c < V; c++)
+			if (s->seen[c])
+				s->cols[n_excl++] = c;
 	}
 	off[1] = n_excl;
 	ops->upload(ops->ctx, a->excl_off, off, sizeof(off));

@@ -30,6 +30,7 @@ typedef struct gr_session
 	float	   *norm;			/* host scratch: normalised history actions */
 	int32_t    *cols;			/* host scratch: candidate columns / exclusions */
 	float	   *vals;			/* host scratch */
+	uint8_t    *seen;			/* host scratch: one flag per catalogue item */
 	int			cap_hist;
 } gr_session;
 

@@ -582,6 +582,15 @@ test_rank_and_topk(void)
 				CHECK(s[r * V + c] <= val[r * K + K - 1]);
 		}
 	}
+	/* a target whose score is NaN ranks last, never first */
+	float		nan_row[V];
+	int32_t		nan_tgt = 7, nan_off[2] = {0, 0}, nan_ra, nan_re;
+
+	memcpy(nan_row, s, sizeof(nan_row));
+	nan_row[7] = NAN;
+	ops->rank_targets(ops->ctx, nan_row, V, &nan_tgt, nan_off, NULL, 1, V, &nan_ra, &nan_re);
+	CHECK(nan_ra == V && nan_re == V);
+
 	/* fewer candidates than k: the tail is padded with -1 / -inf */
 	int32_t		off1[2] = {0, 0};
 
