@@ -44,8 +44,9 @@ void		cli_model_free(const gr_env *env, cli_model *cm);
 int			cli_data_spec_from_opts(const char *cmd, const cli_opts *opts, cli_data_spec *spec);
 
 /*
- * Make read data fit a model's action columns: drop them for a model without actions (when
- * not asked for), take the model's binary kinds, and fail (printed) on a count mismatch.
+ * Make read data fit a model's action columns: for a layout that reads no action, replace
+ * them by the model's count of missing columns; take the model's binary kinds; fail
+ * (printed) on a count mismatch.
  */
 int			cli_data_fit_model(const cli_opts *opts, const cli_model *cm, cli_data *d);
 

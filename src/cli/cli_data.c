@@ -562,13 +562,30 @@ cli_data_free(cli_data *d)
 	d->n = d->cap = 0;
 }
 
-/* Drop the action columns of every row. */
-void
-cli_data_drop_actions(cli_data *d)
+/* Replace the action columns by K columns of missing values. */
+bool
+cli_data_missing_actions(cli_data *d, int K)
 {
+	double	   *a = NULL;
+
+	if (K > 0)
+	{
+		a = malloc(sizeof(double) * (d->n > 0 ? d->n : 1) * (size_t) K);
+		if (a == NULL)
+			return false;
+		for (size_t i = 0; i < d->n * (size_t) K; i++)
+			a[i] = NAN;
+	}
 	free(d->actions);
-	d->actions = NULL;
-	d->n_actions = 0;
+	d->actions = a;
+	d->n_actions = K;
+	for (int k = 0; k < K; k++)
+	{
+		d->action_cols[k] = -1;
+		d->action_binary[k] = 0;
+		snprintf(d->action_names.name[k], CLI_NAME_LEN, "action%d", k);
+	}
+	return true;
 }
 
 /* Describe the rows as the engine's raw interactions. */

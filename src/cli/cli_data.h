@@ -83,8 +83,8 @@ bool		cli_data_read(const cli_data_spec *spec, cli_data *out);
 /* Free what cli_data_read allocated (the struct itself is the caller's). */
 void		cli_data_free(cli_data *d);
 
-/* Drop every action column (for a model without actions). */
-void		cli_data_drop_actions(cli_data *d);
+/* Replace the action columns by K all-missing ones (for a model that reads no action). */
+bool		cli_data_missing_actions(cli_data *d, int K);
 
 /* Describe the rows as the engine's raw interactions (pointers into d). */
 void		cli_data_raw(const cli_data *d, gr_raw_interactions *raw);

@@ -127,6 +127,11 @@ cli_report_metrics(FILE *f, const char *title, const gr_metrics *mt, const gr_mo
 		fprintf(f, "  no ranking (no user had a target)\n");
 	if (K == 0)
 		return;
+	if (!m->layout->uses_actions)
+	{
+		fprintf(f, "  actions: layout %s predicts none\n", m->layout->name);
+		return;
+	}
 	fprintf(f, "  %-18s %9s %9s %9s %9s %9s\n", "action", "targets", "RMSE", "baseline",
 			"logloss", "NE");
 	for (int k = 0; k < K; k++)
@@ -137,12 +142,8 @@ cli_report_metrics(FILE *f, const char *title, const gr_metrics *mt, const gr_mo
 		else
 			fprintf(f, " %9.4f %9.4f %9s %9s\n", mt->rmse[k], mt->baseline_rmse[k], "-", "-");
 	}
-	if (!m->layout->uses_actions)
-		fprintf(f, "  (layout %s predicts no action; baseline = global mean + user bias + "
-				"item bias fitted on train)\n", m->layout->name);
-	else
-		fprintf(f, "  (RMSE on the [0,1]-normalised scale; baseline = global mean + user bias + "
-				"item bias fitted on train)\n");
+	fprintf(f, "  (RMSE on the [0,1]-normalised scale; baseline = global mean + user bias + "
+			"item bias fitted on train)\n");
 }
 
 /* Print throughput and timing. */

@@ -218,14 +218,19 @@ int
 cli_data_fit_model(const cli_opts *opts, const cli_model *cm, cli_data *d)
 {
 	const gr_model_config *c = &cm->model->cfg;
-	bool		asked = opts->actions != NULL || opts->cols != NULL;
 
-	if (c->n_actions == 0 && d->n_actions > 0 && !asked)
+	if (d->n_actions != c->n_actions && !cm->model->layout->uses_actions)
 	{
+		/* the layout reads no action: the columns only have to exist, as missing values */
 		if (!opts->quiet)
-			fprintf(stderr, "genrec: note: the model has no action column; ignoring the data's %d\n",
-					d->n_actions);
-		cli_data_drop_actions(d);
+			fprintf(stderr, "genrec: note: layout %s reads no action; using %d missing action "
+					"column(s) instead of the data's %d\n", cm->model->layout->name,
+					c->n_actions, d->n_actions);
+		if (!cli_data_missing_actions(d, c->n_actions))
+		{
+			fprintf(stderr, "genrec: out of memory\n");
+			return CLI_EXIT_RUNTIME;
+		}
 	}
 	if (d->n_actions != c->n_actions)
 	{

@@ -187,13 +187,18 @@ run_rc "movielens format, default columns" 0 train --data "$T/tiny.dat" $TINY --
 json_true "movielens: u,i,rating,time and layout lac by default" "$T/ml.json" \
 	"j['data']['format'] == 'movielens' and j['data']['time_col'] == 3 and len(j['data']['actions']) == 1 and j['model']['layout'] == 'lac'"
 run_rc "item-only: --cols with no action" 0 train --data "$T/tiny.dat" --cols 0,1,-,3 $TINY \
-	--quiet --json "$T/item.json" --save "$T/item.safetensors"
-json_true "item-only: layout item by default" "$T/item.json" \
+	--quiet --json "$T/item0.json" --save "$T/item0.safetensors"
+json_true "item-only: layout item by default" "$T/item0.json" \
 	"j['model']['layout'] == 'item' and j['data']['actions'] == []"
 run_rc "eval of an item-only model ignores the data's actions" 0 eval \
-	--model "$T/item.safetensors" --data "$T/tiny.dat" --json "$T/eval_item.json"
-err_has "eval of an item-only model" "ignoring the data"
-same_metrics "item-only eval reproduces train" "$T/item.json" "$T/eval_item.json"
+	--model "$T/item0.safetensors" --data "$T/tiny.dat" --json "$T/eval_item0.json"
+err_has "eval of an item-only model" "reads no action"
+same_metrics "item-only eval reproduces train" "$T/item0.json" "$T/eval_item0.json"
+
+run_rc "eval of an item model on data without its action columns" 0 eval \
+	--model "$T/item.safetensors" --data "$T/tiny.tsv" --cols 0,1,-,4 --json "$T/eval_item2.json"
+same_metrics "item model on action-less data reproduces train" "$T/train_item.json" \
+	"$T/eval_item2.json"
 
 # --- error paths ---
 run_rc "missing data file" 1 train --data "$T/nope.tsv"

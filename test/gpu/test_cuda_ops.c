@@ -11,12 +11,13 @@
  * so gradients and scores get 1e-4 / 1e-2 / 5e-2. Integer outputs (ranks, top-k indices,
  * dropout masks) must match exactly.
  *
- *   test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] [--seed N]
+ *   test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] [--seed N] [--probe]
  *
  * The module defaults to $GENREC_CUDA_MODULE, else build/genrec_cuda.so; pointing it at
  * build/genrec_cuda_emu.so runs the same checks on the CPU emulation (no GPU needed).
  * Prints one line per check and a short table last; exits 0 when everything passed,
- * 1 on a failed check, 2 when no CUDA backend could be opened.
+ * 1 on a failed check, 2 when no CUDA backend could be opened. --probe only opens the
+ * backend and prints its name (or why it cannot be opened).
  */
 #include "gr_device.h"
 #include "gr_layout.h"
@@ -1305,6 +1306,7 @@ main(int argc, char **argv)
 	static harness h;
 	const char *math = "all", *module = NULL;
 	int			rc = 0;
+	bool		probe = false;
 
 	h.seed = ((uint64_t) time(NULL) << 20) ^ (uint64_t) getpid();
 	for (int i = 1; i < argc; i++)
@@ -1313,16 +1315,34 @@ main(int argc, char **argv)
 			math = argv[++i];
 		else if (strcmp(argv[i], "--module") == 0 && i + 1 < argc)
 			module = argv[++i];
+		else if (strcmp(argv[i], "--probe") == 0)
+			probe = true;
 		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
 			h.seed = strtoull(argv[++i], NULL, 10);
 		else
 		{
 			fprintf(stderr, "usage: test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] "
-					"[--seed N]\n");
+					"[--seed N] [--probe]\n");
 			return 2;
 		}
 	}
 	h.cpu = gr_ops_cpu();
+	if (probe)
+	{
+		/* only say whether a CUDA backend opens here, and which */
+		gr_device	dev;
+		gr_error	err;
+		char		notice[GR_DEVICE_NOTICE_LEN];
+
+		if (gr_device_open("cuda", NULL, module, "build", &dev, notice, &err) != GR_OK)
+		{
+			printf("%s\n", err.message);
+			return 2;
+		}
+		printf("%s\n", dev.ops->name);
+		gr_device_close(&dev);
+		return 0;
+	}
 	gr_math_mode modes[3] = {GR_MATH_TF32, GR_MATH_FP32, GR_MATH_BF16};
 
 	for (int i = 0; i < 3 && rc == 0; i++)
