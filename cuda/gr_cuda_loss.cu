@@ -285,6 +285,13 @@ rank_kernel(const float *scores, int ld, const int32_t *target, const int32_t *e
 		float		st = x[t];
 		int			above = 0, above_ex = 0;
 
+		if (isnan(st))
+		{
+			/* a target without a score ranks last */
+			if (threadIdx.x == 0)
+				rank_all[r] = rank_excl[r] = cols;
+			continue;			/* uniform over the block */
+		}
 		for (int c = threadIdx.x; c < cols; c += blockDim.x)
 			above += x[c] > st;
 		if (excl != NULL)

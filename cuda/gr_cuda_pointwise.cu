@@ -310,14 +310,22 @@ gr_cuda_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, si
 	gr_cuda_launched(c, "gelu_bwd_kernel");
 }
 
-/* Inverted dropout with the counter-based mask of gr_rng.h. */
+/* Inverted dropout with the counter-based mask of gr_rng.h: one Philox draw per thread
+ * covers elements 4b .. 4b + 3, exactly as the CPU draws them. */
 static __global__ void
 dropout_kernel(float *out, const float *inp, size_t n, float p, float scale, uint64_t seed,
 			   uint32_t site, uint32_t step)
 {
-	for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
-		 i += (size_t) gridDim.x * blockDim.x)
-		out[i] = gr_dropout_keep(seed, site, step, i, p) ? inp[i] * scale : 0.0f;
+	size_t		blocks = (n + 3) / 4;
+
+	for (size_t b = (size_t) blockIdx.x * blockDim.x + threadIdx.x; b < blocks;
+		 b += (size_t) gridDim.x * blockDim.x)
+	{
+		unsigned	keep = gr_dropout_keep4(seed, site, step, b, p);
+
+		for (size_t i = 4 * b; i < 4 * b + 4 && i < n; i++)
+			out[i] = (keep >> (i & 3)) & 1u ? inp[i] * scale : 0.0f;
+	}
 }
 
 /* Dropout forward (and, with the same arguments, its backward). */
@@ -336,8 +344,8 @@ gr_cuda_dropout(void *ctx, float *out, const float *inp, size_t n, float p, uint
 										  c->stream), "dropout (copy)");
 		return;
 	}
-	GR_LAUNCH(dropout_kernel, gr_cuda_blocks(n, PW_THREADS), PW_THREADS, 0, c->stream, out, inp,
-			  n, p, 1.0f / (1.0f - p), seed, site, step);
+	GR_LAUNCH(dropout_kernel, gr_cuda_blocks((n + 3) / 4, PW_THREADS), PW_THREADS, 0, c->stream,
+			  out, inp, n, p, 1.0f / (1.0f - p), seed, site, step);
 	gr_cuda_launched(c, "dropout_kernel");
 }
 

@@ -888,6 +888,13 @@ test_rank(harness *h)
 		t[r] = urand(h, 0, 1) < 0.1f ? -1 : irand(h, 0, cols - 1);
 	int32_t    *off = make_excl(h, rows, cols, 60, t, &ex);
 	size_t		nx = (size_t) rows * ld;
+
+	/* NaN scores: a NaN target ranks last, other NaN columns never rank above */
+	for (size_t i = 0; i < nx; i++)
+		if (urand(h, 0, 1) < 0.002f)
+			x[i] = NAN;
+	if (rows > 1 && t[1] >= 0)
+		x[(size_t) ld + t[1]] = NAN;
 	float	   *cx = put(C, x, 4 * nx), *gx = put(G, x, 4 * nx);
 	int32_t    *ct = put(C, t, 4 * rows), *gt = put(G, t, 4 * rows);
 	int32_t    *co = put(C, off, 4 * (rows + 1)), *go = put(G, off, 4 * (rows + 1));
