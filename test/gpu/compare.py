@@ -80,8 +80,11 @@ def cmd_score(summary, name, a, b, tol):
     ca, cb = load(a)["candidates"], load(b)["candidates"]
     la = [num(c.get("logit")) for c in ca if c.get("known")]
     lb = [num(c.get("logit")) for c in cb if c.get("known")]
-    aa = [num(v) for c in ca for v in (c.get("actions") or {}).values()]
-    ab = [num(v) for c in cb for v in (c.get("actions") or {}).values()]
+    pairs = [(num(x), num(y)) for c, d in zip(ca, cb)
+             for x, y in zip((c.get("actions") or {}).values(), (d.get("actions") or {}).values())]
+    # no prediction on both sides (a layout without actions, an unknown item) is agreement
+    pairs = [(x, y) for x, y in pairs if not (math.isnan(x) and math.isnan(y))]
+    aa, ab = [x for x, _ in pairs], [y for _, y in pairs]
     e1 = rel(la, lb)
     e2 = rel(aa, ab) if aa else 0.0
     add(summary, name, e1 <= tol and e2 <= tol,
