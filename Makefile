@@ -33,7 +33,8 @@ GR_ARCH     ?= -march=native
 GR_CC       ?= gcc
 GR_WARN     := -Wall -Wextra -Wno-unused-parameter -Wmissing-prototypes -Wvla-larger-than=131072
 GR_CFLAGS   := -std=c11 -D_GNU_SOURCE -O3 $(GR_ARCH) -fopenmp -fPIC -g $(GR_WARN) \
-               -fno-math-errno $(shell pkg-config --cflags libcjson) \
+               -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros \
+               $(shell pkg-config --cflags libcjson) \
                -DGR_MULTIARCH='"$(shell $(GR_CC) -print-multiarch)"'
 GR_LIBS     := $(shell pkg-config --libs libcjson) -lgomp -lm -ldl -lpthread
 
@@ -65,7 +66,7 @@ clean:
 	rm -rf $(BUILD)
 endif
 
-$(BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) | $(BUILD)/engine
+$(BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) Makefile | $(BUILD)/engine
 	$(GR_CC) $(GR_CFLAGS) -c $< -o $@
 
 $(ENGINE_LIB): $(ENGINE_OBJS)

@@ -122,6 +122,15 @@ cli_report_metrics(FILE *f, const char *title, const gr_metrics *mt, const gr_mo
 		fprintf(f, " %9s\n", "MRR");
 		ranking_row(f, "seen excluded", mt, mt->hr, mt->ndcg, mt->mrr);
 		ranking_row(f, "nothing excluded", mt, mt->hr_all, mt->ndcg_all, mt->mrr_all);
+		if (!isnan(mt->pop_hr[0]))
+		{
+			fprintf(f, "  %-18s", "popularity");
+			for (int j = 0; j < mt->n_ks; j++)
+				fprintf(f, " %9.4f", mt->pop_hr[j]);
+			for (int j = 0; j < mt->n_ks; j++)
+				fprintf(f, " %9.4f", mt->pop_ndcg[j]);
+			fprintf(f, " %9s\n", "-");
+		}
 	}
 	else
 		fprintf(f, "  no ranking (no user had a target)\n");
@@ -357,6 +366,20 @@ cli_json_metrics(const gr_metrics *mt, const gr_model *m, const cli_names *names
 	json_ranking(o, mt, mt->hr, mt->ndcg, mt->mrr);
 	json_ranking(all, mt, mt->hr_all, mt->ndcg_all, mt->mrr_all);
 	cJSON_AddItemToObject(o, "nothing_excluded", all);
+	if (!isnan(mt->pop_hr[0]))
+	{
+		cJSON	   *pop = cJSON_CreateObject();
+		char		key[32];
+
+		for (int j = 0; j < mt->n_ks; j++)
+		{
+			snprintf(key, sizeof(key), "hr@%d", mt->ks[j]);
+			cli_json_num(pop, key, mt->pop_hr[j]);
+			snprintf(key, sizeof(key), "ndcg@%d", mt->ks[j]);
+			cli_json_num(pop, key, mt->pop_ndcg[j]);
+		}
+		cJSON_AddItemToObject(o, "popularity", pop);
+	}
 	for (int k = 0; k < m->cfg.n_actions; k++)
 	{
 		cJSON	   *a = cJSON_CreateObject();

@@ -17,8 +17,8 @@ gr_expf(float x)
 {
 	/* clamp, then x = n ln2 + r with |r| <= ln2 / 2 */
 	x = x < -87.33f ? -87.33f : (x > 88.37f ? 88.37f : x);
-	/* round to nearest with the 1.5 * 2^23 trick: vectorises, unlike roundf */
-	float		n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	/* rint (round to nearest even) is one vector instruction; roundf is a library call */
+	float		n = __builtin_rintf(x * 1.44269504088896341f);
 	float		r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
 	/* degree-6 polynomial for e^r on [-ln2/2, ln2/2] (Taylor; error < 2.5e-8 relative) */
 	float		p = 1.0f + r * (1.0f + r * (0.5f + r * (1.6666667e-1f + r * (4.1666668e-2f +
@@ -42,6 +42,28 @@ static inline float
 gr_maxf(float a, float b)
 {
 	return a > b ? a : b;
+}
+
+/* Largest element of x[0..n) (-inf for n = 0), with 16 independent lanes so the loop
+ * vectorises instead of waiting on one compare chain. */
+static inline float
+gr_max_array(const float *x, int n)
+{
+	float		lane[16];
+	int			i = 0;
+
+	for (int l = 0; l < 16; l++)
+		lane[l] = -__builtin_inff();
+	for (; i + 16 <= n; i += 16)
+		for (int l = 0; l < 16; l++)
+			lane[l] = gr_maxf(lane[l], x[i + l]);
+	float		m = -__builtin_inff();
+
+	for (; i < n; i++)
+		m = gr_maxf(m, x[i]);
+	for (int l = 0; l < 16; l++)
+		m = gr_maxf(m, lane[l]);
+	return m;
 }
 
 #endif							/* GR_MATHF_H */

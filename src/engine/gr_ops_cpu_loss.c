@@ -25,10 +25,7 @@ gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target, int
 			loss[r] = 0.0f;
 			continue;
 		}
-		float		m = -INFINITY;
-
-		for (int c = 0; c < cols; c++)
-			m = gr_maxf(m, x[c]);
+		float		m = gr_max_array(x, cols);
 		float		s = 0.0f;
 
 		for (int c = 0; c < cols; c++)
