@@ -1,25 +1,56 @@
 /*
- * pg_genrec.c — the extension's entry point: module magic, _PG_init and version reporting.
+ * pg_genrec.c — the extension's entry point: module magic, GUCs and version reporting.
  *
  * The glue (src/pg_*.c) is the only code that includes PostgreSQL headers; it calls the
- * engine (src/engine/) and turns engine errors into ereport.
+ * engine (src/engine/) and turns engine errors into ereport. _PG_init only defines GUCs: it
+ * never opens BLAS or a GPU (both happen on first use, in the backend that needs them).
  */
-#include "postgres.h"
+#include "pg_genrec.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
-
-#include "gr_ops.h"
+#include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Set up the module: one BLAS thread per backend. Never touches a GPU. */
+char	   *genrec_default_model = NULL;
+int			genrec_device_guc = GENREC_DEVICE_AUTO;
+int			genrec_threads = 1;
+char	   *genrec_cuda_math = NULL;
+
+static const struct config_enum_entry device_options[] = {
+	{"auto", GENREC_DEVICE_AUTO, false},
+	{"cpu", GENREC_DEVICE_CPU, false},
+	{"cuda", GENREC_DEVICE_CUDA, false},
+	{NULL, 0, false}
+};
+
+/* Define the genrec.* settings. */
 void
 _PG_init(void)
 {
-	gr_ops_cpu_set_threads(1);
+	DefineCustomStringVariable("genrec.default_model",
+							   "Model used by genrec_score(user_id, candidates) and the other "
+							   "functions called without a model name.",
+							   NULL, &genrec_default_model, NULL, PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomEnumVariable("genrec.device",
+							 "Compute device for training and scoring: auto (the GPU when "
+							 "one is usable, else the CPU with a NOTICE), cpu, or cuda (an "
+							 "ERROR without a usable GPU).",
+							 NULL, &genrec_device_guc, GENREC_DEVICE_AUTO, device_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("genrec.threads",
+							"CPU threads one backend uses for BLAS and the engine's loops.",
+							NULL, &genrec_threads, 1, 1, 64, PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("genrec.cuda_math",
+							   "GPU math mode for GEMMs: tf32 (default), fp32 or bf16.",
+							   NULL, &genrec_cuda_math, "tf32", PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	MarkGUCPrefixReserved("genrec");
 }
 
 PG_FUNCTION_INFO_V1(genrec_version);

@@ -234,19 +234,90 @@ gr_model_create(const gr_env *env, const gr_model_config *cfg, const int64_t *it
 	return GR_OK;
 }
 
-/* Free a model. */
+/* Free a model (a view's borrowed buffers are left alone). */
 void
 gr_model_free(gr_model *model)
 {
 	if (model == NULL)
 		return;
 	const gr_env *env = model->env;
+	bool		params_borrowed = model->borrowed && model->ops->device == GR_DEVICE_CPU;
 
-	if (model->params)
+	if (model->params && !params_borrowed)
 		model->ops->free(model->ops->ctx, model->params);
 	gr_free(env, model->tensors);
-	gr_free(env, model->item_ids);
+	if (!model->borrowed)
+		gr_free(env, model->item_ids);
 	gr_free(env, model);
+}
+
+/* Parameter count implied by a configuration, via a throwaway tensor table. */
+size_t
+gr_model_config_param_count(const gr_model_config *cfg)
+{
+	gr_model	m;
+	gr_tensor	table[12 + 12 * GR_MAX_LAYERS];
+
+	if (gr_model_config_validate(cfg, NULL) != GR_OK)
+		return 0;
+	memset(&m, 0, sizeof(m));
+	m.cfg = *cfg;
+	m.layout = gr_layout_by_id(cfg->layout);
+	m.n_positions = m.layout->positions(cfg->max_len);
+	m.tensors = table;
+	build_tensor_table(&m);
+	return m.n_params;
+}
+
+/* Create a model that reads its parameters and item ids from caller memory. */
+gr_status
+gr_model_create_view(const gr_env *env, const gr_model_config *cfg, const int64_t *item_ids,
+					 const float *params, size_t expected_params, gr_model **out,
+					 gr_error *err)
+{
+	*out = NULL;
+	GR_TRY(gr_model_config_validate(cfg, err));
+	gr_model   *m = gr_calloc(env, 1, sizeof(gr_model));
+
+	if (m == NULL)
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a model");
+	m->env = env;
+	m->ops = env->ops ? env->ops : gr_ops_cpu();
+	m->cfg = *cfg;
+	m->layout = gr_layout_by_id(cfg->layout);
+	m->n_positions = m->layout->positions(cfg->max_len);
+	m->borrowed = true;
+	m->item_ids = (int64_t *) item_ids;
+	m->tensors = gr_calloc(env, 12 + 12 * (size_t) cfg->n_layer, sizeof(gr_tensor));
+	if (m->tensors == NULL)
+	{
+		gr_model_free(m);
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a model");
+	}
+	build_tensor_table(m);
+	if (expected_params != 0 && expected_params != m->n_params)
+	{
+		gr_model_free(m);
+		return gr_fail(err, GR_ERR_CORRUPT_MODEL,
+					   "parameter buffer holds %zu floats, the configuration needs %zu",
+					   expected_params, m->n_params);
+	}
+	if (m->ops->device == GR_DEVICE_CPU)
+		m->params = (float *) params;
+	else
+	{
+		m->params = m->ops->alloc(m->ops->ctx, m->n_params * sizeof(float));
+		if (m->params == NULL)
+		{
+			gr_model_free(m);
+			return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of device memory for %zu parameters",
+						   m->n_params);
+		}
+		gr_model_upload_params(m, params);
+	}
+	gr_weights_bind(m, m->params, &m->w);
+	*out = m;
+	return m->ops->check(m->ops->ctx, err);
 }
 
 /* Find a tensor by name. */

@@ -83,6 +83,7 @@ typedef struct gr_model
 	float	   *params;			/* backend memory, n_params floats */
 	gr_weights	w;				/* bound to params */
 	int64_t    *item_ids;		/* host [V+1]: external id of each dense id, ascending */
+	bool		borrowed;		/* params and item_ids belong to the caller (a view) */
 } gr_model;
 
 /*
@@ -91,6 +92,21 @@ typedef struct gr_model
  */
 gr_status	gr_model_create(const gr_env *env, const gr_model_config *cfg,
 							const int64_t *item_ids, gr_model **out, gr_error *err);
+
+/*
+ * Create a read-only view of a model whose parameters (n_params floats laid out by the tensor
+ * table of cfg) and item ids ([V+1], [0] unused) live in caller memory, e.g. a shared memory
+ * segment: nothing is copied and gr_model_free leaves them alone. The CPU backend reads them
+ * in place; other backends get a private device copy. The caller keeps the memory alive and
+ * unchanged while the view exists. expected_params, when non-zero, must equal the size the
+ * configuration implies (a guard against a mismatched buffer).
+ */
+gr_status	gr_model_create_view(const gr_env *env, const gr_model_config *cfg,
+								 const int64_t *item_ids, const float *params,
+								 size_t expected_params, gr_model **out, gr_error *err);
+
+/* Floats of parameters a configuration implies (0 if the configuration is invalid). */
+size_t		gr_model_config_param_count(const gr_model_config *cfg);
 
 /* Free a model and its backend memory; NULL is ignored. */
 void		gr_model_free(gr_model *model);

@@ -452,6 +452,38 @@ test_loss_gradient(gr_layout_id id, float w_item, float w_action)
 	gr_model_free(m);
 }
 
+/* A view over copied parameters scores exactly like the model it was copied from. */
+static void
+test_model_view(void)
+{
+	gr_model   *m = make_model(GR_LAYOUT_LAC, 8, 21), *v = NULL;
+	gr_session *sm, *sv;
+	gr_error	err;
+	float	   *copy = malloc(sizeof(float) * m->n_params);
+	int64_t		items[5] = {3, 9, 4, 12, 7}, cands[3] = {5, 6, 30};
+	double		acts[5] = {0.2, 0.9, 0.4, 0.5, 0.1};
+	float		a1[3], a2[3], l1[3], l2[3];
+	gr_history	h = {.items = items,.actions = acts,.n = 5};
+	gr_scores	s1 = {.action = a1,.logit = l1}, s2 = {.action = a2,.logit = l2};
+
+	gr_model_download_params(m, copy);
+	CHECK(gr_model_config_param_count(&m->cfg) == m->n_params);
+	CHECK(gr_model_create_view(&env, &m->cfg, m->item_ids, copy, m->n_params + 1, &v, &err) ==
+		  GR_ERR_CORRUPT_MODEL);
+	CHECK_OK(gr_model_create_view(&env, &m->cfg, m->item_ids, copy, m->n_params, &v, &err), &err);
+	CHECK(v->params == copy);
+	CHECK_OK(gr_session_create(m, &sm, &err), &err);
+	CHECK_OK(gr_session_create(v, &sv, &err), &err);
+	CHECK_OK(gr_score(sm, &h, cands, 3, &s1, &err), &err);
+	CHECK_OK(gr_score(sv, &h, cands, 3, &s2, &err), &err);
+	CHECK(memcmp(a1, a2, sizeof(a1)) == 0 && memcmp(l1, l2, sizeof(l1)) == 0);
+	gr_session_free(sm);
+	gr_session_free(sv);
+	gr_model_free(v);
+	gr_model_free(m);
+	free(copy);
+}
+
 /* Run every layout test. */
 int
 main(void)
@@ -459,6 +491,7 @@ main(void)
 	gr_env_default(&env);
 	test_toy_training_tokens();
 	test_toy_serving_tokens();
+	test_model_view();
 	for (int id = 0; id < GR_LAYOUT_COUNT; id++)
 	{
 		test_leakage(id);
