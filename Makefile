@@ -14,7 +14,11 @@
 EXTENSION   = genrec
 EXTVERSION  = 0.1.0
 MODULE_big  = genrec
-DATA        = $(wildcard sql/genrec--*.sql)
+# The install script of the current version is assembled from sql/parts/*.sql (in name
+# order, one part per concern); upgrade scripts sql/genrec--A--B.sql are written by hand.
+SQL_PARTS   = $(sort $(wildcard sql/parts/*.sql))
+DATA_built  = genrec--$(EXTVERSION).sql
+DATA        = $(wildcard sql/genrec--*--*.sql)
 PGFILEDESC  = "genrec - generative recommendation inside PostgreSQL"
 
 GLUE_SRCS   = $(wildcard src/pg_*.c)
@@ -46,6 +50,9 @@ endif
 PG_CPPFLAGS = -Isrc/engine $(shell pkg-config --cflags libcjson)
 SHLIB_LINK  = $(ENGINE_LIB) $(GR_LIBS)
 EXTRA_CLEAN = $(BUILD)
+
+genrec--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
 
 UNIT_SRCS   := $(wildcard test/unit/test_*.c)
 UNIT_BINS   := $(patsubst test/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
