@@ -6,6 +6,7 @@
  * 2 usage error.
  */
 #include "cli.h"
+#include "gr_device.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -95,29 +96,28 @@ print_main_help(FILE *f)
 			"exit codes: 0 success, 1 runtime error, 2 usage error.\n");
 }
 
-/* Point env at the compute backend --device names; the one place to add a backend. */
+/* Open the backend named by --device (the CUDA module is looked up next to the program);
+ * an auto fallback to the CPU is noted on stderr. */
 static int
 select_device(const char *cmd, const char *name, bool quiet, gr_env *env)
 {
-	if (strcmp(name, "cpu") == 0)
+	static gr_device device;	/* lives until the program exits */
+	char		dir[GR_DEVICE_PATH_LEN], notice[GR_DEVICE_NOTICE_LEN];
+	gr_error	err = {0};
+
+	if (strcmp(name, "cpu") != 0 && strcmp(name, "cuda") != 0 && strcmp(name, "auto") != 0)
+		return cli_usage_error(cmd, "unknown device \"%s\" (cpu, cuda, auto)", name);
+	if (!gr_device_exe_dir(dir, sizeof(dir)))
+		dir[0] = '\0';
+	if (gr_device_open(name, NULL, NULL, dir[0] ? dir : NULL, &device, notice, &err) != GR_OK)
 	{
-		env->ops = gr_ops_cpu();
-		return CLI_EXIT_OK;
-	}
-	if (strcmp(name, "cuda") == 0)
-	{
-		fprintf(stderr, "genrec %s: --device cuda: CUDA backend not built\n", cmd);
+		fprintf(stderr, "genrec %s: --device %s: %s\n", cmd, name, err.message);
 		return CLI_EXIT_RUNTIME;
 	}
-	if (strcmp(name, "auto") == 0)
-	{
-		if (!quiet)
-			fprintf(stderr, "genrec %s: note: --device auto: CUDA backend not built, using the CPU\n",
-					cmd);
-		env->ops = gr_ops_cpu();
-		return CLI_EXIT_OK;
-	}
-	return cli_usage_error(cmd, "unknown device \"%s\" (cpu, cuda, auto)", name);
+	if (notice[0] != '\0' && !quiet)
+		fprintf(stderr, "genrec %s: note: --device %s: %s\n", cmd, name, notice);
+	env->ops = device.ops;
+	return CLI_EXIT_OK;
 }
 
 /* Set up the environment: allocator, device, threads and the interrupt callback. */
