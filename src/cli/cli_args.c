@@ -79,7 +79,8 @@ static const cli_option options[] = {
 	{"w-item", "X", OPT_FLOAT, O(tcfg.w_item), 0, 1e6, CLI_G_TRAIN, "next-item loss weight"},
 	{"w-action", "X", OPT_FLOAT, O(tcfg.w_action), 0, 1e6, CLI_G_TRAIN,
 	"action loss weight (every column)"},
-	{"seed", "N", OPT_U64, O(tcfg.seed), 0, 0, CLI_G_TRAIN, "seed of init, shuffling, dropout"},
+	{"seed", "N", OPT_U64, O(tcfg.seed), 0, 0, CLI_G_TRAIN | CLI_G_SYNTH,
+	"seed of init, shuffling, dropout (synth: of the generated data)"},
 	{"eval-users", "N", OPT_INT, O(tcfg.eval_max_users), 0, INT_MAX, CLI_G_TRAIN,
 	"validation users per epoch (0 = all; the final test always uses all)"},
 	/* outputs */
@@ -102,6 +103,11 @@ static const cli_option options[] = {
 	"how many items to recommend (at most the catalogue)"},
 	{"include-seen", NULL, OPT_FLAG, O(include_seen), 0, 0, CLI_G_TOPK,
 	"allow items of the history in the result"},
+	/* synthetic data */
+	{"users", "N", OPT_INT, O(syn_users), 1, 10000000, CLI_G_SYNTH, "users 1..N"},
+	{"items", "N", OPT_INT, O(syn_items), 1, 100000000, CLI_G_SYNTH, "items 1..N"},
+	{"per-user", "N", OPT_INT, O(syn_per_user), 1, 100000, CLI_G_SYNTH,
+	"mean interactions per user (each user has N - N/2 .. N + N/2)"},
 	/* common */
 	{"device", "NAME", OPT_STR, O(device), 0, 0, CLI_G_COMMON,
 	"cpu | cuda | auto (auto: CUDA when built and usable, else the CPU)"},
@@ -127,6 +133,7 @@ cli_opts_default(cli_opts *opts)
 	opts->split = "test";
 	opts->ks = "10,50";
 	opts->k = 10;
+	opts->syn_per_user = 50;
 	gr_model_config_default(&opts->mcfg, GR_LAYOUT_ITEM, 1, 0);
 	gr_train_config_default(&opts->tcfg);
 }
@@ -356,7 +363,8 @@ cli_print_command_help(FILE *f, const cli_command *cmd)
 		snprintf(head, sizeof(head), "--%s%s%s", o->name, o->metavar ? " " : "",
 				 o->metavar ? o->metavar : "");
 		format_default(o, &def, dflt, sizeof(dflt));
-		if (strcmp(o->name, "layout") == 0)
+		if (strcmp(o->name, "layout") == 0 || strcmp(o->name, "users") == 0 ||
+			strcmp(o->name, "items") == 0)
 			dflt[0] = '\0';
 		print_wrapped(f, head, o->help, dflt);
 	}

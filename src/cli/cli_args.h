@@ -29,6 +29,7 @@
 #define CLI_G_HISTORY	0x0100u		/* --history --user */
 #define CLI_G_CANDS		0x0200u		/* --candidates */
 #define CLI_G_TOPK		0x0400u		/* --k --include-seen */
+#define CLI_G_SYNTH		0x0800u		/* --users --items --per-user (and --seed) */
 
 #define CLI_MAX_OPTIONS 64
 
@@ -64,6 +65,10 @@ typedef struct cli_opts
 	const char *candidates;
 	int			k;
 	bool		include_seen;
+	/* synthetic data */
+	int			syn_users;
+	int			syn_items;
+	int			syn_per_user;
 
 	bool		given[CLI_MAX_OPTIONS]; /* which options the command line set */
 } cli_opts;

@@ -40,6 +40,13 @@ static const cli_command commands[] = {
 		"Print a model file's layout, configuration, parameter count, tensors and the\n"
 		"training summary stored with it.",
 	cli_cmd_info},
+	{"synth", CLI_G_COMMON | CLI_G_SYNTH,
+		"--users N --items M [--per-user K] [--seed S]",
+		"Print the deterministic synthetic interaction log of the SQL function\n"
+		"genrec_synthetic(N, M, K, S) as TSV (user, item, action, Unix time; no header), so\n"
+		"the program has a data set that needs no download: genrec synth ... | genrec train\n"
+		"--data -. Same arguments, same rows, on every machine.",
+	cli_cmd_synth},
 };
 
 #define N_COMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))

@@ -246,6 +246,18 @@ run_rc "history with too many actions" 2 score --model "$T/lac.safetensors" \
 run_rc "unknown user" 1 recommend --model "$T/lac.safetensors" --user 12345 --data "$T/tiny.tsv" $COLS
 run_rc "recommend on an empty history" 1 recommend --model "$T/lac.safetensors" --history -
 run_rc "unwritable --save" 1 train --data "$T/tiny.tsv" $COLS --save "$T/no/dir/m.safetensors"
+# synth: the rows of genrec_synthetic(3, 100, 6, 42) (expected/synthetic.out), then a
+# synthetic log trains
+run_rc "synth" 0 synth --users 3 --items 100 --per-user 6 --seed 42
+[ "$(sed -n '1p;14p' "$T/out" | tr '\t\n' ',;')" = "1,49,2.6,1704264776;3,45,2.6,1706611151;" ] &&
+	[ "$(wc -l <"$T/out")" -eq 14 ]
+ok "synth prints the rows of genrec_synthetic(3, 100, 6, 42)" $?
+"$G" synth --users 40 --items 60 --per-user 12 --seed 5 >"$T/syn.tsv" 2>"$T/err"
+ok "synth to a file" $?
+run_rc "train on synth output" 0 train --data "$T/syn.tsv" --layout lac $TINY --quiet
+run_rc "synth without --items" 2 synth --users 3
+run_rc "synth with too many rows" 2 synth --users 10000000 --items 5 --per-user 101
+err_has "synth row limit" "at most 1000000000"
 run_rc "help" 0 --help
 run_rc "train --help" 0 train --help
 grep -q -- "--max-len" "$T/out"
