@@ -6,6 +6,7 @@
  * never opens BLAS or a GPU (both happen on first use, in the backend that needs them).
  */
 #include "pg_genrec.h"
+#include "pg_cache.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -50,6 +51,7 @@ _PG_init(void)
 							   "GPU math mode for GEMMs: tf32 (default), fp32 or bf16.",
 							   NULL, &genrec_cuda_math, "tf32", PGC_USERSET, 0,
 							   NULL, NULL, NULL);
+	genrec_cache_init();
 	MarkGUCPrefixReserved("genrec");
 }
 

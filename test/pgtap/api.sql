@@ -38,6 +38,28 @@ INSERT INTO api VALUES
   ('genrec_mean_mrr',           '{integer}',                                 'double precision',           NULL,        NULL,  true),
   ('genrec_rmse',               '{double precision,double precision}',       'double precision',           NULL,        NULL,  true);
 
+-- serving (sql/parts/50_serve.sql)
+INSERT INTO api VALUES
+  ('genrec_score',              '{text,bigint,bigint[]}',                    'real[]',                     'STABLE',    true,  false),
+  ('genrec_score',              '{bigint,bigint[]}',                         'real[]',                     'STABLE',    true,  false),
+  ('genrec_score',              '{text,genrec_history,bigint[]}',            'real[]',                     'STABLE',    true,  false),
+  ('genrec_score_detail',       '{text,bigint,bigint[]}',                    'setof record',               'STABLE',    true,  false),
+  ('genrec_score_detail',       '{text,genrec_history,bigint[]}',            'setof record',               'STABLE',    true,  false),
+  ('genrec_recommend',          '{text,bigint,integer,boolean}',             'setof record',               'STABLE',    true,  false),
+  ('genrec_recommend',          '{text,genrec_history,integer,boolean}',     'setof record',               'STABLE',    true,  false),
+  ('genrec_recommend',          '{bigint,integer,boolean}',                  'setof record',               'STABLE',    true,  false),
+  ('genrec_evaluate',           '{text,text,integer[]}',                     'setof record',               'STABLE',    true,  false),
+  ('genrec_model_info',         '{text}',                                    'setof record',               'STABLE',    true,  false),
+  ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
+  ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false);
+
+-- functions that are not PARALLEL SAFE, with their marking (r restricted, u unsafe)
+CREATE TEMP TABLE api_parallel (sig text, par "char");
+INSERT INTO api_parallel VALUES
+  ('genrec_evaluate(text,text,integer[])', 'r'),
+  ('genrec_cache_status()',                'r'),
+  ('genrec_cache_evict(text)',             'u');
+
 -- the functions of the extension, by signature
 CREATE TEMP VIEW ext_procs AS
   SELECT p.oid, p.proname, p.prokind, p.proparallel
@@ -45,7 +67,7 @@ CREATE TEMP VIEW ext_procs AS
     JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
     JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'genrec';
 
-SELECT plan((SELECT 12 + 3 * count(*)::int + count(*) FILTER (WHERE NOT agg)::int * 2 FROM api));
+SELECT plan((SELECT 13 + 3 * count(*)::int + count(*) FILTER (WHERE NOT agg)::int * 2 FROM api));
 
 SELECT has_extension('genrec', 'extension genrec is installed');
 SELECT has_schema('genrec', 'schema genrec exists');
@@ -82,8 +104,14 @@ SELECT CASE WHEN agg
 
 SELECT is((SELECT count(*)::int FROM ext_procs), (SELECT count(*)::int FROM api),
           'the list above names every function and aggregate of the extension');
-SELECT is_empty($$SELECT oid::regprocedure::text FROM ext_procs WHERE proparallel <> 's'$$,
-                'every function and aggregate is PARALLEL SAFE');
+SELECT is_empty($$SELECT oid::regprocedure::text FROM ext_procs
+                   WHERE proparallel <> 's'
+                     AND replace(oid::regprocedure::text, 'genrec.', '') NOT IN (SELECT sig FROM api_parallel)$$,
+                'every function and aggregate not listed in api_parallel is PARALLEL SAFE');
+SELECT set_eq($$SELECT replace(oid::regprocedure::text, 'genrec.', ''), proparallel FROM ext_procs
+                 WHERE proparallel <> 's'$$,
+              $$SELECT sig, par FROM api_parallel$$,
+              'the functions in api_parallel have the marking listed there');
 SELECT is_empty($$SELECT oid::regprocedure::text FROM ext_procs
                    WHERE obj_description(oid, 'pg_proc') IS NULL$$,
                 'every function and aggregate has a COMMENT');

@@ -1,0 +1,109 @@
+-- ---------------------------------------------------------------- serving
+--
+-- Every model-dependent function is STABLE: it reads genrec.models (the version that serves a
+-- name: the deployed one, else the newest) and the model's source in the caller's snapshot.
+-- All are STRICT: a NULL argument gives NULL (no rows for the set-returning ones).
+-- Scoring and retrieval are PARALLEL SAFE: they only read tables through SPI and map the
+-- shared model segments, which works in parallel workers (a model whose source is a
+-- temporary table can only be served by its own session, never in a parallel plan).
+-- Evaluation is PARALLEL RESTRICTED (a single heavy call reading a whole source).
+--
+-- SQLSTATEs: 42704 unknown model; 22023 invalid argument (k < 1, bad split or cut-offs,
+-- multi-dimensional arrays, genrec.default_model unset); P0002 a user without interactions
+-- (or an empty history) where the layout needs one; XX001 corrupt weights; 42P17 an unusable
+-- source mapping; 42804 a source column of an unsupported type; 55000 a model without
+-- weights, or without a source where a user id is given.
+
+CREATE FUNCTION genrec_score(model text, user_id bigint, candidates bigint[])
+    RETURNS real[]
+    AS 'MODULE_PATHNAME', 'genrec_score_user'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION genrec_score(text, bigint, bigint[]) IS
+'Score candidate items for a user in one pass: one real per candidate, aligned with the array: the predicted first action (raw scale; a probability for a binary column) for action layouts (lac, int, pc), the retrieval logit for the item layout. The history is the user''s most recent interactions in the model''s source (an index on the user column makes it cheap). NULL or unknown candidates give NULL; an empty array gives an empty array; a user without interactions is a cold start for lac/int and ERROR P0002 for item/pc.';
+
+CREATE FUNCTION genrec_score(user_id bigint, candidates bigint[])
+    RETURNS real[]
+    AS 'MODULE_PATHNAME', 'genrec_score_default'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION genrec_score(bigint, bigint[]) IS
+'genrec_score(genrec.default_model, user_id, candidates); ERROR 22023 when genrec.default_model is not set.';
+
+CREATE FUNCTION genrec_score(model text, history genrec_history, candidates bigint[])
+    RETURNS real[]
+    AS 'MODULE_PATHNAME', 'genrec_score_history'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION genrec_score(text, genrec_history, bigint[]) IS
+'Score candidate items for a given history (oldest first; its action is the model''s first action column, others missing), as genrec_score(model, user_id, candidates) does for a stored one.';
+
+CREATE FUNCTION genrec_score_detail(model text, user_id bigint, candidates bigint[])
+    RETURNS TABLE (item_id bigint, known boolean, retrieval_logit real, actions real[])
+    AS 'MODULE_PATHNAME', 'genrec_score_detail_user'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION genrec_score_detail(text, bigint, bigint[]) IS
+'Everything the model predicts for each candidate, one row per array element in order: whether the model knows the item, the retrieval logit, and every action column (raw scale; NULL for the item layout). Unknown or NULL candidates get NULL predictions.';
+
+CREATE FUNCTION genrec_score_detail(model text, history genrec_history, candidates bigint[])
+    RETURNS TABLE (item_id bigint, known boolean, retrieval_logit real, actions real[])
+    AS 'MODULE_PATHNAME', 'genrec_score_detail_history'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION genrec_score_detail(text, genrec_history, bigint[]) IS
+'genrec_score_detail for a given history instead of a stored one.';
+
+CREATE FUNCTION genrec_recommend(model text, user_id bigint, k integer DEFAULT 10,
+                                 exclude_seen boolean DEFAULT true)
+    RETURNS TABLE (rank integer, item_id bigint, score real)
+    AS 'MODULE_PATHNAME', 'genrec_recommend_user'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION genrec_recommend(text, bigint, integer, boolean) IS
+'Top k items over the whole catalogue for a user, best first, by retrieval logit (score). exclude_seen drops every item in the user''s history. k < 1 is ERROR 22023, k above the catalogue is the catalogue; a user without interactions is ERROR P0002.';
+
+CREATE FUNCTION genrec_recommend(model text, history genrec_history, k integer DEFAULT 10,
+                                 exclude_seen boolean DEFAULT true)
+    RETURNS TABLE (rank integer, item_id bigint, score real)
+    AS 'MODULE_PATHNAME', 'genrec_recommend_history'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION genrec_recommend(text, genrec_history, integer, boolean) IS
+'genrec_recommend for a given history (oldest first) instead of a stored one.';
+
+CREATE FUNCTION genrec_recommend(user_id bigint, k integer DEFAULT 10,
+                                 exclude_seen boolean DEFAULT true)
+    RETURNS TABLE (rank integer, item_id bigint, score real)
+    AS 'MODULE_PATHNAME', 'genrec_recommend_default'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION genrec_recommend(bigint, integer, boolean) IS
+'genrec_recommend(genrec.default_model, user_id, k, exclude_seen); ERROR 22023 when genrec.default_model is not set.';
+
+CREATE FUNCTION genrec_evaluate(model text, split text DEFAULT 'test',
+                                ks integer[] DEFAULT '{10,50}')
+    RETURNS TABLE (metric text, k integer, value double precision)
+    AS 'MODULE_PATHNAME', 'genrec_evaluate'
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 20;
+COMMENT ON FUNCTION genrec_evaluate(text, text, integer[]) IS
+'Evaluate a model on its source with the fixed protocol: each user''s interactions by time (tiebreak column), leave-one-out (test = last, valid = second to last; users with fewer than 3 only train), the target ranked over the full catalogue. Rows: users; hr, ndcg (at each k) and mrr with the user''s earlier items excluded; hr_all, ndcg_all, mrr_all with nothing excluded; popularity_hr/ndcg (training-split popularity, seen excluded); per action column rmse:<col> (normalised [0,1] scale) and baseline_rmse:<col> (global mean + user and item bias), or logloss:<col> and ne:<col> for binary columns. Equal to `genrec eval` on the same rows.';
+
+CREATE FUNCTION genrec_model_info(model text)
+    RETURNS TABLE (name text, version integer, deployed boolean, layout text,
+                   n_items integer, n_actions integer, action_cols text[], d_model integer,
+                   n_layer integer, n_head integer, max_len integer, n_params bigint,
+                   bytes bigint, shared boolean)
+    AS 'MODULE_PATHNAME', 'genrec_model_info'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION genrec_model_info(text) IS
+'The version that serves a model name (deployed, else newest) as loaded: layout, catalogue size, action columns, architecture, parameter count, bytes in memory, and whether the copy is shared (a dynamic shared memory segment) or private to this backend. Loads the model when it is not loaded yet.';
+
+CREATE FUNCTION genrec_cache_status()
+    RETURNS TABLE (name text, version integer, state text, shared boolean, bytes bigint,
+                   attached integer, loaded_at timestamptz, load_ms double precision,
+                   in_this_backend boolean)
+    AS 'MODULE_PATHNAME', 'genrec_cache_status'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION genrec_cache_status() IS
+'Models in memory: one row per version in the shared registry (state ready, loading or superseded, bytes of its segment, backends attached, when and how fast it was loaded) and one per private copy of this backend (state private).';
+
+CREATE FUNCTION genrec_cache_evict(model text DEFAULT NULL)
+    RETURNS integer
+    AS 'MODULE_PATHNAME', 'genrec_cache_evict'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION genrec_cache_evict(text) IS
+'Drop cached versions of a model (NULL: of every model) that no backend has attached, after this backend lets go of its own; returns how many shared versions were dropped. Superuser only by default.';
+REVOKE ALL ON FUNCTION genrec_cache_evict(text) FROM PUBLIC;

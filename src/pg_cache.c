@@ -1,0 +1,1279 @@
+/*
+ * pg_cache.c — models in shared memory (see pg_cache.h).
+ *
+ * Registry. GENREC_CACHE_SLOTS slots in the main shared memory segment, under one LWLock. A
+ * slot is EMPTY, LOADING (one backend is writing its segment; others wait on the condition
+ * variable) or READY (the segment is complete and pinned). With shared_preload_libraries the
+ * registry is reserved at startup (shmem_request_hook); without it, the first backend that
+ * needs it places it in the slack the main segment keeps for late allocations (about 100 kB;
+ * the registry takes about 15 kB). If that fails, or genrec.shared_cache is off, or the
+ * registry is full of models in use, a backend keeps a private copy (NOTICE once).
+ *
+ * Eviction. Each slot counts the backends attached to it and remembers when a backend last
+ * switched to it. A version is dropped (its segment unpinned; the memory goes when the last
+ * mapping goes) as soon as no backend is attached and a later-used version of the same name
+ * exists: in practice right after every backend has moved to a newly deployed version. When
+ * all slots are taken, the least recently used unattached version makes room.
+ * genrec_cache_evict() drops unattached versions on demand (e.g. after deleting a model). A
+ * backend holds its attachment until its next genrec call notices the change, or it exits.
+ */
+#include "pg_cache.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/regproc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+#include "utils/wait_event.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeclaration-after-statement"
+#include "gr_io.h"
+#pragma GCC diagnostic pop
+
+#define GENREC_CACHE_SLOTS	64
+#define GENREC_SLOT_NAME	64
+#define GENREC_BLOB_MAGIC	0x42524d47	/* "GMRB" */
+#define GENREC_BLOB_FORMAT	1
+#define GENREC_SHMEM_NAME	"genrec model registry v1"
+
+typedef enum SlotState
+{
+	SLOT_EMPTY = 0,
+	SLOT_LOADING,
+	SLOT_READY
+} SlotState;
+
+typedef struct GenrecSlot
+{
+	SlotState	state;
+	uint64		gen;			/* bumped whenever the slot changes identity */
+	uint64		key;			/* hash of (name, version, created, stored size) */
+	uint64		name_hash;
+	int32		version;
+	TimestampTz created;
+	int64		stored_size;
+	char		name[GENREC_SLOT_NAME]; /* clipped; the segment holds the full name */
+	dsm_handle	handle;
+	Size		bytes;
+	int			attached;		/* backends with the segment mapped */
+	int			loader;			/* pid writing the segment (LOADING) */
+	uint64		used_tick;		/* when a backend last switched to this version */
+	TimestampTz loaded_at;
+	double		load_ms;
+} GenrecSlot;
+
+typedef struct GenrecRegistry
+{
+	LWLock		lock;
+	int			tranche;
+	ConditionVariable cv;		/* broadcast when a LOADING slot changes */
+	pg_atomic_uint64 epoch;		/* bumped at every publish and eviction */
+	uint64		tick;
+	uint64		loads;
+	uint64		evictions;
+	GenrecSlot	slots[GENREC_CACHE_SLOTS];
+} GenrecRegistry;
+
+/* A model version as the catalogue names it. */
+typedef struct GenrecIdent
+{
+	const char *name;
+	int32		version;
+	bool		deployed;
+	TimestampTz created;
+	int64		stored_size;
+	uint64		name_hash;
+	uint64		key;
+} GenrecIdent;
+
+static bool genrec_shared_cache = true;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static GenrecRegistry *registry = NULL;
+static bool registry_failed = false;
+static bool fallback_noticed = false;
+static bool exit_hook_set = false;
+static bool xact_hooks_set = false;
+static uint64 seen_epoch = 0;
+
+static MemoryContext cache_cxt = NULL;
+static List *local_models = NIL;	/* GenrecModel * in use by name */
+static List *zombies = NIL;		/* replaced while pinned */
+static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr source_plan = NULL;
+static SPIPlanPtr weights_plan = NULL;
+
+/* Pins taken by calls in progress, with the subtransaction that took them. */
+typedef struct PinRecord
+{
+	GenrecModel *model;
+	SubTransactionId subxid;
+} PinRecord;
+
+static PinRecord *pin_stack = NULL;
+static int	n_pin_stack = 0;
+static int	cap_pin_stack = 0;
+
+static void registry_attach(void);
+
+/* Bytes of the registry in the main shared memory segment. */
+static Size
+registry_size(void)
+{
+	return MAXALIGN(sizeof(GenrecRegistry));
+}
+
+/* Ask for the registry's shared memory (preloaded only). */
+static void
+cache_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(registry_size());
+}
+
+/* Create the registry at postmaster start (preloaded only). */
+static void
+cache_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	registry_attach();
+}
+
+/* Define genrec.shared_cache and, when preloaded, reserve the registry. */
+void
+genrec_cache_init(void)
+{
+	DefineCustomBoolVariable("genrec.shared_cache",
+							 "Keep loaded models in shared memory, one copy for all "
+							 "backends (off: each backend loads its own copy).",
+							 NULL, &genrec_shared_cache, true, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = cache_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = cache_shmem_startup;
+	}
+}
+
+/* Find or create the registry in the main segment and register its lock's tranche. */
+static void
+registry_attach(void)
+{
+	bool		found;
+	GenrecRegistry *r;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	r = ShmemInitStruct(GENREC_SHMEM_NAME, registry_size(), &found);
+	if (!found)
+	{
+		memset(r, 0, registry_size());
+		r->tranche = LWLockNewTrancheId();
+		LWLockInitialize(&r->lock, r->tranche);
+		ConditionVariableInit(&r->cv);
+		pg_atomic_init_u64(&r->epoch, 1);
+	}
+	LWLockRelease(AddinShmemInitLock);
+	LWLockRegisterTranche(r->tranche, "genrec_model_registry");
+	registry = r;
+}
+
+/* Say once per backend that models are kept per backend, and why. */
+static void
+notice_fallback(const char *why)
+{
+	if (fallback_noticed)
+		return;
+	fallback_noticed = true;
+	ereport(NOTICE,
+			(errmsg("genrec keeps models in this backend's memory"),
+			 errdetail("%s", why)));
+}
+
+static void cache_exit(int code, Datum arg);
+
+/* The registry, created on first use; NULL when it cannot be had (a private cache then). */
+static GenrecRegistry *
+registry_get(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	if (registry != NULL || registry_failed)
+		return registry;
+	PG_TRY();
+	{
+		registry_attach();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		if (LWLockHeldByMe(AddinShmemInitLock))
+			LWLockRelease(AddinShmemInitLock);
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		registry_failed = true;
+		notice_fallback(psprintf("The shared model registry could not be placed in shared "
+								 "memory (%s); add genrec to shared_preload_libraries to "
+								 "reserve it.", edata->message));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	if (registry != NULL && !exit_hook_set)
+	{
+		before_shmem_exit(cache_exit, (Datum) 0);
+		exit_hook_set = true;
+	}
+	return registry;
+}
+
+/* Identity of a slot equals ident. */
+static bool
+slot_matches(const GenrecSlot *s, const GenrecIdent *id)
+{
+	return s->state != SLOT_EMPTY && s->key == id->key && s->version == id->version &&
+		s->created == id->created && s->stored_size == id->stored_size &&
+		s->name_hash == id->name_hash &&
+		strncmp(s->name, id->name, GENREC_SLOT_NAME - 1) == 0;
+}
+
+/* Two slots hold versions of the same model name. */
+static bool
+slot_same_name(const GenrecSlot *a, const GenrecSlot *b)
+{
+	return a->name_hash == b->name_hash && strcmp(a->name, b->name) == 0;
+}
+
+/* Drop a READY, unattached slot: unpin its segment (freed with the last mapping). */
+static void
+evict_locked(GenrecSlot *s)
+{
+	Assert(s->state == SLOT_READY && s->attached == 0);
+	dsm_unpin_segment(s->handle);
+	s->state = SLOT_EMPTY;
+	s->gen++;
+	registry->evictions++;
+	pg_atomic_fetch_add_u64(&registry->epoch, 1);
+}
+
+/* A slot whose name has a more recently used READY version. */
+static bool
+superseded_locked(const GenrecSlot *s)
+{
+	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+	{
+		const GenrecSlot *o = &registry->slots[i];
+
+		if (o != s && o->state == SLOT_READY && slot_same_name(o, s) &&
+			o->used_tick > s->used_tick)
+			return true;
+	}
+	return false;
+}
+
+/* Mark a slot as the version in use for its name; drop unattached other versions. */
+static void
+touch_locked(GenrecSlot *s)
+{
+	s->used_tick = ++registry->tick;
+	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+	{
+		GenrecSlot *o = &registry->slots[i];
+
+		if (o != s && o->state == SLOT_READY && o->attached == 0 && slot_same_name(o, s))
+			evict_locked(o);
+	}
+}
+
+/* Stop counting this backend as attached to a slot; drop it if superseded and unused. */
+static void
+slot_detach_locked(int slot, uint64 gen)
+{
+	GenrecSlot *s = &registry->slots[slot];
+
+	if (s->gen != gen || s->state != SLOT_READY)
+		return;
+	if (s->attached > 0)
+		s->attached--;
+	if (s->attached == 0 && superseded_locked(s))
+		evict_locked(s);
+}
+
+/* Give a LOADING slot back (the load failed or its loader is gone). */
+static void
+abandon_loading_locked(GenrecSlot *s)
+{
+	s->state = SLOT_EMPTY;
+	s->gen++;
+	s->loader = 0;
+}
+
+/* A slot for a new version: an empty one, else the least recently used unattached one. */
+static int
+claim_slot_locked(void)
+{
+	int			best = -1;
+
+	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+		if (registry->slots[i].state == SLOT_EMPTY)
+			return i;
+	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+	{
+		GenrecSlot *s = &registry->slots[i];
+
+		if (s->state == SLOT_READY && s->attached == 0 &&
+			(best < 0 || s->used_tick < registry->slots[best].used_tick))
+			best = i;
+	}
+	if (best >= 0)
+		evict_locked(&registry->slots[best]);
+	return best;
+}
+
+/* Release this backend's registry state at exit: attachments and unfinished loads. */
+static void
+cache_exit(int code, Datum arg)
+{
+	ListCell   *lc;
+
+	if (registry == NULL)
+		return;
+	if (LWLockHeldByMe(&registry->lock))
+		LWLockRelease(&registry->lock);
+	LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+	foreach(lc, local_models)
+	{
+		GenrecModel *m = lfirst(lc);
+
+		if (m->slot >= 0)
+			slot_detach_locked(m->slot, m->slot_gen);
+		m->slot = -1;
+	}
+	foreach(lc, zombies)
+	{
+		GenrecModel *m = lfirst(lc);
+
+		if (m->slot >= 0)
+			slot_detach_locked(m->slot, m->slot_gen);
+		m->slot = -1;
+	}
+	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+		if (registry->slots[i].state == SLOT_LOADING && registry->slots[i].loader == MyProcPid)
+			abandon_loading_locked(&registry->slots[i]);
+	LWLockRelease(&registry->lock);
+	ConditionVariableBroadcast(&registry->cv);
+}
+
+/* ---------------------------------------------------------------- the catalogue */
+
+/* Prepare and keep a plan over genrec.models. */
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/* Run a kept plan over (name) or (name, version) in the caller's snapshot. */
+static void
+run_catalogue_plan(SPIPlanPtr plan, const char *name, int32 version)
+{
+	Datum		values[2];
+	int			rc;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	rc = SPI_execute_plan(plan, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading genrec.models failed: %s", SPI_result_code_string(rc));
+}
+
+/* The version that serves name in the current snapshot: deployed, else the newest. */
+static void
+catalogue_lookup(const char *name, GenrecIdent *id)
+{
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	if (lookup_plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+
+		lookup_plan = keep_plan("SELECT version::int4, coalesce(deployed, false), "
+								"created::timestamptz, pg_column_size(weights)::int8 "
+								"FROM genrec.models "
+								"WHERE name = $1 "
+								"ORDER BY deployed DESC NULLS LAST, version DESC LIMIT 1",
+								1, types);
+	}
+	run_catalogue_plan(lookup_plan, name, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("Models are the rows of genrec.models.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	memset(id, 0, sizeof(*id));
+	id->name = name;
+	id->version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	id->deployed = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	id->created = isnull ? 0 : DatumGetTimestampTz(d);
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" version %d has no weights", name, id->version)));
+	id->stored_size = DatumGetInt64(d);
+	id->name_hash = hash_bytes_extended((const unsigned char *) name, (int) strlen(name), 0);
+	id->key = hash_combine64(id->name_hash,
+							 hash_combine64((uint64) (uint32) id->version,
+											hash_combine64((uint64) id->created,
+														   (uint64) id->stored_size)));
+}
+
+/* Quote a qualified name "schema.table" part by part. */
+static char *
+quote_qualified(const char *text)
+{
+	List	   *names = stringToQualifiedNameList(text);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+	{
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, '.');
+		appendStringInfoString(&buf, quote_identifier(strVal(lfirst(lc))));
+	}
+	return buf.data;
+}
+
+/* Text column i of the current SPI row, copied, or NULL. */
+static char *
+spi_text(int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* Raise the error for an unusable source mapping. */
+static void
+bad_source(const char *name, const char *why) pg_attribute_noreturn();
+static void
+bad_source(const char *name, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			 errmsg("model \"%s\": invalid source mapping: %s", name, why),
+			 errhint("genrec.models.source is {\"relation\" or \"query\", \"user_col\", "
+					 "\"item_col\", \"action_cols\", \"time_col\", \"tiebreak_col\"}.")));
+}
+
+/* Read a model version's source mapping into m (in m->cxt); absent source = no user_col. */
+static void
+read_source(GenrecModel *m)
+{
+	GenrecSource *s = &m->source;
+	MemoryContext old;
+	bool		isnull;
+	Datum		arr;
+
+	if (source_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, INT4OID};
+
+		source_plan = keep_plan("SELECT source->>'relation', source->>'query', "
+								"source->>'user_col', source->>'item_col', "
+								"CASE jsonb_typeof(source->'action_cols') "
+								"WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text("
+								"source->'action_cols')) "
+								"WHEN 'string' THEN ARRAY[source->>'action_cols'] END, "
+								"source->>'time_col', source->>'tiebreak_col', "
+								"jsonb_typeof(source) "
+								"FROM genrec.models WHERE name = $1 AND version = $2",
+								2, types);
+	}
+	run_catalogue_plan(source_plan, m->name, m->version);
+	if (SPI_processed == 0)
+		return;
+	old = MemoryContextSwitchTo(m->cxt);
+	{
+		char	   *kind = spi_text(8);
+		char	   *rel = spi_text(1),
+				   *query = spi_text(2),
+				   *user = spi_text(3),
+				   *item = spi_text(4);
+
+		if (kind == NULL || strcmp(kind, "null") == 0)
+		{
+			MemoryContextSwitchTo(old);
+			return;
+		}
+		if (strcmp(kind, "object") != 0)
+			bad_source(m->name, "not a JSON object");
+		if ((rel == NULL) == (query == NULL))
+			bad_source(m->name, "give exactly one of \"relation\" and \"query\"");
+		if (user == NULL || item == NULL)
+			bad_source(m->name, "\"user_col\" and \"item_col\" are required");
+		s->relation = rel ? quote_qualified(rel) : NULL;
+		s->query = query;
+		s->user_col = pstrdup(quote_identifier(user));
+		s->item_col = pstrdup(quote_identifier(item));
+		s->time_col = spi_text(6);
+		if (s->time_col)
+			s->time_col = pstrdup(quote_identifier(s->time_col));
+		s->tiebreak_col = spi_text(7);
+		if (s->tiebreak_col)
+			s->tiebreak_col = pstrdup(quote_identifier(s->tiebreak_col));
+		arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+			if (n > GR_MAX_ACTIONS)
+				bad_source(m->name, psprintf("more than %d action columns", GR_MAX_ACTIONS));
+			for (int k = 0; k < n; k++)
+			{
+				if (nulls[k])
+					bad_source(m->name, "a null action column name");
+				s->action_names[k] = TextDatumGetCString(elems[k]);
+				s->action_cols[k] = pstrdup(quote_identifier(s->action_names[k]));
+			}
+			s->n_actions = n;
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* ---------------------------------------------------------------- model segments */
+
+/* Hash the payload of a segment (in chunks: hash_bytes_extended takes an int length). */
+static uint64
+blob_checksum(const GenrecBlob *b)
+{
+	const unsigned char *p = (const unsigned char *) b + b->items_off;
+	Size		left = b->total - b->items_off;
+	uint64		h = 0x9e3779b97f4a7c15ULL;
+
+	while (left > 0)
+	{
+		int			chunk = (int) Min(left, (Size) 1 << 24);
+
+		h = hash_bytes_extended(p, chunk, h);
+		p += chunk;
+		left -= chunk;
+	}
+	return h;
+}
+
+/* Load and validate a version's safetensors bytes (gr_model_load) into a temporary model. */
+static gr_model *
+load_engine_model(const GenrecIdent *id, MemoryContext tmp, gr_env *env)
+{
+	Datum		values[2];
+	bool		isnull;
+	bytea	   *bytes;
+	gr_model   *model = NULL;
+	gr_error	err = {0};
+	int			rc;
+
+	if (weights_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, INT4OID};
+
+		weights_plan = keep_plan("SELECT weights FROM genrec.models "
+								 "WHERE name = $1 AND version = $2", 2, types);
+	}
+	values[0] = CStringGetTextDatum(id->name);
+	values[1] = Int32GetDatum(id->version);
+	rc = SPI_execute_plan(weights_plan, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" version %d does not exist", id->name, id->version)));
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(tmp);
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" version %d has no weights", id->name, id->version)));
+		bytes = DatumGetByteaPP(d);
+		MemoryContextSwitchTo(old);
+	}
+	/* validate and parse on the CPU, whatever the device: the segment is host memory */
+	genrec_engine_env(env, tmp, NULL, NULL);
+	env->ops = NULL;
+	if (gr_model_load(env, (const uint8_t *) VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes),
+					  &model, NULL, &err) != GR_OK)
+		genrec_raise_engine_error(&err, psprintf("loading model \"%s\" version %d",
+												 id->name, id->version));
+	return model;
+}
+
+/* Bytes of the segment for a model. */
+static Size
+blob_size(const gr_model *model, const char *name, Size *items_off, Size *params_off)
+{
+	Size		head = offsetof(GenrecBlob, name) + strlen(name) + 1;
+
+	*items_off = TYPEALIGN(64, head);
+	*params_off = TYPEALIGN(64, *items_off + sizeof(int64) * ((Size) model->cfg.n_items + 1));
+	return *params_off + sizeof(float) * model->n_params;
+}
+
+/* Write a model into a segment of blob_size bytes. */
+static void
+blob_fill(GenrecBlob *b, const gr_model *model, const GenrecIdent *id, Size total,
+		  Size items_off, Size params_off)
+{
+	Size		name_len = strlen(id->name);
+
+	memset(b, 0, items_off);
+	b->magic = GENREC_BLOB_MAGIC;
+	b->format = GENREC_BLOB_FORMAT;
+	b->total = total;
+	b->items_off = items_off;
+	b->params_off = params_off;
+	b->n_params = model->n_params;
+	b->version = id->version;
+	b->created = id->created;
+	b->stored_size = id->stored_size;
+	b->key = id->key;
+	b->cfg = model->cfg;
+	b->name_len = (uint32) name_len;
+	memcpy(b->name, id->name, name_len + 1);
+	memcpy((char *) b + items_off, model->item_ids,
+		   sizeof(int64) * ((Size) model->cfg.n_items + 1));
+	gr_model_download_params(model, (float *) ((char *) b + params_off));
+	b->checksum = blob_checksum(b);
+}
+
+/* Check a mapped segment against the version it should hold. */
+static bool
+blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id)
+{
+	return mapped >= offsetof(GenrecBlob, name) && b->magic == GENREC_BLOB_MAGIC &&
+		b->format == GENREC_BLOB_FORMAT && b->total <= mapped &&
+		b->items_off < b->params_off && b->params_off <= b->total &&
+		b->key == id->key && b->version == id->version && b->created == id->created &&
+		b->stored_size == id->stored_size && b->name_len == strlen(id->name) &&
+		offsetof(GenrecBlob, name) + b->name_len < b->items_off &&
+		strcmp(b->name, id->name) == 0 &&
+		b->n_params == gr_model_config_param_count(&b->cfg) &&
+		b->items_off + sizeof(int64) * ((Size) b->cfg.n_items + 1) <= b->params_off &&
+		b->params_off + sizeof(float) * b->n_params == b->total &&
+		blob_checksum(b) == b->checksum;
+}
+
+/* Load a version into a new segment, or into memory of cxt when seg_out is NULL. */
+static GenrecBlob *
+load_blob(const GenrecIdent *id, MemoryContext cxt, dsm_segment **seg_out)
+{
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "genrec model load",
+											  ALLOCSET_DEFAULT_SIZES);
+	gr_env		env;
+	gr_model   *model = load_engine_model(id, tmp, &env);
+	Size		items_off,
+				params_off,
+				total = blob_size(model, id->name, &items_off, &params_off);
+	GenrecBlob *b;
+
+	if (seg_out != NULL)
+	{
+		*seg_out = dsm_create(total, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+		if (*seg_out == NULL)
+		{
+			MemoryContextDelete(tmp);
+			return NULL;
+		}
+		b = dsm_segment_address(*seg_out);
+	}
+	else
+		b = MemoryContextAllocHuge(cxt, total);
+	blob_fill(b, model, id, total, items_off, params_off);
+	gr_model_free(model);
+	MemoryContextDelete(tmp);
+	return b;
+}
+
+/*
+ * Attach to (or load and publish) a version in the registry. Returns the mapped segment,
+ * counted as attached in the slot it returns, or NULL when the registry has no room or no segment can
+ * be created (the caller keeps a private copy).
+ */
+static dsm_segment *
+shared_get(const GenrecIdent *id, int *slot_out, uint64 *gen_out, bool *loaded)
+{
+	dsm_segment *seg = NULL;
+	int			slot;
+
+	*loaded = false;
+	for (;;)
+	{
+		GenrecSlot *s = NULL;
+
+		LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+		for (slot = 0; slot < GENREC_CACHE_SLOTS; slot++)
+			if (slot_matches(&registry->slots[slot], id))
+			{
+				s = &registry->slots[slot];
+				break;
+			}
+		if (s != NULL && s->state == SLOT_READY)
+		{
+			if (dsm_find_mapping(s->handle) != NULL)
+			{
+				/* an older handle of ours still maps it (a model replaced while in use) */
+				LWLockRelease(&registry->lock);
+				ConditionVariableCancelSleep();
+				return NULL;
+			}
+			seg = dsm_attach(s->handle);
+			if (seg == NULL)
+			{
+				/* cannot happen while pinned; forget the slot rather than loop */
+				s->state = SLOT_EMPTY;
+				s->gen++;
+				LWLockRelease(&registry->lock);
+				continue;
+			}
+			s->attached++;
+			touch_locked(s);
+			*slot_out = slot;
+			*gen_out = s->gen;
+			LWLockRelease(&registry->lock);
+			ConditionVariableCancelSleep();
+			return seg;
+		}
+		if (s != NULL)
+		{
+			/* LOADING: wait for the loader, or take over when it is gone */
+			if (s->loader != MyProcPid && BackendPidGetProc(s->loader) != NULL)
+			{
+				LWLockRelease(&registry->lock);
+				ConditionVariableTimedSleep(&registry->cv, 100, PG_WAIT_EXTENSION);
+				continue;
+			}
+			abandon_loading_locked(s);
+		}
+		slot = claim_slot_locked();
+		if (slot < 0)
+		{
+			LWLockRelease(&registry->lock);
+			ConditionVariableCancelSleep();
+			notice_fallback(psprintf("All %d shared model slots hold models in use.",
+									 GENREC_CACHE_SLOTS));
+			return NULL;
+		}
+		s = &registry->slots[slot];
+		memset(s->name, 0, sizeof(s->name));
+		memcpy(s->name, id->name, pg_mbcliplen(id->name, strlen(id->name), GENREC_SLOT_NAME - 1));
+		s->state = SLOT_LOADING;
+		s->gen++;
+		s->key = id->key;
+		s->name_hash = id->name_hash;
+		s->version = id->version;
+		s->created = id->created;
+		s->stored_size = id->stored_size;
+		s->loader = MyProcPid;
+		s->attached = 0;
+		*gen_out = s->gen;
+		LWLockRelease(&registry->lock);
+		break;
+	}
+	ConditionVariableCancelSleep();
+
+	/* load outside the lock; on any error give the slot back */
+	{
+		TimestampTz start = GetCurrentTimestamp();
+		GenrecBlob *b = NULL;
+		GenrecSlot *s = &registry->slots[slot];
+
+		PG_TRY();
+		{
+			b = load_blob(id, NULL, &seg);
+		}
+		PG_CATCH();
+		{
+			if (LWLockHeldByMe(&registry->lock))
+				LWLockRelease(&registry->lock);
+			LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+			if (s->gen == *gen_out && s->state == SLOT_LOADING)
+				abandon_loading_locked(s);
+			LWLockRelease(&registry->lock);
+			ConditionVariableBroadcast(&registry->cv);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+		if (b == NULL)
+		{
+			abandon_loading_locked(s);
+			LWLockRelease(&registry->lock);
+			ConditionVariableBroadcast(&registry->cv);
+			notice_fallback("No more dynamic shared memory segments could be created.");
+			return NULL;
+		}
+		dsm_pin_segment(seg);
+		s->handle = dsm_segment_handle(seg);
+		s->bytes = b->total;
+		s->attached = 1;
+		s->loader = 0;
+		s->loaded_at = GetCurrentTimestamp();
+		s->load_ms = (double) (s->loaded_at - start) / 1000.0;
+		s->state = SLOT_READY;
+		touch_locked(s);
+		registry->loads++;
+		pg_atomic_fetch_add_u64(&registry->epoch, 1);
+		LWLockRelease(&registry->lock);
+		ConditionVariableBroadcast(&registry->cv);
+	}
+	*slot_out = slot;
+	*loaded = true;
+	return seg;
+}
+
+/* ---------------------------------------------------------------- backend entries */
+
+/* Free an entry: engine state, plan, attachment and memory. */
+static void
+entry_free(GenrecModel *m)
+{
+	if (m->history_plan)
+		SPI_freeplan(m->history_plan);
+	gr_session_free(m->session);
+	gr_model_free(m->model);
+	if (m->slot >= 0 && registry != NULL)
+	{
+		LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+		slot_detach_locked(m->slot, m->slot_gen);
+		LWLockRelease(&registry->lock);
+	}
+	if (m->seg)
+		dsm_detach(m->seg);
+	MemoryContextDelete(m->cxt);
+}
+
+/* Take an entry out of the backend's list; free it now or when its last pin goes. */
+static void
+entry_retire(GenrecModel *m)
+{
+	local_models = list_delete_ptr(local_models, m);
+	if (m->pins > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+
+		m->zombie = true;
+		zombies = lappend(zombies, m);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		entry_free(m);
+}
+
+/* Build the engine view and session over a complete segment. */
+static void
+entry_bind(GenrecModel *m)
+{
+	gr_error	err = {0};
+	const GenrecBlob *b = m->blob;
+	char	   *what = psprintf("model \"%s\" version %d", m->name, m->version);
+
+	genrec_engine_env(&m->env, m->cxt, NULL, NULL);
+	if (gr_model_create_view(&m->env, &b->cfg, (const int64_t *) ((const char *) b + b->items_off),
+							 (const float *) ((const char *) b + b->params_off), b->n_params,
+							 &m->model, &err) != GR_OK ||
+		gr_session_create(m->model, &m->session, &err) != GR_OK)
+		genrec_raise_engine_error(&err, what);
+	pfree(what);
+}
+
+/* Build a backend entry for a version: shared segment if possible, else a private copy. */
+static GenrecModel *
+entry_build(const GenrecIdent *id)
+{
+	MemoryContext cxt = AllocSetContextCreate(cache_cxt, "genrec model",
+											  ALLOCSET_SMALL_SIZES);
+	GenrecModel *m = MemoryContextAllocZero(cxt, sizeof(GenrecModel));
+	TimestampTz start = GetCurrentTimestamp();
+
+	m->cxt = cxt;
+	m->name = MemoryContextStrdup(cxt, id->name);
+	m->version = id->version;
+	m->deployed = id->deployed;
+	m->created = id->created;
+	m->stored_size = id->stored_size;
+	m->slot = -1;
+	PG_TRY();
+	{
+		GenrecRegistry *r = genrec_shared_cache ? registry_get() : NULL;
+		bool		loaded = false;
+
+		read_source(m);
+		if (r != NULL)
+			m->seg = shared_get(id, &m->slot, &m->slot_gen, &loaded);
+		if (m->seg != NULL)
+		{
+			m->blob = dsm_segment_address(m->seg);
+			if (!blob_valid(m->blob, dsm_segment_map_length(m->seg), id))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("shared memory segment of model \"%s\" version %d is corrupt",
+								id->name, id->version)));
+			dsm_pin_mapping(m->seg);
+		}
+		else
+		{
+			if (!genrec_shared_cache)
+				notice_fallback("genrec.shared_cache is off.");
+			m->blob = load_blob(id, cxt, NULL);
+		}
+		entry_bind(m);
+	}
+	PG_CATCH();
+	{
+		if (registry != NULL && LWLockHeldByMe(&registry->lock))
+			LWLockRelease(&registry->lock);
+		if (m->slot >= 0)
+		{
+			LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+			slot_detach_locked(m->slot, m->slot_gen);
+			LWLockRelease(&registry->lock);
+		}
+		if (m->seg)
+			dsm_detach(m->seg);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	m->loaded_at = GetCurrentTimestamp();
+	m->load_ms = (double) (m->loaded_at - start) / 1000.0;
+	return m;
+}
+
+/* Free retired entries nobody pins any more. */
+static void
+free_zombies(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, zombies)
+	{
+		GenrecModel *m = lfirst(lc);
+
+		if (m->pins == 0)
+		{
+			zombies = foreach_delete_current(zombies, lc);
+			entry_free(m);
+		}
+	}
+}
+
+/* After the registry changed, let go of versions other backends have moved away from. */
+static void
+sweep_superseded(const char *keep)
+{
+	ListCell   *lc;
+	uint64		epoch;
+
+	if (registry == NULL)
+		return;
+	epoch = pg_atomic_read_u64(&registry->epoch);
+	if (epoch == seen_epoch)
+		return;
+	seen_epoch = epoch;
+	foreach(lc, local_models)
+	{
+		GenrecModel *m = lfirst(lc);
+		bool		stale;
+
+		if (m->slot < 0 || m->pins > 0 || strcmp(m->name, keep) == 0)
+			continue;
+		LWLockAcquire(&registry->lock, LW_SHARED);
+		stale = registry->slots[m->slot].gen != m->slot_gen ||
+			superseded_locked(&registry->slots[m->slot]);
+		LWLockRelease(&registry->lock);
+		if (stale)
+		{
+			local_models = foreach_delete_current(local_models, lc);
+			entry_free(m);
+		}
+	}
+}
+
+/* Drop a backend's pins taken in an aborted (sub)transaction. */
+static void
+unwind_pins(SubTransactionId from)
+{
+	while (n_pin_stack > 0 && pin_stack[n_pin_stack - 1].subxid >= from)
+	{
+		GenrecModel *m = pin_stack[--n_pin_stack].model;
+
+		if (m->pins > 0)
+			m->pins--;
+	}
+}
+
+/* Forget pins of an aborted transaction (the entries stay cached). */
+static void
+cache_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		unwind_pins(InvalidSubTransactionId);
+}
+
+/* Forget pins of an aborted subtransaction. */
+static void
+cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		unwind_pins(mySubid);
+}
+
+/* Find a backend entry by model name. */
+static GenrecModel *
+local_find(const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, local_models)
+	{
+		GenrecModel *m = lfirst(lc);
+
+		if (strcmp(m->name, name) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* Resolve, load if needed, and pin the model that serves name. */
+GenrecModel *
+genrec_model_acquire(const char *name)
+{
+	GenrecIdent id;
+	GenrecModel *m;
+
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "genrec model cache",
+										  ALLOCSET_SMALL_SIZES);
+	if (!xact_hooks_set)
+	{
+		RegisterXactCallback(cache_xact_callback, NULL);
+		RegisterSubXactCallback(cache_subxact_callback, NULL);
+		xact_hooks_set = true;
+	}
+	catalogue_lookup(name, &id);
+	free_zombies();
+	sweep_superseded(name);
+	m = local_find(name);
+	if (m != NULL && (m->version != id.version || m->created != id.created ||
+					  m->stored_size != id.stored_size ||
+					  m->env.ops != genrec_backend_ops()))
+	{
+		entry_retire(m);
+		m = NULL;
+	}
+	if (m == NULL)
+	{
+		MemoryContext old;
+
+		m = entry_build(&id);
+		old = MemoryContextSwitchTo(cache_cxt);
+		local_models = lappend(local_models, m);
+		MemoryContextSwitchTo(old);
+	}
+	m->deployed = id.deployed;
+	m->env.n_threads = genrec_threads;
+	gr_ops_cpu_set_threads(genrec_threads);
+	if (n_pin_stack == cap_pin_stack)
+	{
+		cap_pin_stack = cap_pin_stack ? 2 * cap_pin_stack : 8;
+		pin_stack = pin_stack ?
+			repalloc(pin_stack, sizeof(PinRecord) * cap_pin_stack) :
+			MemoryContextAlloc(cache_cxt, sizeof(PinRecord) * cap_pin_stack);
+	}
+	pin_stack[n_pin_stack].model = m;
+	pin_stack[n_pin_stack].subxid = GetCurrentSubTransactionId();
+	n_pin_stack++;
+	m->pins++;
+	return m;
+}
+
+/* Unpin a model. */
+void
+genrec_model_release(GenrecModel *m)
+{
+	for (int i = n_pin_stack - 1; i >= 0; i--)
+		if (pin_stack[i].model == m)
+		{
+			memmove(&pin_stack[i], &pin_stack[i + 1], sizeof(PinRecord) * (n_pin_stack - i - 1));
+			n_pin_stack--;
+			m->pins--;
+			break;
+		}
+}
+
+/* The default model's name, or an ERROR telling how to set it. */
+const char *
+genrec_default_model_name(void)
+{
+	if (genrec_default_model == NULL || genrec_default_model[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no model given and genrec.default_model is not set"),
+				 errhint("SET genrec.default_model = 'name', or pass the model name first.")));
+	return genrec_default_model;
+}
+
+/* ---------------------------------------------------------------- SQL functions */
+
+PG_FUNCTION_INFO_V1(genrec_cache_status);
+
+/* List the shared registry's versions and this backend's private copies. */
+Datum
+genrec_cache_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	GenrecRegistry *r = genrec_shared_cache ? registry_get() : registry;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (r != NULL)
+	{
+		GenrecSlot *copy = palloc(sizeof(GenrecSlot) * GENREC_CACHE_SLOTS);
+		bool	   *sup = palloc0(sizeof(bool) * GENREC_CACHE_SLOTS);
+
+		LWLockAcquire(&r->lock, LW_SHARED);
+		memcpy(copy, r->slots, sizeof(GenrecSlot) * GENREC_CACHE_SLOTS);
+		for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+			sup[i] = copy[i].state == SLOT_READY && superseded_locked(&r->slots[i]);
+		LWLockRelease(&r->lock);
+		for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+		{
+			GenrecSlot *s = &copy[i];
+			Datum		v[9];
+			bool		n[9] = {0};
+			bool		mine = false;
+
+			if (s->state == SLOT_EMPTY)
+				continue;
+			foreach(lc, local_models)
+				mine |= ((GenrecModel *) lfirst(lc))->slot == i &&
+				((GenrecModel *) lfirst(lc))->slot_gen == s->gen;
+			v[0] = CStringGetTextDatum(s->name);
+			v[1] = Int32GetDatum(s->version);
+			v[2] = CStringGetTextDatum(s->state == SLOT_READY ? "ready" : "loading");
+			v[3] = BoolGetDatum(true);
+			v[4] = Int64GetDatum((int64) s->bytes);
+			v[5] = Int32GetDatum(s->attached);
+			v[6] = TimestampTzGetDatum(s->loaded_at);
+			n[6] = s->state != SLOT_READY;
+			v[7] = Float8GetDatum(s->load_ms);
+			n[7] = s->state != SLOT_READY;
+			v[8] = BoolGetDatum(mine);
+			if (sup[i])
+				v[2] = CStringGetTextDatum("superseded");
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	foreach(lc, local_models)
+	{
+		GenrecModel *m = lfirst(lc);
+		Datum		v[9];
+		bool		n[9] = {0};
+
+		if (m->seg != NULL)
+			continue;
+		v[0] = CStringGetTextDatum(m->name);
+		v[1] = Int32GetDatum(m->version);
+		v[2] = CStringGetTextDatum("private");
+		v[3] = BoolGetDatum(false);
+		v[4] = Int64GetDatum((int64) m->blob->total);
+		v[5] = Int32GetDatum(1);
+		v[6] = TimestampTzGetDatum(m->loaded_at);
+		v[7] = Float8GetDatum(m->load_ms);
+		v[8] = BoolGetDatum(true);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(genrec_cache_evict);
+
+/* Drop cached versions (of one model, or all) that no backend has attached. */
+Datum
+genrec_cache_evict(PG_FUNCTION_ARGS)
+{
+	char	   *name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ListCell   *lc;
+	int			dropped = 0;
+
+	foreach(lc, local_models)
+	{
+		GenrecModel *m = lfirst(lc);
+
+		if (m->pins == 0 && (name == NULL || strcmp(m->name, name) == 0))
+		{
+			local_models = foreach_delete_current(local_models, lc);
+			entry_free(m);
+		}
+	}
+	free_zombies();
+	if (registry_get() == NULL)
+		PG_RETURN_INT32(0);
+	LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+	{
+		GenrecSlot *s = &registry->slots[i];
+
+		if (s->state == SLOT_READY && s->attached == 0 &&
+			(name == NULL || strncmp(s->name, name, GENREC_SLOT_NAME - 1) == 0))
+		{
+			evict_locked(s);
+			dropped++;
+		}
+	}
+	LWLockRelease(&registry->lock);
+	PG_RETURN_INT32(dropped);
+}

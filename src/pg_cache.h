@@ -1,0 +1,112 @@
+/*
+ * pg_cache.h — trained models resolved from the catalogue (genrec.models) and kept in memory:
+ * one read-only copy per (name, version) in a dynamic shared memory segment that every
+ * backend maps, plus each backend's engine state for it (a model view and a scoring session).
+ *
+ * A segment holds [GenrecBlob header][int64 item ids, V + 1][float parameters]; backends build
+ * their gr_model with gr_model_create_view over the mapping, so a new connection never reloads
+ * and never copies the weights. A small registry in the main shared memory segment (fixed
+ * slots, an LWLock and a condition variable) maps (name, version, created, stored size) to a
+ * segment handle; a slot is published (READY) only after its segment is fully written, and
+ * concurrent loaders of one version wait for the first. See pg_cache.c for the eviction policy.
+ *
+ * Callers are glue functions with SPI connected: genrec_model_acquire() looks up the version
+ * that serves a name (the deployed one, else the newest) in the caller's snapshot, so a deploy
+ * switches versions atomically per statement.
+ */
+#ifndef PG_CACHE_H
+#define PG_CACHE_H
+
+#include "pg_genrec.h"
+
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "storage/dsm.h"
+
+/* engine headers are C11; PostgreSQL builds with -Wdeclaration-after-statement */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeclaration-after-statement"
+#include "gr_serve.h"
+#pragma GCC diagnostic pop
+
+/* Where a model's interactions live (genrec.models.source), identifiers already quoted. */
+typedef struct GenrecSource
+{
+	char	   *relation;		/* quoted qualified table name, or NULL */
+	char	   *query;			/* SQL text, or NULL */
+	char	   *user_col;
+	char	   *item_col;
+	int			n_actions;
+	char	   *action_cols[GR_MAX_ACTIONS];
+	char	   *action_names[GR_MAX_ACTIONS];	/* unquoted, for labels */
+	char	   *time_col;		/* or NULL */
+	char	   *tiebreak_col;	/* or NULL */
+} GenrecSource;
+
+/* The model segment's header. */
+typedef struct GenrecBlob
+{
+	uint32		magic;
+	uint32		format;
+	Size		total;			/* bytes of the whole segment */
+	Size		items_off;		/* int64 [V + 1] */
+	Size		params_off;		/* float [n_params] */
+	Size		n_params;
+	int32		version;
+	TimestampTz created;
+	int64		stored_size;
+	uint64		key;
+	uint64		checksum;		/* hash of the bytes [items_off, total) */
+	gr_model_config cfg;
+	uint32		name_len;
+	char		name[FLEXIBLE_ARRAY_MEMBER];
+} GenrecBlob;
+
+/* One backend's handle on one model version. */
+typedef struct GenrecModel
+{
+	char	   *name;
+	int32		version;
+	bool		deployed;
+	TimestampTz created;
+	int64		stored_size;	/* pg_column_size(weights) */
+	MemoryContext cxt;			/* owns everything below */
+	gr_env		env;
+	gr_model   *model;			/* a view over blob */
+	gr_session *session;
+	const GenrecBlob *blob;
+	GenrecSource source;
+	SPIPlanPtr	history_plan;	/* prepared on first use by pg_serve.c */
+	dsm_segment *seg;			/* NULL: a private copy in cxt */
+	int			slot;			/* registry slot counted as attached, or -1 */
+	uint64		slot_gen;
+	int			pins;			/* calls in progress using it */
+	bool		zombie;			/* replaced while pinned: free at the last unpin */
+	TimestampTz loaded_at;
+	double		load_ms;		/* time to load (or attach) in this backend */
+} GenrecModel;
+
+/* Define the cache's settings and, when preloaded, reserve its shared memory (from _PG_init). */
+void		genrec_cache_init(void);
+
+/*
+ * The model that serves name, ready to score: looked up in genrec.models in the current
+ * snapshot (ERROR 42704 when no version exists), then found in this backend's cache, the
+ * shared registry, or loaded. Needs SPI connected. Pinned until genrec_model_release.
+ */
+GenrecModel *genrec_model_acquire(const char *name);
+
+/* Unpin a model from genrec_model_acquire. */
+void		genrec_model_release(GenrecModel *m);
+
+/* The model name in genrec.default_model, or ERROR 22023 when it is not set. */
+const char *genrec_default_model_name(void);
+
+/* The layout's name for a model. */
+static inline const char *
+genrec_layout_name(const GenrecModel *m)
+{
+	return m->model->layout->name;
+}
+
+#endif							/* PG_CACHE_H */

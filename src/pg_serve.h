@@ -1,0 +1,59 @@
+/*
+ * pg_serve.h — reading a model's interactions from its source (genrec.models.source) for
+ * serving and evaluation, shared by pg_serve.c and pg_evaluate.c.
+ *
+ * A user's history is read with a prepared plan kept per backend per model version:
+ *
+ *     SELECT item, action... FROM source WHERE user_col = $1
+ *      ORDER BY time_col DESC, tiebreak_col DESC LIMIT $2
+ *
+ * (reversed to oldest first), so an index on the user column (or on (user, time)) makes it
+ * an index scan. Without a time column the order is the tiebreak column, else the physical
+ * order of a table (ctid) or the row order of a query. Item and user columns are integers;
+ * action columns are any of real, double precision, numeric, integer types or boolean (real
+ * values are read as the decimal they print as, e.g. 3.7, not 3.7000000476837).
+ */
+#ifndef PG_SERVE_H
+#define PG_SERVE_H
+
+#include "pg_cache.h"
+
+/* The most interactions read for one user. */
+#define GENREC_MAX_HISTORY_ROWS 10000000
+
+/* One user's history, oldest first, in external ids and raw action values. */
+typedef struct ServeHistory
+{
+	int64	   *items;
+	double	   *actions;		/* [n * K], NaN = missing; NULL when no action is read */
+	int			n;
+	int			K;
+} ServeHistory;
+
+/* Interactions of a whole source, ordered by user then time (for gr_dataset_build). */
+typedef struct SourceRows
+{
+	size_t		n;
+	int64	   *user;
+	int64	   *item;
+	double	   *actions;		/* [n * K] */
+	int			K;
+} SourceRows;
+
+/* Action columns the engine reads for a model (0 when its layout reads none). */
+int			genrec_model_history_actions(const GenrecModel *m);
+
+/*
+ * Read a user's history from the model's source into memory of cxt: the most recent
+ * history_cap + 1 interactions, or all of them when whole. Needs SPI connected.
+ */
+void		genrec_history_from_source(GenrecModel *m, int64 user, bool whole,
+									   MemoryContext cxt, ServeHistory *h);
+
+/* Read every interaction of the model's source with K action columns. Needs SPI. */
+void		genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows);
+
+/* A real read as the decimal it prints as. */
+double		genrec_float4_to_double(float4 v);
+
+#endif							/* PG_SERVE_H */
