@@ -7,6 +7,7 @@
  */
 #include "pg_genrec.h"
 #include "pg_cache.h"
+#include "pg_progress.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -53,6 +54,7 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 	genrec_cache_init();
 	MarkGUCPrefixReserved("genrec");
+	genrec_progress_preload();
 }
 
 PG_FUNCTION_INFO_V1(genrec_version);

@@ -53,9 +53,28 @@ INSERT INTO api VALUES
   ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
   ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false);
 
+-- model catalogue and training (sql/parts/40_catalog.sql, 60_train.sql)
+INSERT INTO api VALUES
+  ('genrec_deploy',             '{text,integer}',                            'void',                       'VOLATILE',  false, false),
+  ('genrec_rollback',           '{text}',                                    'integer',                    'VOLATILE',  false, false),
+  ('genrec_drop_model',         '{text,integer}',                            'integer',                    'VOLATILE',  false, false),
+  ('genrec_export',             '{text,integer}',                            'bytea',                      'STABLE',    false, false),
+  ('genrec_weights_info',       '{bytea}',                                   'record',                     'IMMUTABLE', true,  false),
+  ('genrec_model_items',        '{text,integer}',                            'bigint[]',                   'STABLE',    false, false),
+  ('genrec_import',             '{text,bytea,boolean,jsonb}',                'integer',                    'VOLATILE',  false, false),
+  ('genrec_train',              '{text,text,text,text,text[],text,text,text,integer,integer,integer,integer,integer,integer,real,real,integer,bigint,jsonb,boolean}',
+                                                                             'setof record',               'VOLATILE',  false, false),
+  ('genrec_training_progress',  '{}',                                        'setof record',               'VOLATILE',  true,  false);
+
 -- functions that are not PARALLEL SAFE, with their marking (r restricted, u unsafe)
 CREATE TEMP TABLE api_parallel (sig text, par "char");
 INSERT INTO api_parallel VALUES
+  ('genrec_deploy(text,integer)',          'u'),
+  ('genrec_rollback(text)',                'u'),
+  ('genrec_drop_model(text,integer)',      'u'),
+  ('genrec_import(text,bytea,boolean,jsonb)', 'u'),
+  ('genrec_train(text,text,text,text,text[],text,text,text,integer,integer,integer,integer,integer,integer,real,real,integer,bigint,jsonb,boolean)', 'u'),
+  ('genrec_training_progress()',           'r'),
   ('genrec_evaluate(text,text,integer[])', 'r'),
   ('genrec_cache_status()',                'r'),
   ('genrec_cache_evict(text)',             'u');
