@@ -117,6 +117,19 @@ $(BUILD)/ref/%: test/ref/%.c $(ENGINE_LIB) | $(BUILD)/ref
 parity: $(REF_BINS)
 	python3 test/ref/parity.py --bin-dir $(BUILD)/ref
 
+# --- CPU benchmarks: bench/cpu_*.c ---
+BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/cpu_*.c))
+
+$(BUILD)/bench:
+	mkdir -p $@
+
+$(BUILD)/bench/%: bench/%.c $(ENGINE_LIB) | $(BUILD)/bench
+	$(GR_CC) $(GR_CFLAGS) -Isrc/engine $< -o $@ $(ENGINE_LIB) $(GR_LIBS)
+
+bench-bins: $(BENCH_BINS) $(CLI_BIN)
+
+.PHONY: bench-bins
+
 # --- fuzz targets (clang libFuzzer): test/fuzz/fuzz_*.c ---
 FUZZ_SRCS   := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
