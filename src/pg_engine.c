@@ -51,6 +51,16 @@ genrec_engine_env(gr_env *env, MemoryContext mcxt,
 	env->callback_user = user;
 	env->n_threads = genrec_threads;
 	env->ops = genrec_backend_ops();
+	if (env->ops->device == GR_DEVICE_CPU)
+	{
+		/* CPU buffers (parameters, activations) live in mcxt too, so an ERROR frees them */
+		gr_allocator *a = MemoryContextAlloc(mcxt, sizeof(gr_allocator));
+		gr_ops	   *ops = MemoryContextAlloc(mcxt, sizeof(gr_ops));
+
+		*a = env->allocator;
+		gr_ops_cpu_bind(ops, a);
+		env->ops = ops;
+	}
 	gr_ops_cpu_set_threads(genrec_threads);
 }
 

@@ -25,7 +25,8 @@ extern char *genrec_cuda_math;		/* genrec.cuda_math */
  * Fill env for an engine call whose allocations belong to mcxt (freed with it on error or
  * cancel), whose interrupt check reports pending query cancels and statement timeouts, and
  * whose ops are the backend's device (genrec.device; the CUDA module is opened on first use,
- * never in _PG_init). progress/user may be NULL.
+ * never in _PG_init); on the CPU the backend's buffers come from mcxt as well. progress/user
+ * may be NULL.
  */
 void		genrec_engine_env(gr_env *env, MemoryContext mcxt,
 							  void (*progress) (void *user, const gr_progress *p), void *user);

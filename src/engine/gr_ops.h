@@ -132,8 +132,14 @@ typedef struct gr_ops
 						 float *out_val);
 } gr_ops;
 
-/* The CPU backend (OpenBLAS GEMM, OpenMP loops); always available. */
+/* The CPU backend (OpenBLAS GEMM, OpenMP loops); always available. Its buffers come from
+ * the C library; transient per-thread scratch inside parallel loops always does (a host
+ * allocator such as PostgreSQL's is not thread-safe) and is freed before the op returns. */
 const gr_ops *gr_ops_cpu(void);
+
+/* Fill *out with the CPU backend allocating its buffers through allocator (which must
+ * outlive every buffer), e.g. a PostgreSQL memory context so an error frees them. */
+void		gr_ops_cpu_bind(gr_ops *out, const gr_allocator *allocator);
 
 /* Set the CPU backend's thread count (BLAS and OpenMP); n <= 0 leaves the defaults. */
 void		gr_ops_cpu_set_threads(int n);

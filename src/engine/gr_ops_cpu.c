@@ -16,15 +16,17 @@
 
 #define GR_GELU_C 0.7978845608028654f	/* sqrt(2/pi) */
 
-/* Allocate 64-byte aligned host memory for backend buffers. */
+/* Allocate backend buffers: through the bound allocator (ctx), or 64-byte aligned memory. */
 static void *
 cpu_alloc(void *ctx, size_t bytes)
 {
+	const gr_allocator *a = ctx;
 	void	   *p = NULL;
 
-	(void) ctx;
 	if (bytes == 0)
 		bytes = 64;
+	if (a != NULL)
+		return a->alloc(a->user, bytes);
 	if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t) 63) != 0)
 		return NULL;
 	return p;
@@ -34,8 +36,12 @@ cpu_alloc(void *ctx, size_t bytes)
 static void
 cpu_free(void *ctx, void *ptr)
 {
-	(void) ctx;
-	free(ptr);
+	const gr_allocator *a = ctx;
+
+	if (a != NULL)
+		a->free(a->user, ptr);
+	else
+		free(ptr);
 }
 
 /* Copy bytes between host buffers (upload, download and copy are the same on the CPU). */
@@ -410,11 +416,19 @@ static gr_ops gr_cpu_ops_table = {
 	.topk = gr_cpu_topk,
 };
 
-/* Return the CPU backend. */
+/* Return the CPU backend (buffers from the C library). */
 const gr_ops *
 gr_ops_cpu(void)
 {
 	return &gr_cpu_ops_table;
+}
+
+/* Fill *out with the CPU backend whose buffers come from allocator (kept by the caller). */
+void
+gr_ops_cpu_bind(gr_ops *out, const gr_allocator *allocator)
+{
+	*out = gr_cpu_ops_table;
+	out->ctx = (void *) allocator;
 }
 
 /* Set the BLAS and OpenMP thread counts used by the CPU backend. */
