@@ -11,6 +11,8 @@
 #   GR_ARCH=-march=native   CPU flags for the engine
 #   NO_PGXS=1               build only the engine, tests and CLI (no pg_config needed)
 
+.DEFAULT_GOAL := all
+
 EXTENSION   = genrec
 EXTVERSION  = 0.1.0
 MODULE_big  = genrec
