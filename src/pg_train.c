@@ -32,6 +32,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "parser/scansup.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -765,8 +766,8 @@ train_interrupted(void *user)
 		return true;
 	st->polls++;
 	genrec_progress_step(st->slot, st->steps_done + Min(st->polls, st->steps_per_epoch));
-	/* the same test as the engine environment's (pg_engine.c) */
-	return InterruptPending && (QueryCancelPending || ProcDiePending);
+	/* the engine environment's test (pg_engine.c), and a client that went away */
+	return InterruptPending && (QueryCancelPending || ProcDiePending || ClientConnectionLost);
 }
 
 /* Write one split's metrics as the CLI does (genrec eval --json reads the same). */
@@ -1053,6 +1054,7 @@ genrec_train(PG_FUNCTION_ARGS)
 	Datum		values[TRAIN_RESULT_COLS];
 	bool		nulls[TRAIN_RESULT_COLS] = {0};
 
+	PreventCommandIfReadOnly("genrec_train()");
 	InitMaterializedSRF(fcinfo, 0);
 	train_parse_args(fcinfo, &spec);
 	snprintf(context, sizeof(context), "genrec_train \"%s\"", spec.name);
