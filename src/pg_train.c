@@ -13,8 +13,9 @@
  * order they produce (a query's own ORDER BY decides).
  *
  * Memory and cancellation: everything the engine allocates lives in a dedicated memory
- * context (huge allocations allowed) whose reset callback frees the model's backend buffers,
- * so an ERROR at any point leaks nothing. The engine polls for a pending cancel or
+ * context (huge allocations allowed; on the CPU the backend's buffers too, see
+ * genrec_engine_env), and the context's reset callback frees the model's device buffers, so
+ * an ERROR at any point leaks nothing. The engine polls for a pending cancel or
  * statement_timeout between optimiser steps and evaluation batches and unwinds; the backend's
  * own error is then raised (57014). Errors raised inside the engine's callbacks (a NOTICE that
  * fails) are caught, the engine is asked to stop, and the error is re-thrown after it returns.
@@ -694,7 +695,7 @@ train_read(const TrainSpec *spec, TrainState *st, TrainRows *r)
 	SPI_freeplan(plan);
 }
 
-/* Free the model's backend memory when the training context goes (also on ERROR). */
+/* Free the model's device memory when the training context goes (also on ERROR). */
 static void
 train_state_release(void *arg)
 {

@@ -9,13 +9,19 @@
 #   3. four trainings stopped by statement_timeout in one session: the backend's memory
 #      contexts and its resident size do not grow from the second to the fourth (the first
 #      warms up allocator arenas and thread pools; a leaked model would add tens of MB each).
-# Prints the measured latencies. Needs a running cluster (PGHOST, PGPORT, PGUSER) with genrec
-# installed; test/run_sql_tests.sh runs it. Exits non-zero on any failure.
+# Prints the measured latencies. Starts its own throwaway cluster (test/pg/cluster.sh) with
+# glibc's mmap threshold fixed at 64 kB, so that every large allocation is its own mapping and
+# memory freed leaves the resident size at once: a leaked buffer then shows as growth. Needs
+# genrec installed; test/run_sql_tests.sh runs it. Exits non-zero on any failure.
 set -uo pipefail
 
+cd "$(dirname "$0")/../.." || exit 2
+. test/pg/cluster.sh
+MALLOC_MMAP_THRESHOLD_=65536 genrec_cluster_start >/dev/null || exit 1
+echo "# postmaster environment: $(tr '\0' '\n' <"/proc/$(head -1 "$GENREC_PG_DIR/data/postmaster.pid")/environ" | grep MALLOC)"
+trap 'genrec_cluster_stop; rm -rf "$T"' EXIT
 db=genrec_cancel
 T=$(mktemp -d "${TMPDIR:-/tmp}/genrec_cancel.XXXXXX")
-trap 'rm -rf "$T"' EXIT
 failed=0
 passed=0
 
@@ -121,6 +127,5 @@ check "memory contexts do not grow across cancelled trainings" $?
 [ -n "${rss4:-}" ] && [ $((rss4 - rss2)) -lt 8192 ]
 check "resident memory does not grow across cancelled trainings (engine buffers are freed)" $?
 
-psql -X -q -d postgres -c "DROP DATABASE $db"
 echo "test_cancel: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
