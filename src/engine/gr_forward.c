@@ -435,7 +435,7 @@ embed_backward(const gr_model *m, gr_acts *a, gr_weights *g, const float *dx0, f
 }
 
 /* Backward of the final LayerNorm, the blocks and the embeddings; d_res holds dh on entry. */
-void
+bool
 gr_trunk_backward(const gr_model *m, gr_acts *a, gr_weights *g, float dropout, uint64_t seed,
 				  uint32_t step)
 {
@@ -444,7 +444,7 @@ gr_trunk_backward(const gr_model *m, gr_acts *a, gr_weights *g, float dropout, u
 	size_t		nd = (size_t) N * d;
 
 	if (N == 0)
-		return;
+		return true;
 	/* dX_L = LN_f'(dh): d_res (dh) -> d_res2 */
 	const float *x_last = a->layer[L - 1].out;
 
@@ -457,6 +457,8 @@ gr_trunk_backward(const gr_model *m, gr_acts *a, gr_weights *g, float dropout, u
 	{
 		const float *x = l > 0 ? a->layer[l - 1].out : a->x0;
 
+		if (gr_should_stop(m->env))
+			return false;
 		block_backward(m, a, g, l, x, cur, other, dropout, seed, step);
 		float	   *t = cur;
 
@@ -464,4 +466,5 @@ gr_trunk_backward(const gr_model *m, gr_acts *a, gr_weights *g, float dropout, u
 		other = t;
 	}
 	embed_backward(m, a, g, cur, dropout, seed, step);
+	return true;
 }

@@ -99,8 +99,10 @@ gr_status	gr_pass_upload(gr_acts *acts, const gr_tokens *tb, gr_error *err);
 void		gr_trunk_forward(const gr_model *model, gr_acts *acts, float dropout, uint64_t seed,
 							 uint32_t step);
 
-/* Backward of trunk and embeddings from dh (acts->d_res holds dh on entry) into grads. */
-void		gr_trunk_backward(const gr_model *model, gr_acts *acts, gr_weights *grads,
+/* Backward of trunk and embeddings from dh (acts->d_res holds dh on entry) into grads.
+ * Polls the environment's interrupt callback between blocks; returns false (gradients
+ * incomplete) when it asked to stop. */
+bool		gr_trunk_backward(const gr_model *model, gr_acts *acts, gr_weights *grads,
 							  float dropout, uint64_t seed, uint32_t step);
 
 /* Item head over all item rows: loss and gradient (accumulated into d_res and grads).

@@ -142,10 +142,14 @@ gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step, gr_step_l
 	ops->zero(ops->ctx, tr->grads, m->n_params * sizeof(float));
 	ops->zero(ops->ctx, a->d_res, (size_t) a->n_tokens * m->cfg.d_model * sizeof(float));
 	gr_trunk_forward(m, a, p, seed, step);
+	/* a cancel is honoured between phases of a step, not only between steps */
+	if (gr_should_stop(m->env))
+		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
 	double		item_sum = gr_item_head_train(m, a, &tr->g, tr->cfg.w_item);
 
 	gr_action_head_train(m, a, &tr->g, tr->cfg.w_action, col_loss);
-	gr_trunk_backward(m, a, &tr->g, p, seed, step);
+	if (gr_should_stop(m->env) || !gr_trunk_backward(m, a, &tr->g, p, seed, step))
+		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
 	GR_TRY(ops->check(ops->ctx, err));
 
 	out->n_item_targets = a->n_item_targets;
