@@ -688,9 +688,9 @@ blob_fill(GenrecBlob *b, const gr_model *model, const GenrecIdent *id, Size tota
 	b->checksum = blob_checksum(b);
 }
 
-/* Check a mapped segment against the version it should hold. */
+/* Check a mapped segment against the version it should hold (and its checksum). */
 static bool
-blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id)
+blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id, bool checksum)
 {
 	return mapped >= offsetof(GenrecBlob, name) && b->magic == GENREC_BLOB_MAGIC &&
 		b->format == GENREC_BLOB_FORMAT && b->total <= mapped &&
@@ -702,7 +702,7 @@ blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id)
 		b->n_params == gr_model_config_param_count(&b->cfg) &&
 		b->items_off + sizeof(int64) * ((Size) b->cfg.n_items + 1) <= b->params_off &&
 		b->params_off + sizeof(float) * b->n_params == b->total &&
-		blob_checksum(b) == b->checksum;
+		(!checksum || blob_checksum(b) == b->checksum);
 }
 
 /* Load a version into a new segment, or into memory of cxt when seg_out is NULL. */
@@ -955,7 +955,7 @@ entry_build(const GenrecIdent *id)
 		if (m->seg != NULL)
 		{
 			m->blob = dsm_segment_address(m->seg);
-			if (!blob_valid(m->blob, dsm_segment_map_length(m->seg), id))
+			if (!blob_valid(m->blob, dsm_segment_map_length(m->seg), id, !loaded))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("shared memory segment of model \"%s\" version %d is corrupt",
@@ -1192,8 +1192,8 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 		for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
 		{
 			GenrecSlot *s = &copy[i];
-			Datum		v[9];
-			bool		n[9] = {0};
+			Datum		v[10];
+			bool		n[10] = {0};
 			bool		mine = false;
 
 			if (s->state == SLOT_EMPTY)
@@ -1212,6 +1212,8 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 			v[7] = Float8GetDatum(s->load_ms);
 			n[7] = s->state != SLOT_READY;
 			v[8] = BoolGetDatum(mine);
+			v[9] = Int64GetDatum((int64) s->handle);
+			n[9] = s->state != SLOT_READY;
 			if (sup[i])
 				v[2] = CStringGetTextDatum("superseded");
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
@@ -1220,8 +1222,8 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 	foreach(lc, local_models)
 	{
 		GenrecModel *m = lfirst(lc);
-		Datum		v[9];
-		bool		n[9] = {0};
+		Datum		v[10];
+		bool		n[10] = {0};
 
 		if (m->seg != NULL)
 			continue;
@@ -1234,6 +1236,7 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 		v[6] = TimestampTzGetDatum(m->loaded_at);
 		v[7] = Float8GetDatum(m->load_ms);
 		v[8] = BoolGetDatum(true);
+		n[9] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	return (Datum) 0;
@@ -1246,6 +1249,8 @@ Datum
 genrec_cache_evict(PG_FUNCTION_ARGS)
 {
 	char	   *name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	uint64		name_hash = name ? hash_bytes_extended((const unsigned char *) name,
+													   (int) strlen(name), 0) : 0;
 	ListCell   *lc;
 	int			dropped = 0;
 
@@ -1268,7 +1273,8 @@ genrec_cache_evict(PG_FUNCTION_ARGS)
 		GenrecSlot *s = &registry->slots[i];
 
 		if (s->state == SLOT_READY && s->attached == 0 &&
-			(name == NULL || strncmp(s->name, name, GENREC_SLOT_NAME - 1) == 0))
+			(name == NULL || (s->name_hash == name_hash &&
+							  strncmp(s->name, name, GENREC_SLOT_NAME - 1) == 0)))
 		{
 			evict_locked(s);
 			dropped++;

@@ -193,8 +193,8 @@ genrec_model_info(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	MemoryContext cxt = CurrentMemoryContext;
 	GenrecModel *m;
-	Datum		v[14];
-	bool		n[14] = {0};
+	Datum		v[15];
+	bool		n[15] = {0};
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -222,6 +222,9 @@ genrec_model_info(PG_FUNCTION_ARGS)
 		v[11] = Int64GetDatum((int64) m->model->n_params);
 		v[12] = Int64GetDatum((int64) m->blob->total);
 		v[13] = BoolGetDatum(m->seg != NULL);
+		n[14] = m->source.user_col == NULL;
+		if (!n[14])
+			v[14] = CStringGetTextDatum(genrec_history_sql(m));
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	genrec_model_release(m);

@@ -407,11 +407,13 @@ genrec_recommend_history(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(genrec_recommend_default);
 
-/* genrec_recommend(user_id, k, exclude_seen) with genrec.default_model. */
+/* genrec_recommend(user_id, k, exclude_seen) with genrec.default_model (k is bigint). */
 Datum
 genrec_recommend_default(PG_FUNCTION_ARGS)
 {
 	ServeInput	in = {genrec_default_model_name(), NULL, PG_GETARG_INT64(0)};
+	int64		k = PG_GETARG_INT64(1);
 
-	return recommend(fcinfo, &in, PG_GETARG_INT32(1), PG_GETARG_BOOL(2));
+	return recommend(fcinfo, &in, (int32) Max(Min(k, PG_INT32_MAX), PG_INT32_MIN),
+					 PG_GETARG_BOOL(2));
 }

@@ -43,6 +43,9 @@ typedef struct SourceRows
 /* Action columns the engine reads for a model (0 when its layout reads none). */
 int			genrec_model_history_actions(const GenrecModel *m);
 
+/* The history query of a model (ERROR when it has no usable source). */
+char	   *genrec_history_sql(const GenrecModel *m);
+
 /*
  * Read a user's history from the model's source into memory of cxt: the most recent
  * history_cap + 1 interactions, or all of them when whole. Needs SPI connected.

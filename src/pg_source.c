@@ -68,16 +68,14 @@ append_from(StringInfo sql, const GenrecSource *s, bool desc, StringInfo order)
 		appendStringInfo(order, "%s%s", s->relation ? "ctid" : "genrec_rn", dir);
 }
 
-/* Prepare and keep the model's history plan. */
-static void
-prepare_history_plan(GenrecModel *m)
+/* The history query of a model with its source: $1 = user id, $2 = row limit or NULL. */
+char *
+genrec_history_sql(const GenrecModel *m)
 {
 	const GenrecSource *s = &m->source;
 	int			K = genrec_model_history_actions(m);
 	StringInfoData sql,
 				order;
-	Oid			types[2] = {INT8OID, INT8OID};
-	SPIPlanPtr	plan;
 
 	require_source(m);
 	require_actions(m, K);
@@ -88,13 +86,25 @@ prepare_history_plan(GenrecModel *m)
 		appendStringInfo(&sql, ", %s", s->action_cols[k]);
 	append_from(&sql, s, true, &order);
 	appendStringInfo(&sql, " WHERE %s = $1 ORDER BY %s LIMIT $2", s->user_col, order.data);
-	plan = SPI_prepare(sql.data, 2, types);
+	pfree(order.data);
+	return sql.data;
+}
+
+/* Prepare and keep the model's history plan. */
+static void
+prepare_history_plan(GenrecModel *m)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	char	   *sql = genrec_history_sql(m);
+	SPIPlanPtr	plan = SPI_prepare(sql, 2, types);
+
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the history query of model \"%s\": %s", m->name,
 			 SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
 	m->history_plan = plan;
+	pfree(sql);
 }
 
 /* An integer column value as int64. */

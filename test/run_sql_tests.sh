@@ -18,6 +18,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
 . test/pg/cluster.sh
+. test/pg/serve_fixture.sh
 
 status=0
 pgbin=$("${PG_CONFIG:-pg_config}" --bindir) || { echo "pg_config not found" >&2; exit 2; }
@@ -36,6 +37,7 @@ echo "== start a throwaway cluster"
 genrec_cluster_start || exit 1
 trap 'genrec_cluster_stop' EXIT
 echo "PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER"
+genrec_serve_copy_models || { echo "could not copy the fixture models" >&2; exit 1; }
 
 echo "== pg_regress (make installcheck)"
 rm -f regression.diffs regression.out
@@ -51,6 +53,10 @@ if ! "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE genr
 	! "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -d genrec_tap \
 		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION genrec'; then
 	echo "could not prepare the pgTAP database" >&2
+	exit 1
+fi
+if ! genrec_serve_fixture genrec_tap; then
+	echo "could not build the serving fixtures (test/pg/serve_fixture.sh)" >&2
 	exit 1
 fi
 # MovieLens-100K for test/pgtap/train.sql, loaded from the client side (\copy): the server's

@@ -65,12 +65,14 @@ CREATE FUNCTION genrec_recommend(model text, history genrec_history, k integer D
 COMMENT ON FUNCTION genrec_recommend(text, genrec_history, integer, boolean) IS
 'genrec_recommend for a given history (oldest first) instead of a stored one.';
 
-CREATE FUNCTION genrec_recommend(user_id bigint, k integer DEFAULT 10,
+-- k is bigint here so that genrec_recommend('model', 42) resolves to the overload above (an
+-- integer k would match the literal 42 exactly and win, reading 'model' as a user id).
+CREATE FUNCTION genrec_recommend(user_id bigint, k bigint DEFAULT 10,
                                  exclude_seen boolean DEFAULT true)
     RETURNS TABLE (rank integer, item_id bigint, score real)
     AS 'MODULE_PATHNAME', 'genrec_recommend_default'
     LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION genrec_recommend(bigint, integer, boolean) IS
+COMMENT ON FUNCTION genrec_recommend(bigint, bigint, boolean) IS
 'genrec_recommend(genrec.default_model, user_id, k, exclude_seen); ERROR 22023 when genrec.default_model is not set.';
 
 CREATE FUNCTION genrec_evaluate(model text, split text DEFAULT 'test',
@@ -85,20 +87,20 @@ CREATE FUNCTION genrec_model_info(model text)
     RETURNS TABLE (name text, version integer, deployed boolean, layout text,
                    n_items integer, n_actions integer, action_cols text[], d_model integer,
                    n_layer integer, n_head integer, max_len integer, n_params bigint,
-                   bytes bigint, shared boolean)
+                   bytes bigint, shared boolean, history_query text)
     AS 'MODULE_PATHNAME', 'genrec_model_info'
     LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION genrec_model_info(text) IS
-'The version that serves a model name (deployed, else newest) as loaded: layout, catalogue size, action columns, architecture, parameter count, bytes in memory, and whether the copy is shared (a dynamic shared memory segment) or private to this backend. Loads the model when it is not loaded yet.';
+'The version that serves a model name (deployed, else newest) as loaded: layout, catalogue size, action columns, architecture, parameter count, bytes in memory, and whether the copy is shared (a dynamic shared memory segment) or private to this backend, and the query that reads a user''s history ($1 user id, $2 row limit; EXPLAIN it to check that an index serves it). Loads the model when it is not loaded yet.';
 
 CREATE FUNCTION genrec_cache_status()
     RETURNS TABLE (name text, version integer, state text, shared boolean, bytes bigint,
                    attached integer, loaded_at timestamptz, load_ms double precision,
-                   in_this_backend boolean)
+                   in_this_backend boolean, segment bigint)
     AS 'MODULE_PATHNAME', 'genrec_cache_status'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION genrec_cache_status() IS
-'Models in memory: one row per version in the shared registry (state ready, loading or superseded, bytes of its segment, backends attached, when and how fast it was loaded) and one per private copy of this backend (state private).';
+'Models in memory: one row per version in the shared registry (state ready, loading or superseded, bytes of its segment, backends attached, when and how fast it was loaded) and one per private copy of this backend (state private); segment is the dynamic shared memory handle (the file /dev/shm/PostgreSQL.<segment> with the default posix implementation).';
 
 CREATE FUNCTION genrec_cache_evict(model text DEFAULT NULL)
     RETURNS integer

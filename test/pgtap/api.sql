@@ -47,7 +47,7 @@ INSERT INTO api VALUES
   ('genrec_score_detail',       '{text,genrec_history,bigint[]}',            'setof record',               'STABLE',    true,  false),
   ('genrec_recommend',          '{text,bigint,integer,boolean}',             'setof record',               'STABLE',    true,  false),
   ('genrec_recommend',          '{text,genrec_history,integer,boolean}',     'setof record',               'STABLE',    true,  false),
-  ('genrec_recommend',          '{bigint,integer,boolean}',                  'setof record',               'STABLE',    true,  false),
+  ('genrec_recommend',          '{bigint,bigint,boolean}',                   'setof record',               'STABLE',    true,  false),
   ('genrec_evaluate',           '{text,text,integer[]}',                     'setof record',               'STABLE',    true,  false),
   ('genrec_model_info',         '{text}',                                    'setof record',               'STABLE',    true,  false),
   ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
