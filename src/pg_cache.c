@@ -31,11 +31,13 @@
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -113,6 +115,7 @@ static bool fallback_noticed = false;
 static bool exit_hook_set = false;
 static bool xact_hooks_set = false;
 static uint64 seen_epoch = 0;
+static int	threads_set = 0;		/* genrec.threads last given to the CPU backend */
 
 static MemoryContext cache_cxt = NULL;
 static List *local_models = NIL;	/* GenrecModel * in use by name */
@@ -415,6 +418,100 @@ run_catalogue_plan(SPIPlanPtr plan, const char *name, int32 version)
 		elog(ERROR, "reading genrec.models failed: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * The snapshot a lookup ran in. Two snapshots of one transaction and subtransaction with the
+ * same xmin, xmax, in-progress lists and command id see the same rows, so a lookup made in
+ * one answers for the other: a statement scoring many rows reads genrec.models once.
+ */
+typedef struct SnapKey
+{
+	LocalTransactionId lxid;
+	SubTransactionId subxid;
+	TransactionId xmin;
+	TransactionId xmax;
+	CommandId	curcid;
+	uint32		xcnt;
+	int32		subxcnt;
+	bool		suboverflowed;
+	uint64		xip_hash;
+} SnapKey;
+
+#define LOOKUP_MEMO_SIZE	8
+#define LOOKUP_MEMO_NAME	NAMEDATALEN * 4
+
+typedef struct LookupMemo
+{
+	bool		valid;
+	SnapKey		key;
+	char		name[LOOKUP_MEMO_NAME];
+	GenrecIdent id;
+} LookupMemo;
+
+static LookupMemo lookup_memo[LOOKUP_MEMO_SIZE];
+static int	lookup_memo_next = 0;
+
+/* Describe the active snapshot; false when there is none. */
+static bool
+snap_key(SnapKey *k)
+{
+	Snapshot	snap;
+
+	if (!ActiveSnapshotSet())
+		return false;
+	snap = GetActiveSnapshot();
+	memset(k, 0, sizeof(*k));
+	k->lxid = MyProc->lxid;
+	k->subxid = GetCurrentSubTransactionId();
+	k->xmin = snap->xmin;
+	k->xmax = snap->xmax;
+	k->curcid = snap->curcid;
+	k->xcnt = snap->xcnt;
+	k->subxcnt = snap->subxcnt;
+	k->suboverflowed = snap->suboverflowed;
+	k->xip_hash = snap->xcnt > 0 ?
+		hash_bytes_extended((const unsigned char *) snap->xip,
+							(int) (sizeof(TransactionId) * snap->xcnt), 0) : 0;
+	if (snap->subxcnt > 0)
+		k->xip_hash = hash_combine64(k->xip_hash,
+									 hash_bytes_extended((const unsigned char *) snap->subxip,
+														 (int) (sizeof(TransactionId) * snap->subxcnt), 1));
+	return true;
+}
+
+/* A lookup of name made in an equivalent snapshot, if remembered. */
+static bool
+lookup_memo_find(const char *name, const SnapKey *k, GenrecIdent *id)
+{
+	for (int i = 0; i < LOOKUP_MEMO_SIZE; i++)
+	{
+		LookupMemo *e = &lookup_memo[i];
+
+		if (e->valid && memcmp(&e->key, k, sizeof(SnapKey)) == 0 && strcmp(e->name, name) == 0)
+		{
+			*id = e->id;
+			id->name = name;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Remember a lookup. */
+static void
+lookup_memo_add(const char *name, const SnapKey *k, const GenrecIdent *id)
+{
+	LookupMemo *e = &lookup_memo[lookup_memo_next];
+
+	if (strlen(name) >= LOOKUP_MEMO_NAME)
+		return;
+	lookup_memo_next = (lookup_memo_next + 1) % LOOKUP_MEMO_SIZE;
+	e->valid = true;
+	e->key = *k;
+	strcpy(e->name, name);
+	e->id = *id;
+	e->id.name = NULL;
+}
+
 /* The version that serves name in the current snapshot: deployed, else the newest. */
 static void
 catalogue_lookup(const char *name, GenrecIdent *id)
@@ -423,6 +520,11 @@ catalogue_lookup(const char *name, GenrecIdent *id)
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
+	SnapKey		key;
+	bool		have_key = snap_key(&key);
+
+	if (have_key && lookup_memo_find(name, &key, id))
+		return;
 
 	if (lookup_plan == NULL)
 	{
@@ -460,6 +562,8 @@ catalogue_lookup(const char *name, GenrecIdent *id)
 							 hash_combine64((uint64) (uint32) id->version,
 											hash_combine64((uint64) id->created,
 														   (uint64) id->stored_size)));
+	if (have_key)
+		lookup_memo_add(name, &key, id);
 }
 
 /* Quote a qualified name "schema.table" part by part. */
@@ -642,7 +746,13 @@ load_engine_model(const GenrecIdent *id, MemoryContext tmp, gr_env *env)
 	}
 	/* validate and parse on the CPU, whatever the device: the segment is host memory */
 	genrec_engine_env(env, tmp, NULL, NULL);
-	env->ops = NULL;
+	if (env->ops->device != GR_DEVICE_CPU)
+	{
+		gr_ops	   *cpu = MemoryContextAlloc(tmp, sizeof(gr_ops));
+
+		gr_ops_cpu_bind(cpu, &env->allocator);
+		env->ops = cpu;
+	}
 	if (gr_model_load(env, (const uint8_t *) VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes),
 					  &model, NULL, &err) != GR_OK)
 		genrec_raise_engine_error(&err, psprintf("loading model \"%s\" version %d",
@@ -920,6 +1030,7 @@ entry_bind(GenrecModel *m)
 	char	   *what = psprintf("model \"%s\" version %d", m->name, m->version);
 
 	genrec_engine_env(&m->env, m->cxt, NULL, NULL);
+	m->device = genrec_backend_ops();
 	if (gr_model_create_view(&m->env, &b->cfg, (const int64_t *) ((const char *) b + b->items_off),
 							 (const float *) ((const char *) b + b->params_off), b->n_params,
 							 &m->model, &err) != GR_OK ||
@@ -1109,7 +1220,7 @@ genrec_model_acquire(const char *name)
 	m = local_find(name);
 	if (m != NULL && (m->version != id.version || m->created != id.created ||
 					  m->stored_size != id.stored_size ||
-					  m->env.ops != genrec_backend_ops()))
+					  m->device != genrec_backend_ops()))
 	{
 		entry_retire(m);
 		m = NULL;
@@ -1125,7 +1236,11 @@ genrec_model_acquire(const char *name)
 	}
 	m->deployed = id.deployed;
 	m->env.n_threads = genrec_threads;
-	gr_ops_cpu_set_threads(genrec_threads);
+	if (genrec_threads != threads_set)
+	{
+		gr_ops_cpu_set_threads(genrec_threads);
+		threads_set = genrec_threads;
+	}
 	if (n_pin_stack == cap_pin_stack)
 	{
 		cap_pin_stack = cap_pin_stack ? 2 * cap_pin_stack : 8;

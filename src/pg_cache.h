@@ -72,6 +72,7 @@ typedef struct GenrecModel
 	int64		stored_size;	/* pg_column_size(weights) */
 	MemoryContext cxt;			/* owns everything below */
 	gr_env		env;
+	const gr_ops *device;		/* genrec_backend_ops() when the view was built */
 	gr_model   *model;			/* a view over blob */
 	gr_session *session;
 	const GenrecBlob *blob;

@@ -3,11 +3,13 @@
 # keeps deploying new versions of the model (run by test/run_sql_tests.sh against its cluster;
 # needs PGHOST/PGPORT/PGUSER and GENREC_PG_DIR with the fixture models copied in).
 #
-# Four psql sessions each run 1,500 genrec_score calls (users 1..20, five candidates) while a
-# fifth inserts versions 3, 4, ... of model cc (alternately the lac and the int fixture's
-# weights) and deploys each one. Checks: every call succeeds; every result is exactly the
-# lac model's or the int model's result for that user (a call never sees a half-loaded or
-# mixed model); both were seen; afterwards the registry holds one version of cc, and no
+# Four psql sessions each run 3,000 genrec_score statements (users 1..20, five candidates;
+# every 50th statement scores all 20 users in its select list) while a fifth inserts versions
+# 3, 4, ... of model cc (alternately the lac and the int fixture's weights) and deploys each
+# one. Checks: every call succeeds; every result is exactly the lac model's or the int
+# model's result for that user (a call never sees a half-loaded or mixed model); all rows of
+# one statement come from one version; both were seen; afterwards the registry holds one
+# version of cc, and no
 # shared memory segment of an evicted version survives (its /dev/shm file is gone), nor any
 # after genrec_cache_evict().
 set -uo pipefail
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/../.." || exit 2
 pgbin=$("${PG_CONFIG:-pg_config}" --bindir)
 db=genrec_concurrency
 sessions=4
-calls=1500
+calls=3000
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
@@ -46,13 +48,19 @@ psql -d "$db" -At -F'|' -c "SET genrec.device = cpu" \
 	-c "SELECT u, genrec.genrec_score('ref_lac', u, '{1,2,3,4,5}'), genrec.genrec_score('ref_int', u, '{1,2,3,4,5}') FROM generate_series(1, 20) u" \
 	>"$tmp/ref" || exit 1
 
+# one call per statement, and every 50th statement scores all 20 users at once (one
+# snapshot: all its rows must come from one version)
 for s in $(seq 1 "$sessions"); do
-	{
-		echo "SET genrec.device = cpu;"
-		for i in $(seq 1 "$calls"); do
-			echo "SELECT $(((i + s) % 20 + 1)), genrec.genrec_score('cc', $(((i + s) % 20 + 1)), '{1,2,3,4,5}');"
-		done
-	} >"$tmp/score$s.sql"
+	awk -v s="$s" -v calls="$calls" 'BEGIN {
+		print "SET genrec.device = cpu;"
+		for (i = 1; i <= calls; i++) {
+			u = (i + s) % 20 + 1
+			if (i % 50 == 0)
+				printf "SELECT %d, u, genrec.genrec_score(\x27cc\x27, u, \x27{1,2,3,4,5}\x27) FROM generate_series(1, 20) u;\n", i
+			else
+				printf "SELECT %d, %d, genrec.genrec_score(\x27cc\x27, %d, \x27{1,2,3,4,5}\x27);\n", i, u, u
+		}
+	}' >"$tmp/score$s.sql"
 done
 for s in $(seq 1 "$sessions"); do
 	psql -d "$db" -At -F'|' -f "$tmp/score$s.sql" >"$tmp/out$s" 2>"$tmp/err$s" &
@@ -85,7 +93,7 @@ COMMIT;
 SQL
 	psql -d "$db" -At -c "SELECT segment FROM genrec.genrec_cache_status() WHERE name = 'cc' AND segment IS NOT NULL" \
 		>>"$tmp/segments" 2>>"$tmp/deploy.log"
-	sleep 0.05
+	sleep 0.01
 done
 status=0
 for s in $(seq 1 "$sessions"); do
@@ -97,13 +105,18 @@ check "$([ "$status" = 0 ] && ! grep -q . "$tmp"/err* && echo ok)" \
 	"every genrec_score call succeeded during the deploys"
 [ "$status" = 0 ] || head -n 5 "$tmp"/err*
 lines=$(cat "$tmp"/out* | wc -l)
-check "$([ "$lines" = $((sessions * calls)) ] && echo ok)" "every call returned a row ($lines)"
+expect=$((sessions * (calls + 19 * (calls / 50))))
+check "$([ "$lines" = "$expect" ] && echo ok)" "every call returned its rows ($lines)"
+for s in $(seq 1 "$sessions"); do sed "s/^/$s:/" "$tmp/out$s"; done >"$tmp/all"
 awk -F'|' 'NR == FNR { lac[$1] = $2; int_[$1] = $3; next }
-	$2 == lac[$1] { a++; next } $2 == int_[$1] { b++; next } { bad++ }
-	END { printf "%d %d %d\n", a, b, bad }' "$tmp/ref" "$tmp"/out* >"$tmp/counts"
-read -r n_lac n_int n_bad <"$tmp/counts"
+	{ v = ($3 == lac[$2]) ? "lac" : ($3 == int_[$2]) ? "int" : "bad" }
+	v == "bad" { bad++ } v == "lac" { a++ } v == "int" { b++ }
+	{ if (($1 in seen) && seen[$1] != v) mixed++; seen[$1] = v }
+	END { printf "%d %d %d %d\n", a, b, bad, mixed }' "$tmp/ref" "$tmp/all" >"$tmp/counts"
+read -r n_lac n_int n_bad n_mixed <"$tmp/counts"
 echo "# results: $n_lac from lac versions, $n_int from int versions, $n_bad other"
 check "$([ "$n_bad" = 0 ] && echo ok)" "every result is exactly the old or the new version's"
+check "$([ "$n_mixed" = 0 ] && echo ok)" "all rows of one statement come from one version ($n_mixed mixed)"
 check "$([ "$n_lac" -gt 0 ] && [ "$n_int" -gt 0 ] && echo ok)" "both versions served during the run"
 
 # the registry after every scorer has gone: one version of cc, the rest evicted
