@@ -22,6 +22,8 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -36,6 +38,7 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/memutils.h"
@@ -584,6 +587,18 @@ quote_qualified(const char *text)
 	return buf.data;
 }
 
+/* A relation name that resolves to a table, partitioned table or materialized view. */
+static bool
+relation_is_physical(const char *text)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(text));
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	char		kind = OidIsValid(relid) ? get_rel_relkind(relid) : RELKIND_RELATION;
+
+	return kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE ||
+		kind == RELKIND_MATVIEW;
+}
+
 /* Text column i of the current SPI row, copied, or NULL. */
 static char *
 spi_text(int col)
@@ -654,6 +669,7 @@ read_source(GenrecModel *m)
 		if (user == NULL || item == NULL)
 			bad_source(m->name, "\"user_col\" and \"item_col\" are required");
 		s->relation = rel ? quote_qualified(rel) : NULL;
+		s->physical = rel != NULL && relation_is_physical(rel);
 		s->query = query;
 		s->user_col = pstrdup(quote_identifier(user));
 		s->item_col = pstrdup(quote_identifier(item));

@@ -33,6 +33,7 @@
 typedef struct GenrecSource
 {
 	char	   *relation;		/* quoted qualified table name, or NULL */
+	bool		physical;		/* relation is a table or materialized view (has ctid) */
 	char	   *query;			/* SQL text, or NULL */
 	char	   *user_col;
 	char	   *item_col;

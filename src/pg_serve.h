@@ -8,8 +8,9 @@
  *      ORDER BY time_col DESC, tiebreak_col DESC LIMIT $2
  *
  * (reversed to oldest first), so an index on the user column (or on (user, time)) makes it
- * an index scan. Without a time column the order is the tiebreak column, else the physical
- * order of a table (ctid) or the row order of a query. Item and user columns are integers;
+ * an index scan. Ties on time go by the tiebreak column, else, for a table, by its physical
+ * order (tableoid, ctid), as genrec_train reads it; a view or query without time and tiebreak
+ * columns is numbered in the order it produces rows. Item and user columns are integers;
  * action columns are any of real, double precision, numeric, integer types or boolean (real
  * values are read as the decimal they print as, e.g. 3.7, not 3.7000000476837).
  */

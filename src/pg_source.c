@@ -47,25 +47,40 @@ require_actions(const GenrecModel *m, int K)
 						m->name, K, m->source.n_actions)));
 }
 
-/* Append the FROM clause of the source and the ordering key expression list. */
+/*
+ * Append the FROM clause of the source and its ordering keys after the user column: time,
+ * tiebreak, then for a table without a tiebreak column its physical order (tableoid, ctid;
+ * as genrec_train reads it). A view or query without a tiebreak column is numbered in the
+ * order it produces rows (row_number() OVER ()) when that order matters: always for a whole
+ * read (whole), and for a user's history only when there is no time column either (the
+ * numbering reads the whole source, so give such sources a time or tiebreak column).
+ */
 static void
-append_from(StringInfo sql, const GenrecSource *s, bool desc, StringInfo order)
+append_from(StringInfo sql, const GenrecSource *s, bool desc, bool whole, StringInfo order)
 {
 	const char *dir = desc ? " DESC" : "";
+	bool		numbered = !s->physical && s->tiebreak_col == NULL &&
+		(whole || s->time_col == NULL);
 
-	if (s->relation)
-		appendStringInfo(sql, " FROM %s", s->relation);
-	else if (s->time_col || s->tiebreak_col)
-		appendStringInfo(sql, " FROM (%s) AS genrec_source", s->query);
-	else
+	if (numbered)
 		appendStringInfo(sql, " FROM (SELECT genrec_q.*, row_number() OVER () AS genrec_rn "
-						 "FROM (%s) AS genrec_q) AS genrec_source", s->query);
+						 "FROM %s%s%s AS genrec_q) AS genrec_source",
+						 s->relation ? "" : "(", s->relation ? s->relation : s->query,
+						 s->relation ? "" : ")");
+	else if (s->relation)
+		appendStringInfo(sql, " FROM %s", s->relation);
+	else
+		appendStringInfo(sql, " FROM (%s) AS genrec_source", s->query);
 	if (s->time_col)
 		appendStringInfo(order, "%s%s", s->time_col, dir);
 	if (s->tiebreak_col)
 		appendStringInfo(order, "%s%s%s", order->len > 0 ? ", " : "", s->tiebreak_col, dir);
+	else if (s->physical)
+		appendStringInfo(order, "%stableoid%s, ctid%s", order->len > 0 ? ", " : "", dir, dir);
+	else if (numbered)
+		appendStringInfo(order, "%sgenrec_rn%s", order->len > 0 ? ", " : "", dir);
 	if (order->len == 0)
-		appendStringInfo(order, "%s%s", s->relation ? "ctid" : "genrec_rn", dir);
+		appendStringInfoString(order, "1");
 }
 
 /* The history query of a model with its source: $1 = user id, $2 = row limit or NULL. */
@@ -84,7 +99,7 @@ genrec_history_sql(const GenrecModel *m)
 	appendStringInfo(&sql, "SELECT %s", s->item_col);
 	for (int k = 0; k < K; k++)
 		appendStringInfo(&sql, ", %s", s->action_cols[k]);
-	append_from(&sql, s, true, &order);
+	append_from(&sql, s, true, false, &order);
 	appendStringInfo(&sql, " WHERE %s = $1 ORDER BY %s LIMIT $2", s->user_col, order.data);
 	pfree(order.data);
 	return sql.data;
@@ -285,7 +300,7 @@ genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows)
 	appendStringInfo(&sql, "SELECT %s, %s", s->user_col, s->item_col);
 	for (int k = 0; k < K_read; k++)
 		appendStringInfo(&sql, ", %s", s->action_cols[k]);
-	append_from(&sql, s, false, &order);
+	append_from(&sql, s, false, true, &order);
 	appendStringInfo(&sql, " ORDER BY %s, %s", s->user_col, order.data);
 	plan = SPI_prepare(sql.data, 0, NULL);
 	if (plan == NULL)

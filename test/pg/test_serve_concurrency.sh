@@ -50,6 +50,13 @@ psql -d "$db" -At -F'|' -c "SET genrec.device = cpu" \
 
 # one call per statement, and every 50th statement scores all 20 users at once (one
 # snapshot: all its rows must come from one version)
+# a second connection maps the segment the first one loaded: same load time, no reload
+first=$(psql -d "$db" -At -c "SELECT loaded_at, segment FROM genrec.genrec_cache_status() WHERE name = 'ref_lac'")
+second=$(psql -d "$db" -At -c "SET genrec.device = cpu" -c "SELECT genrec.genrec_score('ref_lac', 1, '{1}') IS NOT NULL" \
+	-c "SELECT loaded_at, segment FROM genrec.genrec_cache_status() WHERE name = 'ref_lac' AND in_this_backend")
+check "$([ -n "$first" ] && [ "$second" = "t
+$first" ] && echo ok)" "a new connection attaches to the loaded model instead of loading it again"
+
 for s in $(seq 1 "$sessions"); do
 	awk -v s="$s" -v calls="$calls" 'BEGIN {
 		print "SET genrec.device = cpu;"

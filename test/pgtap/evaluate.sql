@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS genrec;
 SET search_path = public, genrec;
 SET genrec.device = cpu;
-SELECT plan(22);
+SELECT plan(24);
 
 -- `genrec eval --json` as (layout, split, ks, metric, k, value) rows in genrec_evaluate's names
 CREATE TEMP VIEW cli_eval AS
@@ -103,6 +103,18 @@ SELECT 'fx_query_eval', 1, layout, config,
 SELECT is(ARRAY(SELECT row(e.*)::text FROM genrec_evaluate('fx_query_eval') e),
           ARRAY(SELECT row(e.*)::text FROM genrec_evaluate('fx_int') e),
           'a query source with a tiebreak column evaluates like the table');
+
+-- a view without a tiebreak column is read in the order it produces rows
+CREATE VIEW genrec_fixture.events_view AS SELECT * FROM genrec_fixture.events;
+INSERT INTO genrec.models (name, version, layout, config, source, n_items, weights, owner, deployed)
+SELECT 'fx_view', 1, layout, config, jsonb_set(source, '{relation}', '"genrec_fixture.events_view"'),
+       n_items, weights, owner, true
+  FROM genrec.models WHERE name = 'fx_pc';
+SELECT is(ARRAY(SELECT row(e.*)::text FROM genrec_evaluate('fx_view') e),
+          ARRAY(SELECT row(e.*)::text FROM genrec_evaluate('fx_pc') e),
+          'a view source evaluates like its table');
+SELECT is(genrec_score('fx_view', 5, ARRAY[1, 2, 3]::bigint[]), genrec_score('fx_pc', 5, ARRAY[1, 2, 3]::bigint[]),
+          'a view source serves like its table');
 
 -- errors and NULLs
 SELECT throws_ok($$SELECT * FROM genrec_evaluate('fx_lac', 'train')$$, '22023', NULL, 'an unknown split is 22023');
