@@ -185,10 +185,11 @@ gr_weights_bind(const gr_model *model, float *buf, gr_weights *w)
 #undef NEXT
 }
 
-/* Create a model with its tensor table and (uninitialised) parameter buffer. */
-gr_status
-gr_model_create(const gr_env *env, const gr_model_config *cfg, const int64_t *item_ids,
-				gr_model **out, gr_error *err)
+/* Validate cfg and allocate a model with its tensor table built (no parameters yet);
+ * borrowed views keep the caller's item ids, others get their own array. */
+static gr_status
+model_new(const gr_env *env, const gr_model_config *cfg, bool borrowed, gr_model **out,
+		  gr_error *err)
 {
 	*out = NULL;
 	GR_TRY(gr_model_config_validate(cfg, err));
@@ -201,14 +202,30 @@ gr_model_create(const gr_env *env, const gr_model_config *cfg, const int64_t *it
 	m->cfg = *cfg;
 	m->layout = gr_layout_by_id(cfg->layout);
 	m->n_positions = m->layout->positions(cfg->max_len);
+	m->borrowed = borrowed;
 	m->tensors = gr_calloc(env, 12 + 12 * (size_t) cfg->n_layer, sizeof(gr_tensor));
-	m->item_ids = gr_alloc(env, sizeof(int64_t) * ((size_t) cfg->n_items + 1));
-	if (m->tensors == NULL || m->item_ids == NULL)
+	if (!borrowed)
+		m->item_ids = gr_alloc(env, sizeof(int64_t) * ((size_t) cfg->n_items + 1));
+	if (m->tensors == NULL || (!borrowed && m->item_ids == NULL))
 	{
 		gr_model_free(m);
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a model of %d items",
 					   cfg->n_items);
 	}
+	build_tensor_table(m);
+	*out = m;
+	return GR_OK;
+}
+
+/* Create a model with its tensor table and (uninitialised) parameter buffer. */
+gr_status
+gr_model_create(const gr_env *env, const gr_model_config *cfg, const int64_t *item_ids,
+				gr_model **out, gr_error *err)
+{
+	gr_model   *m;
+
+	*out = NULL;
+	GR_TRY(model_new(env, cfg, false, &m, err));
 	m->item_ids[0] = 0;
 	for (int i = 1; i <= cfg->n_items; i++)
 	{
@@ -220,7 +237,6 @@ gr_model_create(const gr_env *env, const gr_model_config *cfg, const int64_t *it
 						   "item ids must be strictly ascending (position %d)", i);
 		}
 	}
-	build_tensor_table(m);
 	m->params = m->ops->alloc(m->ops->ctx, m->n_params * sizeof(float));
 	if (m->params == NULL)
 	{
@@ -275,26 +291,11 @@ gr_model_create_view(const gr_env *env, const gr_model_config *cfg, const int64_
 					 const float *params, size_t expected_params, gr_model **out,
 					 gr_error *err)
 {
-	*out = NULL;
-	GR_TRY(gr_model_config_validate(cfg, err));
-	gr_model   *m = gr_calloc(env, 1, sizeof(gr_model));
+	gr_model   *m;
 
-	if (m == NULL)
-		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a model");
-	m->env = env;
-	m->ops = env->ops ? env->ops : gr_ops_cpu();
-	m->cfg = *cfg;
-	m->layout = gr_layout_by_id(cfg->layout);
-	m->n_positions = m->layout->positions(cfg->max_len);
-	m->borrowed = true;
+	*out = NULL;
+	GR_TRY(model_new(env, cfg, true, &m, err));
 	m->item_ids = (int64_t *) item_ids;
-	m->tensors = gr_calloc(env, 12 + 12 * (size_t) cfg->n_layer, sizeof(gr_tensor));
-	if (m->tensors == NULL)
-	{
-		gr_model_free(m);
-		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a model");
-	}
-	build_tensor_table(m);
 	if (expected_params != 0 && expected_params != m->n_params)
 	{
 		gr_model_free(m);
