@@ -6,7 +6,7 @@
  * variable) or READY (the segment is complete and pinned). With shared_preload_libraries the
  * registry is reserved at startup (shmem_request_hook); without it, the first backend that
  * needs it places it in the slack the main segment keeps for late allocations (about 100 kB;
- * the registry takes about 15 kB). If that fails, or genrec.shared_cache is off, or the
+ * the registry takes about 11 kB). If that fails, or genrec.shared_cache is off, or the
  * registry is full of models in use, a backend keeps a private copy (NOTICE once).
  *
  * Eviction. Each slot counts the backends attached to it and remembers when a backend last
@@ -39,9 +39,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
-#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"

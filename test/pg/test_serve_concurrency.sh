@@ -27,7 +27,7 @@ check() {
 	if [ "$1" = ok ]; then echo "ok - $2"; else echo "not ok - $2"; fail=1; fi
 }
 
-psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || exit 1
+PGOPTIONS="-c client_min_messages=warning" psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || exit 1
 psql -d "$db" <<'SQL' || exit 1
 SET client_min_messages = warning;
 CREATE EXTENSION genrec;
