@@ -21,6 +21,7 @@
 
 #include <math.h>
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -36,6 +37,7 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -55,7 +57,7 @@
 #define GENREC_SLOT_NAME	64
 #define GENREC_BLOB_MAGIC	0x42524d47	/* "GMRB" */
 #define GENREC_BLOB_FORMAT	1
-#define GENREC_SHMEM_NAME	"genrec model registry v1"
+#define GENREC_SHMEM_NAME	"genrec model registry v2"
 
 typedef enum SlotState
 {
@@ -89,23 +91,14 @@ typedef struct GenrecRegistry
 	int			tranche;
 	ConditionVariable cv;		/* broadcast when a LOADING slot changes */
 	pg_atomic_uint64 epoch;		/* bumped at every publish and eviction */
+	slock_t		catalogue_mutex;
+	uint64		catalogue_gen;	/* transactions that wrote genrec.models */
+	TransactionId catalogue_writer; /* the newest of them */
 	uint64		tick;
 	uint64		loads;
 	uint64		evictions;
 	GenrecSlot	slots[GENREC_CACHE_SLOTS];
 } GenrecRegistry;
-
-/* A model version as the catalogue names it. */
-typedef struct GenrecIdent
-{
-	const char *name;
-	int32		version;
-	bool		deployed;
-	TimestampTz created;
-	int64		stored_size;
-	uint64		name_hash;
-	uint64		key;
-} GenrecIdent;
 
 static bool genrec_shared_cache = true;
 
@@ -123,8 +116,6 @@ static int	threads_set = 0;		/* genrec.threads last given to the CPU backend */
 static MemoryContext cache_cxt = NULL;
 static List *local_models = NIL;	/* GenrecModel * in use by name */
 static List *zombies = NIL;		/* replaced while pinned */
-static SPIPlanPtr lookup_plan = NULL;
-static SPIPlanPtr source_plan = NULL;
 static SPIPlanPtr weights_plan = NULL;
 
 /* Pins taken by calls in progress, with the subtransaction that took them. */
@@ -199,6 +190,8 @@ registry_attach(void)
 		LWLockInitialize(&r->lock, r->tranche);
 		ConditionVariableInit(&r->cv);
 		pg_atomic_init_u64(&r->epoch, 1);
+		SpinLockInit(&r->catalogue_mutex);
+		r->catalogue_writer = InvalidTransactionId;
 	}
 	LWLockRelease(AddinShmemInitLock);
 	LWLockRegisterTranche(r->tranche, "genrec_model_registry");
@@ -253,6 +246,36 @@ registry_get(void)
 		exit_hook_set = true;
 	}
 	return registry;
+}
+
+/* Read the catalogue's change count and newest writer. */
+bool
+genrec_catalogue_generation(uint64 *gen, TransactionId *writer)
+{
+	GenrecRegistry *r = registry_get();
+
+	if (r == NULL)
+		return false;
+	SpinLockAcquire(&r->catalogue_mutex);
+	*gen = r->catalogue_gen;
+	*writer = r->catalogue_writer;
+	SpinLockRelease(&r->catalogue_mutex);
+	return true;
+}
+
+/* Count a transaction that wrote genrec.models. */
+void
+genrec_catalogue_bump(TransactionId xid)
+{
+	if (registry == NULL)
+		return;
+	SpinLockAcquire(&registry->catalogue_mutex);
+	registry->catalogue_gen++;
+	if (TransactionIdIsValid(xid) &&
+		(!TransactionIdIsValid(registry->catalogue_writer) ||
+		 TransactionIdFollows(xid, registry->catalogue_writer)))
+		registry->catalogue_writer = xid;
+	SpinLockRelease(&registry->catalogue_mutex);
 }
 
 /* Identity of a slot equals ident. */
@@ -392,317 +415,6 @@ cache_exit(int code, Datum arg)
 	ConditionVariableBroadcast(&registry->cv);
 }
 
-/* ---------------------------------------------------------------- the catalogue */
-
-/* Prepare and keep a plan over genrec.models. */
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
-/* Run a kept plan over (name) or (name, version) in the caller's snapshot. */
-static void
-run_catalogue_plan(SPIPlanPtr plan, const char *name, int32 version)
-{
-	Datum		values[2];
-	int			rc;
-
-	values[0] = CStringGetTextDatum(name);
-	values[1] = Int32GetDatum(version);
-	rc = SPI_execute_plan(plan, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading genrec.models failed: %s", SPI_result_code_string(rc));
-}
-
-/*
- * The snapshot a lookup ran in. Two snapshots of one transaction and subtransaction with the
- * same xmin, xmax, in-progress lists and command id see the same rows, so a lookup made in
- * one answers for the other: a statement scoring many rows reads genrec.models once.
- */
-typedef struct SnapKey
-{
-	LocalTransactionId lxid;
-	SubTransactionId subxid;
-	TransactionId xmin;
-	TransactionId xmax;
-	CommandId	curcid;
-	uint32		xcnt;
-	int32		subxcnt;
-	bool		suboverflowed;
-	uint64		xip_hash;
-} SnapKey;
-
-#define LOOKUP_MEMO_SIZE	8
-#define LOOKUP_MEMO_NAME	NAMEDATALEN * 4
-
-typedef struct LookupMemo
-{
-	bool		valid;
-	SnapKey		key;
-	char		name[LOOKUP_MEMO_NAME];
-	GenrecIdent id;
-} LookupMemo;
-
-static LookupMemo lookup_memo[LOOKUP_MEMO_SIZE];
-static int	lookup_memo_next = 0;
-
-/* Describe the active snapshot; false when there is none. */
-static bool
-snap_key(SnapKey *k)
-{
-	Snapshot	snap;
-
-	if (!ActiveSnapshotSet())
-		return false;
-	snap = GetActiveSnapshot();
-	memset(k, 0, sizeof(*k));
-	k->lxid = MyProc->lxid;
-	k->subxid = GetCurrentSubTransactionId();
-	k->xmin = snap->xmin;
-	k->xmax = snap->xmax;
-	k->curcid = snap->curcid;
-	k->xcnt = snap->xcnt;
-	k->subxcnt = snap->subxcnt;
-	k->suboverflowed = snap->suboverflowed;
-	k->xip_hash = snap->xcnt > 0 ?
-		hash_bytes_extended((const unsigned char *) snap->xip,
-							(int) (sizeof(TransactionId) * snap->xcnt), 0) : 0;
-	if (snap->subxcnt > 0)
-		k->xip_hash = hash_combine64(k->xip_hash,
-									 hash_bytes_extended((const unsigned char *) snap->subxip,
-														 (int) (sizeof(TransactionId) * snap->subxcnt), 1));
-	return true;
-}
-
-/* A lookup of name made in an equivalent snapshot, if remembered. */
-static bool
-lookup_memo_find(const char *name, const SnapKey *k, GenrecIdent *id)
-{
-	for (int i = 0; i < LOOKUP_MEMO_SIZE; i++)
-	{
-		LookupMemo *e = &lookup_memo[i];
-
-		if (e->valid && memcmp(&e->key, k, sizeof(SnapKey)) == 0 && strcmp(e->name, name) == 0)
-		{
-			*id = e->id;
-			id->name = name;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Remember a lookup. */
-static void
-lookup_memo_add(const char *name, const SnapKey *k, const GenrecIdent *id)
-{
-	LookupMemo *e = &lookup_memo[lookup_memo_next];
-
-	if (strlen(name) >= LOOKUP_MEMO_NAME)
-		return;
-	lookup_memo_next = (lookup_memo_next + 1) % LOOKUP_MEMO_SIZE;
-	e->valid = true;
-	e->key = *k;
-	strcpy(e->name, name);
-	e->id = *id;
-	e->id.name = NULL;
-}
-
-/* The version that serves name in the current snapshot: deployed, else the newest. */
-static void
-catalogue_lookup(const char *name, GenrecIdent *id)
-{
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
-	SnapKey		key;
-	bool		have_key = snap_key(&key);
-
-	if (have_key && lookup_memo_find(name, &key, id))
-		return;
-
-	if (lookup_plan == NULL)
-	{
-		Oid			types[1] = {TEXTOID};
-
-		lookup_plan = keep_plan("SELECT version::int4, coalesce(deployed, false), "
-								"created::timestamptz, pg_column_size(weights)::int8 "
-								"FROM genrec.models "
-								"WHERE name = $1 "
-								"ORDER BY deployed DESC NULLS LAST, version DESC LIMIT 1",
-								1, types);
-	}
-	run_catalogue_plan(lookup_plan, name, 0);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name),
-				 errhint("Models are the rows of genrec.models.")));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	memset(id, 0, sizeof(*id));
-	id->name = name;
-	id->version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	id->deployed = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-	d = SPI_getbinval(tup, desc, 3, &isnull);
-	id->created = isnull ? 0 : DatumGetTimestampTz(d);
-	d = SPI_getbinval(tup, desc, 4, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("model \"%s\" version %d has no weights", name, id->version)));
-	id->stored_size = DatumGetInt64(d);
-	id->name_hash = hash_bytes_extended((const unsigned char *) name, (int) strlen(name), 0);
-	id->key = hash_combine64(id->name_hash,
-							 hash_combine64((uint64) (uint32) id->version,
-											hash_combine64((uint64) id->created,
-														   (uint64) id->stored_size)));
-	if (have_key)
-		lookup_memo_add(name, &key, id);
-}
-
-/* Quote a qualified name "schema.table" part by part. */
-static char *
-quote_qualified(const char *text)
-{
-	List	   *names = stringToQualifiedNameList(text);
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, names)
-	{
-		if (buf.len > 0)
-			appendStringInfoChar(&buf, '.');
-		appendStringInfoString(&buf, quote_identifier(strVal(lfirst(lc))));
-	}
-	return buf.data;
-}
-
-/* A relation name that resolves to a table, partitioned table or materialized view. */
-static bool
-relation_is_physical(const char *text)
-{
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(text));
-	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-	char		kind = OidIsValid(relid) ? get_rel_relkind(relid) : RELKIND_RELATION;
-
-	return kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE ||
-		kind == RELKIND_MATVIEW;
-}
-
-/* Text column i of the current SPI row, copied, or NULL. */
-static char *
-spi_text(int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
-/* Raise the error for an unusable source mapping. */
-static void
-bad_source(const char *name, const char *why) pg_attribute_noreturn();
-static void
-bad_source(const char *name, const char *why)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-			 errmsg("model \"%s\": invalid source mapping: %s", name, why),
-			 errhint("genrec.models.source is {\"relation\" or \"query\", \"user_col\", "
-					 "\"item_col\", \"action_cols\", \"time_col\", \"tiebreak_col\"}.")));
-}
-
-/* Read a model version's source mapping into m (in m->cxt); absent source = no user_col. */
-static void
-read_source(GenrecModel *m)
-{
-	GenrecSource *s = &m->source;
-	MemoryContext old;
-	bool		isnull;
-	Datum		arr;
-
-	if (source_plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, INT4OID};
-
-		source_plan = keep_plan("SELECT source->>'relation', source->>'query', "
-								"source->>'user_col', source->>'item_col', "
-								"CASE jsonb_typeof(source->'action_cols') "
-								"WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text("
-								"source->'action_cols')) "
-								"WHEN 'string' THEN ARRAY[source->>'action_cols'] END, "
-								"source->>'time_col', source->>'tiebreak_col', "
-								"jsonb_typeof(source) "
-								"FROM genrec.models WHERE name = $1 AND version = $2",
-								2, types);
-	}
-	run_catalogue_plan(source_plan, m->name, m->version);
-	if (SPI_processed == 0)
-		return;
-	old = MemoryContextSwitchTo(m->cxt);
-	{
-		char	   *kind = spi_text(8);
-		char	   *rel = spi_text(1),
-				   *query = spi_text(2),
-				   *user = spi_text(3),
-				   *item = spi_text(4);
-
-		if (kind == NULL || strcmp(kind, "null") == 0)
-		{
-			MemoryContextSwitchTo(old);
-			return;
-		}
-		if (strcmp(kind, "object") != 0)
-			bad_source(m->name, "not a JSON object");
-		if ((rel == NULL) == (query == NULL))
-			bad_source(m->name, "give exactly one of \"relation\" and \"query\"");
-		if (user == NULL || item == NULL)
-			bad_source(m->name, "\"user_col\" and \"item_col\" are required");
-		s->relation = rel ? quote_qualified(rel) : NULL;
-		s->physical = rel != NULL && relation_is_physical(rel);
-		s->query = query;
-		s->user_col = pstrdup(quote_identifier(user));
-		s->item_col = pstrdup(quote_identifier(item));
-		s->time_col = spi_text(6);
-		if (s->time_col)
-			s->time_col = pstrdup(quote_identifier(s->time_col));
-		s->tiebreak_col = spi_text(7);
-		if (s->tiebreak_col)
-			s->tiebreak_col = pstrdup(quote_identifier(s->tiebreak_col));
-		arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull);
-		if (!isnull)
-		{
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
-
-			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &nulls, &n);
-			if (n > GR_MAX_ACTIONS)
-				bad_source(m->name, psprintf("more than %d action columns", GR_MAX_ACTIONS));
-			for (int k = 0; k < n; k++)
-			{
-				if (nulls[k])
-					bad_source(m->name, "a null action column name");
-				s->action_names[k] = TextDatumGetCString(elems[k]);
-				s->action_cols[k] = pstrdup(quote_identifier(s->action_names[k]));
-			}
-			s->n_actions = n;
-		}
-	}
-	MemoryContextSwitchTo(old);
-}
-
 /* ---------------------------------------------------------------- model segments */
 
 /* Hash the payload of a segment (in chunks: hash_bytes_extended takes an int length). */
@@ -739,7 +451,7 @@ load_engine_model(const GenrecIdent *id, MemoryContext tmp, gr_env *env)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
-		weights_plan = keep_plan("SELECT weights FROM genrec.models "
+		weights_plan = genrec_keep_plan("SELECT weights FROM genrec.models "
 								 "WHERE name = $1 AND version = $2", 2, types);
 	}
 	values[0] = CStringGetTextDatum(id->name);
@@ -1076,7 +788,7 @@ entry_build(const GenrecIdent *id)
 		GenrecRegistry *r = genrec_shared_cache ? registry_get() : NULL;
 		bool		loaded = false;
 
-		read_source(m);
+		genrec_read_source(m);
 		if (r != NULL)
 			m->seg = shared_get(id, &m->slot, &m->slot_gen, &loaded);
 		if (m->seg != NULL)
@@ -1230,7 +942,7 @@ genrec_model_acquire(const char *name)
 		RegisterSubXactCallback(cache_subxact_callback, NULL);
 		xact_hooks_set = true;
 	}
-	catalogue_lookup(name, &id);
+	genrec_catalogue_lookup(name, &id);
 	free_zombies();
 	sweep_superseded(name);
 	m = local_find(name);

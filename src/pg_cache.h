@@ -88,6 +88,39 @@ typedef struct GenrecModel
 	double		load_ms;		/* time to load (or attach) in this backend */
 } GenrecModel;
 
+/* A model version as the catalogue names it. */
+typedef struct GenrecIdent
+{
+	const char *name;
+	int32		version;
+	bool		deployed;
+	TimestampTz created;
+	int64		stored_size;
+	uint64		name_hash;
+	uint64		key;
+} GenrecIdent;
+
+/* ---- between pg_cache.c and pg_lookup.c */
+
+/* Prepare and keep a plan (ERROR on failure). */
+SPIPlanPtr	genrec_keep_plan(const char *sql, int nargs, Oid *argtypes);
+
+/* The version that serves name in the current snapshot (ERROR 42704 when none). */
+void		genrec_catalogue_lookup(const char *name, GenrecIdent *id);
+
+/* Read a version's source mapping into m->source (in m->cxt). */
+void		genrec_read_source(GenrecModel *m);
+
+/*
+ * The catalogue's change counter in shared memory: *gen counts committed (or prepared)
+ * transactions that wrote genrec.models, *writer is the newest of them. False when there is
+ * no registry.
+ */
+bool		genrec_catalogue_generation(uint64 *gen, TransactionId *writer);
+
+/* Count a transaction that wrote genrec.models (called just before it commits). */
+void		genrec_catalogue_bump(TransactionId xid);
+
 /* Define the cache's settings and, when preloaded, reserve its shared memory (from _PG_init). */
 void		genrec_cache_init(void);
 

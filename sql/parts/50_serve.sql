@@ -109,3 +109,17 @@ CREATE FUNCTION genrec_cache_evict(model text DEFAULT NULL)
 COMMENT ON FUNCTION genrec_cache_evict(text) IS
 'Drop cached versions of a model (NULL: of every model) that no backend has attached, after this backend lets go of its own; returns how many shared versions were dropped. Superuser only by default.';
 REVOKE ALL ON FUNCTION genrec_cache_evict(text) FROM PUBLIC;
+
+-- Serving remembers which version serves a name until the catalogue changes: this trigger
+-- counts, in shared memory just before commit, the transactions that write genrec.models
+-- (ENABLE ALWAYS: also under session_replication_role = replica).
+CREATE FUNCTION genrec_models_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'genrec_models_changed'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION genrec_models_changed() IS
+'Statement trigger of genrec.models: counts the transactions that change the model catalogue (in shared memory, at commit), so that serving reuses a model lookup until the next change.';
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON genrec.models
+    FOR EACH STATEMENT EXECUTE FUNCTION genrec_models_changed();
+ALTER TABLE genrec.models ENABLE ALWAYS TRIGGER models_changed;
+COMMENT ON TRIGGER models_changed ON genrec.models IS
+'Tells serving (genrec_score and friends) that the catalogue changed; see genrec_models_changed().';

@@ -50,6 +50,31 @@ psql -d "$db" -At -F'|' -c "SET genrec.device = cpu" \
 
 # one call per statement, and every 50th statement scores all 20 users at once (one
 # snapshot: all its rows must come from one version)
+# a session sees each catalogue change committed by another session in its next statement
+# (serving remembers lookups across transactions until the catalogue changes)
+other="$pgbin/psql -X -q -v ON_ERROR_STOP=1 -d $db"
+psql -d "$db" -At -F'|' >"$tmp/switch" 2>&1 <<SQL
+SET genrec.device = cpu;
+INSERT INTO genrec.models (name, version, layout, config, source, n_items, weights, owner, deployed)
+SELECT 'sw', 1, layout, config, source, n_items, weights, owner, true FROM genrec.models WHERE name = 'ref_lac';
+SELECT 'a', genrec.genrec_score('sw', 1, '{1,2,3,4,5}');
+SELECT 'a', genrec.genrec_score('sw', 1, '{1,2,3,4,5}');
+\! $other -c "INSERT INTO genrec.models (name, version, layout, config, source, n_items, weights, owner) SELECT 'sw', 2, layout, config, source, n_items, weights, owner FROM genrec.models WHERE name = 'ref_int'"
+SELECT 'b', genrec.genrec_score('sw', 1, '{1,2,3,4,5}');
+\! $other -c "BEGIN; UPDATE genrec.models SET deployed = false WHERE name = 'sw'; UPDATE genrec.models SET deployed = true WHERE name = 'sw' AND version = 2; COMMIT;"
+SELECT 'c', genrec.genrec_score('sw', 1, '{1,2,3,4,5}');
+SELECT 'c', genrec.genrec_score('sw', 1, '{1,2,3,4,5}');
+\! $other -c "DELETE FROM genrec.models WHERE name = 'sw' AND version = 2"
+SELECT 'd', genrec.genrec_score('sw', 1, '{1,2,3,4,5}');
+\! $other -c "INSERT INTO genrec.models (name, version, layout, config, source, n_items, weights, owner) SELECT 'sw', 3, layout, config, source, n_items, weights, owner FROM genrec.models WHERE name = 'ref_int'" -c "UPDATE genrec.models SET deployed = false WHERE name = 'sw'"
+SELECT 'e', genrec.genrec_score('sw', 1, '{1,2,3,4,5}');
+SQL
+lac1=$(awk -F'|' '$1 == 1 { print $2 }' "$tmp/ref")
+int1=$(awk -F'|' '$1 == 1 { print $3 }' "$tmp/ref")
+got=$(awk -F'|' -v l="$lac1" -v i="$int1" '{ printf "%s%s ", $1, ($2 == l) ? "lac" : ($2 == i) ? "int" : "?" }' "$tmp/switch")
+check "$([ "$got" = "alac alac blac cint cint dlac eint " ] && echo ok)" \
+	"another session's insert, deploy, delete and undeploy show in the next statement ($got)"
+
 # a second connection maps the segment the first one loaded: same load time, no reload
 first=$(psql -d "$db" -At -c "SELECT loaded_at, segment FROM genrec.genrec_cache_status() WHERE name = 'ref_lac'")
 second=$(psql -d "$db" -At -c "SET genrec.device = cpu" -c "SELECT genrec.genrec_score('ref_lac', 1, '{1}') IS NOT NULL" \

@@ -51,7 +51,8 @@ INSERT INTO api VALUES
   ('genrec_evaluate',           '{text,text,integer[]}',                     'setof record',               'STABLE',    true,  false),
   ('genrec_model_info',         '{text}',                                    'setof record',               'STABLE',    true,  false),
   ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
-  ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false);
+  ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false),
+  ('genrec_models_changed',     '{}',                                        'trigger',                    'VOLATILE',  false, false);
 
 -- model catalogue and training (sql/parts/40_catalog.sql, 60_train.sql)
 INSERT INTO api VALUES
@@ -77,7 +78,8 @@ INSERT INTO api_parallel VALUES
   ('genrec_training_progress()',           'r'),
   ('genrec_evaluate(text,text,integer[])', 'r'),
   ('genrec_cache_status()',                'r'),
-  ('genrec_cache_evict(text)',             'u');
+  ('genrec_cache_evict(text)',             'u'),
+  ('genrec_models_changed()',              'u');
 
 -- the functions of the extension, by signature
 CREATE TEMP VIEW ext_procs AS
