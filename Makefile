@@ -60,6 +60,9 @@ UNIT_BINS   := $(patsubst test/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 CLI_SRCS    := $(wildcard src/cli/*.c)
 CLI_BIN     := $(BUILD)/genrec
 
+# PGXS does not track header dependencies of the glue objects
+$(OBJS): $(wildcard src/*.h src/engine/*.h)
+
 ifndef NO_PGXS
 # Debian's PGXS would emit LLVM bitcode for every object; the engine is not JIT material.
 override with_llvm := no

@@ -35,6 +35,7 @@ typedef struct GenrecSource
 	char	   *relation;		/* quoted qualified table name, or NULL */
 	bool		physical;		/* relation is a table or materialized view (has ctid) */
 	char	   *query;			/* SQL text, or NULL */
+	Oid			query_owner;	/* the model's owner: only roles with its privileges run query */
 	char	   *user_col;
 	char	   *item_col;
 	int			n_actions;

@@ -5,6 +5,7 @@
  */
 #include "pg_genrec.h"
 
+#include "access/parallel.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -87,7 +88,7 @@ genrec_backend_ops(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("genrec.device = %s: %s", kinds[genrec_device_guc], err.message),
 				 errhint("Set genrec.device to 'auto' or 'cpu' to use the CPU.")));
-	if (notice[0] != '\0')
+	if (notice[0] != '\0' && !IsParallelWorker())
 		ereport(NOTICE,
 				(errmsg("genrec.device = auto: using the CPU"),
 				 errdetail("%s", notice)));

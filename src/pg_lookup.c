@@ -396,7 +396,7 @@ genrec_read_source(GenrecModel *m)
 								"source->'action_cols')) "
 								"WHEN 'string' THEN ARRAY[source->>'action_cols'] END, "
 								"source->>'time_col', source->>'tiebreak_col', "
-								"jsonb_typeof(source) "
+								"jsonb_typeof(source), owner "
 								"FROM genrec.models WHERE name = $1 AND version = $2",
 								2, types);
 	}
@@ -425,6 +425,8 @@ genrec_read_source(GenrecModel *m)
 		s->relation = rel ? quote_qualified(rel) : NULL;
 		s->physical = rel != NULL && relation_is_physical(rel);
 		s->query = query;
+		s->query_owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 9, &isnull));
 		s->user_col = pstrdup(quote_identifier(user));
 		s->item_col = pstrdup(quote_identifier(item));
 		s->time_col = spi_text(6);

@@ -10,6 +10,7 @@
 #include "common/shortest_dec.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -24,7 +25,11 @@ genrec_model_history_actions(const GenrecModel *m)
 	return m->model->layout->uses_actions ? m->model->cfg.n_actions : 0;
 }
 
-/* Raise the error for a model without a source mapping. */
+/*
+ * Raise the error for a model without a source mapping, or whose source is SQL text stored
+ * by a role whose privileges the caller lacks: that text runs with the caller's rights, so
+ * running another role's query would let its author act as whoever scores the model.
+ */
 static void
 require_source(const GenrecModel *m)
 {
@@ -34,6 +39,15 @@ require_source(const GenrecModel *m)
 				 errmsg("model \"%s\" has no source table", m->name),
 				 errhint("Pass a genrec_history instead of a user id, or record the source "
 						 "in genrec.models.source.")));
+	if (m->source.query != NULL && !has_privs_of_role(GetUserId(), m->source.query_owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model \"%s\" reads histories through a query stored by role %s",
+						m->name, GetUserNameFromId(m->source.query_owner, true) ?
+						GetUserNameFromId(m->source.query_owner, true) : "(dropped)"),
+				 errdetail("Only roles with that role's privileges run its query text."),
+				 errhint("Pass a genrec_history instead of a user id, or retrain the model on "
+						 "a table or view.")));
 }
 
 /* Check that the source names enough action columns for K. */

@@ -128,8 +128,6 @@ typedef struct TrainState
 	bool		report_rmse;
 	int			slot;			/* progress slot or -1 */
 	int			steps_per_epoch;
-	int64		steps_done;		/* at the end of the last epoch */
-	int			polls;			/* interrupt polls since then */
 	JsonWriter	history;		/* per-epoch records */
 	ErrorData  *error;			/* raised inside a callback, re-thrown later */
 } TrainState;
@@ -714,8 +712,6 @@ train_on_progress(void *user, const gr_progress *p)
 
 	if (st->error)
 		return;
-	st->steps_done = p->step;
-	st->polls = 0;
 	PG_TRY();
 	{
 		char		rmse[64] = "";
@@ -757,7 +753,17 @@ train_on_progress(void *user, const gr_progress *p)
 	PG_END_TRY();
 }
 
-/* Tell the engine to stop on a pending cancel or timeout; keep the shared progress fresh. */
+/* Publish the optimiser steps taken so far in the shared progress slot. */
+static void
+train_on_step(void *user, int64_t steps)
+{
+	TrainState *st = (TrainState *) user;
+
+	if (!st->error)
+		genrec_progress_step(st->slot, steps);
+}
+
+/* Tell the engine to stop on a pending cancel or timeout, or a client that went away. */
 static bool
 train_interrupted(void *user)
 {
@@ -765,8 +771,6 @@ train_interrupted(void *user)
 
 	if (st->error)
 		return true;
-	st->polls++;
-	genrec_progress_step(st->slot, st->steps_done + Min(st->polls, st->steps_per_epoch));
 	/* the engine environment's test (pg_engine.c), and a client that went away */
 	return InterruptPending && (QueryCancelPending || ProcDiePending || ClientConnectionLost);
 }
@@ -1076,6 +1080,7 @@ genrec_train(PG_FUNCTION_ARGS)
 	train_check_config(&spec);
 	genrec_engine_env(&st->env, cxt, train_on_progress, st);
 	st->env.interrupted = train_interrupted;
+	st->env.step_done = train_on_step;
 	st->report_rmse = spec.layout->uses_actions;
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(cxt);

@@ -79,6 +79,8 @@ typedef struct gr_env
 	const struct gr_ops *ops;	/* NULL means the CPU ops */
 	bool		(*interrupted) (void *user);
 	void		(*progress) (void *user, const gr_progress *p);
+	/* called after every optimiser step with the steps taken so far (may be NULL) */
+	void		(*step_done) (void *user, int64_t steps);
 	void	   *callback_user;
 	int			n_threads;		/* 0 = leave the BLAS and OpenMP defaults alone */
 } gr_env;

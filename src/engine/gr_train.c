@@ -318,6 +318,8 @@ train_epoch(const gr_env *env, train_run *r, const gr_dataset *ds, int n_users, 
 		GR_TRY(gr_trainer_compute(tr, &r->tb, (uint32_t) res->steps, &sl, err));
 		GR_TRY(gr_trainer_apply(tr, err));
 		res->steps++;
+		if (env->step_done)
+			env->step_done(env->callback_user, res->steps);
 		res->train_tokens += r->tb.n_tokens;
 		res->train_interactions += inter;
 		*loss_sum += sl.total;

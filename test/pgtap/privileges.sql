@@ -35,7 +35,7 @@ CREATE FUNCTION pg_temp.train_sql(name text) RETURNS text LANGUAGE sql AS $f$
                   options => '{"head_hidden": 8, "n_buckets": 4}')$q$, name)
 $f$;
 
-SELECT plan(35);
+SELECT plan(38);
 
 -- alice trains a model; bob can read it but not change it
 SELECT is(pg_temp.as_role('genrec_tap_alice', pg_temp.train_sql('alice_m')), 1::bigint,
@@ -118,6 +118,17 @@ SELECT is((SELECT array_agg(DISTINCT owner) FROM genrec.models WHERE name = 'tea
           'every version of a name keeps the name''s owner');
 SELECT throws_ok(format('SELECT pg_temp.as_role(%L, %L)', 'genrec_tap_bob', pg_temp.train_sql('team_m')),
                  '42501', NULL, 'a non-member cannot');
+
+-- a query source is SQL text its owner wrote: other roles never run it (it would run with
+-- their rights); a table source is read with the caller's own privileges
+SELECT is(pg_temp.as_role('genrec_tap_alice',
+          $q$SELECT * FROM genrec.genrec_train('alice_q', 'SELECT * FROM public.priv_syn', d_model => 8,
+                  n_layer => 1, max_len => 6, epochs => 1, options => '{"head_hidden": 8, "n_buckets": 4}')$q$),
+          1::bigint, 'alice trains a model on a query source');
+SELECT throws_ok($$SELECT pg_temp.as_role('genrec_tap_bob', 'SELECT genrec.genrec_score(''alice_q'', 1::bigint, ARRAY[1,2]::bigint[])')$$,
+                 '42501', NULL, 'bob cannot score through alice''s query text');
+SELECT is(pg_temp.as_role('genrec_tap_alice', $$SELECT genrec.genrec_score('alice_q', 1::bigint, ARRAY[1,2]::bigint[])$$),
+          1::bigint, 'alice can');
 
 -- the superuser manages every model
 SELECT lives_ok($$SELECT genrec_deploy('alice_m', 2)$$, 'a superuser deploys alice''s model');
