@@ -12,39 +12,12 @@
  */
 #include "gr_io.h"
 #include "gr_serve.h"
+#include "bench_stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* Monotonic microseconds. */
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return 1e6 * (double) ts.tv_sec + 1e-3 * (double) ts.tv_nsec;
-}
-
-/* Order doubles ascending. */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a, y = *(const double *) b;
-
-	return x < y ? -1 : (x > y);
-}
-
-/* The q-quantile of sorted samples. */
-static double
-quantile(const double *sorted, int n, double q)
-{
-	int			i = (int) (q * (n - 1) + 0.5);
-
-	return sorted[i];
-}
 
 typedef struct row
 {
@@ -187,30 +160,27 @@ main(int argc, char **argv)
 		}
 	for (int i = 0; i < iters; i++)
 	{
-		double		t0 = now_us();
+		double		t0 = bench_now_us();
 
 		gr_score(s, &h, cands, n_cands, &sc, &err);
-		double		t1 = now_us();
+		double		t1 = bench_now_us();
 
 		gr_recommend(s, &h, k, true, rec, rec_s, &n_rec, &err);
 		t_score[i] = t1 - t0;
-		t_rec[i] = now_us() - t1;
+		t_rec[i] = bench_now_us() - t1;
 	}
-	qsort(t_score, iters, sizeof(double), cmp_double);
-	qsort(t_rec, iters, sizeof(double), cmp_double);
+	double		s50 = bench_quantile(t_score, iters, 0.5), s99 = bench_quantile(t_score, iters, 0.99);
+	double		r50 = bench_quantile(t_rec, iters, 0.5), r99 = bench_quantile(t_rec, iters, 0.99);
+
 	if (json)
 		printf("{\"layout\": \"%s\", \"history\": %d, \"candidates\": %d, \"k\": %d, "
 			   "\"threads\": %d, \"iters\": %d, \"score_p50_us\": %.1f, \"score_p99_us\": %.1f, "
 			   "\"recommend_p50_us\": %.1f, \"recommend_p99_us\": %.1f}\n",
-			   m->layout->name, hist_len, n_cands, k, threads, iters,
-			   quantile(t_score, iters, 0.5), quantile(t_score, iters, 0.99),
-			   quantile(t_rec, iters, 0.5), quantile(t_rec, iters, 0.99));
+			   m->layout->name, hist_len, n_cands, k, threads, iters, s50, s99, r50, r99);
 	else
 		printf("%s: score %d candidates (history %d): p50 %.1f us, p99 %.1f us; "
 			   "top-%d retrieval over %d items: p50 %.1f us, p99 %.1f us (%d threads)\n",
-			   m->layout->name, n_cands, hist_len, quantile(t_score, iters, 0.5),
-			   quantile(t_score, iters, 0.99), k, m->cfg.n_items, quantile(t_rec, iters, 0.5),
-			   quantile(t_rec, iters, 0.99), threads);
+			   m->layout->name, n_cands, hist_len, s50, s99, k, m->cfg.n_items, r50, r99, threads);
 	gr_session_free(s);
 	gr_model_free(m);
 	free(rows);

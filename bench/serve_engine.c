@@ -10,6 +10,7 @@
  */
 #include "gr_io.h"
 #include "gr_serve.h"
+#include "bench_stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -18,26 +19,6 @@
 #include <time.h>
 
 #define MAX_VALUES 100000
-
-/* Monotonic microseconds. */
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return 1e6 * (double) ts.tv_sec + 1e-3 * (double) ts.tv_nsec;
-}
-
-/* Order doubles ascending. */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : (x > y);
-}
 
 /* Parse one line of numbers into out (at most MAX_VALUES); returns the count or -1. */
 static int
@@ -158,13 +139,13 @@ main(int argc, char **argv)
 		}
 	for (int i = 0; i < iters; i++)
 	{
-		double		t0 = now_us();
+		double		t0 = bench_now_us();
 
 		gr_score(s, &h, cands, n_cands, &sc, &err);
-		t[i] = now_us() - t0;
+		t[i] = bench_now_us() - t0;
 		sum += t[i];
 	}
-	qsort(t, iters, sizeof(double), cmp_double);
+	qsort(t, iters, sizeof(double), bench_cmp_double);
 	printf("%.1f %.1f %.1f %d\n", t[iters / 2], t[(int) (0.99 * (iters - 1) + 0.5)],
 		   sum / iters, iters);
 	gr_session_free(s);
