@@ -14,7 +14,10 @@ def load(d, name):
 def rmse(test):
     if "actions" in test and test["actions"]:
         return test["actions"][0].get("rmse")
-    return test.get("rmse")
+    r = test.get("rmse")
+    if isinstance(r, list):
+        r = r[0] if r else None
+    return r
 
 
 def fmt(x, spec):
