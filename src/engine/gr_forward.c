@@ -100,6 +100,7 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 	F(a->act_loss, R * K);
 	F(a->tok_actval, N * K);
 	F(a->act_row_target, R * K);
+	F(a->topk_val, R);
 	/* the backward pass needs d_res even for inference-only use of the heads */
 	F(a->d_res, N * d);
 	F(a->d_item_h, R * d);
@@ -124,6 +125,7 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 	I(a->act_row_cpl, R);
 	I(a->excl_off, R + 1);
 	I(a->excl, (size_t) cap_excl + 1);
+	I(a->topk_idx, R);
 #undef F
 #undef I
 

@@ -67,6 +67,8 @@ typedef struct gr_acts
 	int32_t    *item_row_tok, *item_row_col;	/* column = dense id - 1, or -1 */
 	int32_t    *act_row_tok, *act_row_cpl;	/* coupler dense id or -1 */
 	int32_t    *excl_off, *excl;	/* exclusion lists for ranking (evaluation) */
+	int32_t    *topk_idx;		/* [rows] top-k results (retrieval) */
+	float	   *topk_val;		/* [rows] */
 	int			cap_excl;
 
 	/* host staging */

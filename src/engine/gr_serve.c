@@ -258,11 +258,11 @@ gr_recommend(gr_session *s, const gr_history *h, int k, bool exclude_seen, int64
 	if (n_excl > 0)
 		ops->upload(ops->ctx, a->excl, s->cols, sizeof(int32_t) * n_excl);
 	ops->topk(ops->ctx, a->logits, V, a->excl_off, exclude_seen ? a->excl : NULL, 1, V, k,
-			  a->item_row_col, a->act_fc);
+			  a->topk_idx, a->topk_val);
 	int32_t    *idx = s->cols;
 
-	ops->download(ops->ctx, idx, a->item_row_col, sizeof(int32_t) * k);
-	ops->download(ops->ctx, scores, a->act_fc, sizeof(float) * k);
+	ops->download(ops->ctx, idx, a->topk_idx, sizeof(int32_t) * k);
+	ops->download(ops->ctx, scores, a->topk_val, sizeof(float) * k);
 	GR_TRY(ops->check(ops->ctx, err));
 	for (int i = 0; i < k; i++)
 	{
