@@ -125,9 +125,9 @@ metric_accum(FunctionCallInfo fcinfo, float8 count, float8 value)
 	PG_RETURN_ARRAYTYPE_P(a);
 }
 
-/* Add one rank's HR@k to a state; a NULL rank is a miss. */
-Datum
-genrec_hit_rate_trans(PG_FUNCTION_ARGS)
+/* Add metric(rank, k) of one rank to a state (args: state, rank, k); a NULL rank is a miss. */
+static Datum
+rank_at_k_accum(FunctionCallInfo fcinfo, double (*metric) (int rank, int k))
 {
 	int32		k;
 
@@ -140,25 +140,21 @@ genrec_hit_rate_trans(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		return metric_accum(fcinfo, 1.0, 0.0);
 	metric_check_rank(PG_GETARG_INT32(1));
-	return metric_accum(fcinfo, 1.0, gr_metric_hr(PG_GETARG_INT32(1), k));
+	return metric_accum(fcinfo, 1.0, metric(PG_GETARG_INT32(1), k));
+}
+
+/* Add one rank's HR@k to a state; a NULL rank is a miss. */
+Datum
+genrec_hit_rate_trans(PG_FUNCTION_ARGS)
+{
+	return rank_at_k_accum(fcinfo, gr_metric_hr);
 }
 
 /* Add one rank's NDCG@k to a state; a NULL rank is a miss. */
 Datum
 genrec_ndcg_trans(PG_FUNCTION_ARGS)
 {
-	int32		k;
-
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("k must not be NULL")));
-	k = PG_GETARG_INT32(2);
-	metric_check_k(k);
-	if (PG_ARGISNULL(1))
-		return metric_accum(fcinfo, 1.0, 0.0);
-	metric_check_rank(PG_GETARG_INT32(1));
-	return metric_accum(fcinfo, 1.0, gr_metric_ndcg(PG_GETARG_INT32(1), k));
+	return rank_at_k_accum(fcinfo, gr_metric_ndcg);
 }
 
 /* Add one rank's reciprocal rank to a state; a NULL rank is a miss. */

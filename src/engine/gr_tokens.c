@@ -31,17 +31,14 @@ gr_tokens_init(gr_tokens *tb, const gr_env *env, int n_actions, int n_buckets,
 	tb->n_hist = gr_alloc(env, sizeof(int32_t) * cap_seq);
 	tb->item_row_tok = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	tb->item_row_target = gr_alloc(env, sizeof(int32_t) * cap_rows);
-	tb->item_row_seq = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	tb->item_row_src = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	tb->act_row_tok = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	tb->act_row_coupler = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	tb->act_row_target = gr_alloc(env, sizeof(float) * cap_rows * k);
-	tb->act_row_seq = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	tb->act_row_src = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	if (!tb->item || !tb->pos || !tb->has_action || !tb->action || !tb->seq_off ||
-		!tb->n_hist || !tb->item_row_tok || !tb->item_row_target || !tb->item_row_seq ||
-		!tb->item_row_src || !tb->act_row_tok || !tb->act_row_coupler || !tb->act_row_target ||
-		!tb->act_row_seq || !tb->act_row_src)
+		!tb->n_hist || !tb->item_row_tok || !tb->item_row_target || !tb->item_row_src ||
+		!tb->act_row_tok || !tb->act_row_coupler || !tb->act_row_target || !tb->act_row_src)
 	{
 		gr_tokens_free(tb);
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a token batch of %d tokens",
@@ -67,12 +64,10 @@ gr_tokens_free(gr_tokens *tb)
 	gr_free(env, tb->n_hist);
 	gr_free(env, tb->item_row_tok);
 	gr_free(env, tb->item_row_target);
-	gr_free(env, tb->item_row_seq);
 	gr_free(env, tb->item_row_src);
 	gr_free(env, tb->act_row_tok);
 	gr_free(env, tb->act_row_coupler);
 	gr_free(env, tb->act_row_target);
-	gr_free(env, tb->act_row_seq);
 	gr_free(env, tb->act_row_src);
 	memset(tb, 0, sizeof(*tb));
 }
@@ -147,7 +142,6 @@ gr_tokens_add_item_row(gr_tokens *tb, int tok, int32_t target, int src)
 
 	tb->item_row_tok[r] = tok;
 	tb->item_row_target[r] = target;
-	tb->item_row_seq[r] = tb->n_seq;
 	tb->item_row_src[r] = src;
 	return true;
 }
@@ -163,7 +157,6 @@ gr_tokens_add_act_row(gr_tokens *tb, int tok, int32_t coupler, const float *targ
 
 	tb->act_row_tok[r] = tok;
 	tb->act_row_coupler[r] = coupler;
-	tb->act_row_seq[r] = tb->n_seq;
 	tb->act_row_src[r] = src;
 	for (int k = 0; k < K; k++)
 		tb->act_row_target[(size_t) r * K + k] = target ? target[k] : NAN;

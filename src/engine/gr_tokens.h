@@ -46,7 +46,6 @@ typedef struct gr_tokens
 	int			n_item_rows;
 	int32_t    *item_row_tok;
 	int32_t    *item_row_target;	/* dense id, 0 = read-out only */
-	int32_t    *item_row_seq;
 	int32_t    *item_row_src;	/* index in the history of the target interaction, -1 none */
 
 	/* action rows: action head */
@@ -54,7 +53,6 @@ typedef struct gr_tokens
 	int32_t    *act_row_tok;
 	int32_t    *act_row_coupler;	/* dense id fed to the PC coupler, 0 = none */
 	float	   *act_row_target; /* [rows * K], NaN = no target */
-	int32_t    *act_row_seq;
 	int32_t    *act_row_src;	/* index in the history of the target interaction, -1 none */
 } gr_tokens;
 
