@@ -14,13 +14,13 @@
 .DEFAULT_GOAL := all
 
 EXTENSION   = genrec
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 MODULE_big  = genrec
 # The install script of the current version is assembled from sql/parts/*.sql (in name
 # order, one part per concern); upgrade scripts sql/genrec--A--B.sql are written by hand.
 SQL_PARTS   = $(sort $(wildcard sql/parts/*.sql))
 DATA_built  = genrec--$(EXTVERSION).sql
-DATA        = $(wildcard sql/genrec--*--*.sql)
+DATA        = $(wildcard sql/genrec--*--*.sql) sql/genrec--0.1.0.sql
 PGFILEDESC  = "genrec - generative recommendation inside PostgreSQL"
 
 GLUE_SRCS   = $(wildcard src/pg_*.c)

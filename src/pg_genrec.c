@@ -63,5 +63,5 @@ PG_FUNCTION_INFO_V1(genrec_version);
 Datum
 genrec_version(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text("0.1.0"));
+	PG_RETURN_TEXT_P(cstring_to_text("0.2.0"));
 }

@@ -1157,7 +1157,7 @@ genrec_train(PG_FUNCTION_ARGS)
 		jw_init(&extra);
 		jw_begin_object(&extra);
 		jw_key(&extra, "created_by");
-		jw_string(&extra, "genrec 0.1.0 (postgres)");
+		jw_string(&extra, "genrec 0.2.0 (postgres)");
 		jw_key(&extra, "model_name");
 		jw_string(&extra, spec.name);
 		jw_key(&extra, "version");

@@ -11,7 +11,7 @@
 #include "gr_io.h"
 #include "gr_serve.h"
 
-#define CLI_VERSION "0.1.0"
+#define CLI_VERSION "0.2.0"
 
 /* A loaded model with what the command line needs beside it. */
 typedef struct cli_model

@@ -102,7 +102,7 @@ SELECT is((SELECT ROW(typlen, typalign, typstorage)::text FROM pg_type
           'genrec_history is a double-aligned, compressible varlena');
 SELECT isnt(obj_description('genrec.genrec_history'::regtype, 'pg_type'), NULL,
             'genrec_history has a comment');
-SELECT is(genrec.genrec_version(), '0.1.0', 'genrec_version() reports 0.1.0');
+SELECT is(genrec.genrec_version(), '0.2.0', 'genrec_version() reports 0.2.0');
 
 SELECT has_function('genrec', fn, args, format('%s(%s) exists', fn, array_to_string(args, ', ')))
   FROM api;
