@@ -132,7 +132,7 @@ make_model(const gr_env *env, int layout, const bench_size *sz, int V, int max_l
 	gr_error	err;
 	const gr_layout *lay = gr_layout_by_id(layout);
 
-	gr_model_config_default(&cfg, layout, V, lay->uses_actions ? 1 : 0);
+	gr_model_config_default(&cfg, layout, V, gr_layout_needs_actions(lay) ? 1 : 0);
 	cfg.d_model = sz->d;
 	cfg.n_layer = sz->layers;
 	cfg.n_head = sz->heads;
@@ -175,7 +175,7 @@ bench_train(const gr_env *env, int layout, const bench_size *sz, int steps)
 		 "tokens");
 	for (int u = 0; u < B; u++)
 	{
-		gr_seq_view sv = {items, lay->uses_actions ? act : NULL, wl, m->cfg.n_actions};
+		gr_seq_view sv = {items, gr_layout_needs_actions(lay) ? act : NULL, wl, m->cfg.n_actions};
 		int			before = tb.n_tokens;
 
 		for (int i = 0; i < wl; i++)

@@ -108,9 +108,7 @@ static void
 require_history(const GenrecModel *m, const ServeInput *in, const ServeHistory *h,
 				bool retrieval)
 {
-	int			layout = m->model->cfg.layout;
-
-	if (h->n > 0 || (!retrieval && (layout == GR_LAYOUT_LAC || layout == GR_LAYOUT_INT)))
+	if (h->n > 0 || (!retrieval && gr_layout_packs_candidates(m->model->layout)))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_NO_DATA_FOUND),
@@ -176,7 +174,7 @@ score_value(const GenrecModel *m, const Scores *s, int j, float4 *v)
 {
 	if (!s->known[j])
 		return false;
-	if (m->model->layout->uses_actions && s->K > 0)
+	if (gr_layout_has_action_head(m->model->layout) && s->K > 0)
 		*v = s->action[(size_t) j * s->K];
 	else
 		*v = s->logit[j];
@@ -278,7 +276,7 @@ score_detail(FunctionCallInfo fcinfo, const ServeInput *in, ArrayType *arr)
 	require_history(m, in, &h, false);
 	MemoryContextSwitchTo(cxt);
 	run_score(m, &h, &c, &s);
-	acts = m->model->layout->uses_actions && s.K > 0;
+	acts = gr_layout_has_action_head(m->model->layout) && s.K > 0;
 	for (int i = 0; i < c.n_in; i++)
 	{
 		int			j = c.index[i];

@@ -22,7 +22,7 @@
 int
 genrec_model_history_actions(const GenrecModel *m)
 {
-	return m->model->layout->uses_actions ? m->model->cfg.n_actions : 0;
+	return gr_layout_needs_actions(m->model->layout) ? m->model->cfg.n_actions : 0;
 }
 
 /*
@@ -307,7 +307,7 @@ genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows)
 	size_t		cap = 0;
 
 	require_source(m);
-	if (K_read < K && m->model->layout->uses_actions)
+	if (K_read < K && gr_layout_needs_actions(m->model->layout))
 		require_actions(m, K);
 	initStringInfo(&sql);
 	initStringInfo(&order);

@@ -448,7 +448,7 @@ train_resolve_source(TrainSpec *spec)
 							spec->binary_names[b])));
 	}
 	SPI_freetuptable(SPI_tuptable);
-	if (spec->layout->uses_actions && spec->n_actions == 0)
+	if (gr_layout_needs_actions(spec->layout) && spec->n_actions == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("genrec_train: layout \"%s\" needs at least one action column",
@@ -1028,7 +1028,7 @@ train_steps_per_epoch(const TrainSpec *spec, const gr_dataset *ds)
 	{
 		int			end = gr_dataset_train_end(ds, u);
 
-		n += end >= 2 || (spec->layout->uses_actions && end >= 1);
+		n += end >= 2 || (gr_layout_has_action_head(spec->layout) && end >= 1);
 	}
 	return (int) ((n + spec->tcfg.batch_size - 1) / spec->tcfg.batch_size);
 }
@@ -1081,7 +1081,7 @@ genrec_train(PG_FUNCTION_ARGS)
 	genrec_engine_env(&st->env, cxt, train_on_progress, st);
 	st->env.interrupted = train_interrupted;
 	st->env.step_done = train_on_step;
-	st->report_rmse = spec.layout->uses_actions;
+	st->report_rmse = gr_layout_has_action_head(spec.layout);
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 
@@ -1206,11 +1206,11 @@ genrec_train(PG_FUNCTION_ARGS)
 	values[9] = Int32GetDatum(res.best_epoch);
 	values[10] = result_float(res.valid.hr[0], &nulls[10]);
 	values[11] = result_float(res.valid.ndcg[0], &nulls[11]);
-	values[12] = result_float(st->model->cfg.n_actions > 0 && spec.layout->uses_actions ?
+	values[12] = result_float(st->model->cfg.n_actions > 0 && gr_layout_has_action_head(spec.layout) ?
 							  res.valid.rmse[0] : NAN, &nulls[12]);
 	values[13] = result_float(res.test.hr[0], &nulls[13]);
 	values[14] = result_float(res.test.ndcg[0], &nulls[14]);
-	values[15] = result_float(st->model->cfg.n_actions > 0 && spec.layout->uses_actions ?
+	values[15] = result_float(st->model->cfg.n_actions > 0 && gr_layout_has_action_head(spec.layout) ?
 							  res.test.rmse[0] : NAN, &nulls[15]);
 	values[16] = result_float(st->model->cfg.n_actions > 0 ? res.test.baseline_rmse[0] : NAN,
 							  &nulls[16]);

@@ -56,7 +56,7 @@ cli_report_model(FILE *f, const gr_model *m, const cli_names *names)
 	for (int k = 0; k < c->n_actions; k++)
 		fprintf(f, "  action %d \"%s\": %s, raw range [%g, %g]%s\n", k, names->name[k],
 				c->action_binary[k] ? "binary (BCE)" : "continuous (MSE)", c->action_min[k],
-				c->action_max[k], m->layout->uses_actions ? "" : " (input ignored by this layout)");
+				c->action_max[k], gr_layout_needs_actions(m->layout) ? "" : " (input ignored by this layout)");
 }
 
 /* Print the epoch table's header. */
@@ -136,7 +136,7 @@ cli_report_metrics(FILE *f, const char *title, const gr_metrics *mt, const gr_mo
 		fprintf(f, "  no ranking (no user had a target)\n");
 	if (K == 0)
 		return;
-	if (!m->layout->uses_actions)
+	if (!gr_layout_has_action_head(m->layout))
 	{
 		fprintf(f, "  actions: layout %s predicts none\n", m->layout->name);
 		return;

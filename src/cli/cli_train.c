@@ -171,7 +171,7 @@ cli_cmd_train(cli_opts *opts)
 			fprintf(stderr, "genrec train: note: no --layout given; using %s (the data has %d "
 					"action column%s)\n", layout->name, d.n_actions, d.n_actions == 1 ? "" : "s");
 	}
-	if (layout->uses_actions && d.n_actions == 0)
+	if (gr_layout_needs_actions(layout) && d.n_actions == 0)
 	{
 		rc = cli_usage_error("train", "layout %s needs an action column, and the data has none "
 							 "(see --cols and --actions)", layout->name);
@@ -200,11 +200,11 @@ cli_cmd_train(cli_opts *opts)
 		cli_report_protocol(out, &opts->tcfg);
 		cli_report_data(out, opts->data, &d, ds);
 		report_train_options(out, opts, &opts->mcfg, layout);
-		cli_report_epoch_header(out, layout->uses_actions);
+		cli_report_epoch_header(out, gr_layout_has_action_head(layout));
 	}
 	tp.out = out;
 	tp.quiet = opts->quiet;
-	tp.actions = layout->uses_actions;
+	tp.actions = gr_layout_has_action_head(layout);
 	tp.epochs = cJSON_CreateArray();
 	tp.last = now_seconds();
 	env.progress = on_progress;

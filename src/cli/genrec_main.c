@@ -226,7 +226,7 @@ cli_data_fit_model(const cli_opts *opts, const cli_model *cm, cli_data *d)
 {
 	const gr_model_config *c = &cm->model->cfg;
 
-	if (d->n_actions != c->n_actions && !cm->model->layout->uses_actions)
+	if (d->n_actions != c->n_actions && !gr_layout_needs_actions(cm->model->layout))
 	{
 		/* the layout reads no action: the columns only have to exist, as missing values */
 		if (!opts->quiet)

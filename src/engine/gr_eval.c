@@ -131,8 +131,7 @@ eval_batch(const gr_model *m, const gr_dataset *ds, eval_state *s, const int *us
 			s->excl_off[r + 1] = s->excl_off[r] +
 				build_exclusions(&seq, t, s->excl + s->excl_off[r]);
 	}
-	GR_TRY(gr_pass_upload(a, &s->tb, err));
-	gr_trunk_forward(m, a, 0.0f, 0, 0);
+	GR_TRY(gr_model_forward(m, a, &s->tb, NULL, err));
 
 	int			R = s->tb.n_item_rows;
 
@@ -144,7 +143,7 @@ eval_batch(const gr_model *m, const gr_dataset *ds, eval_state *s, const int *us
 		{
 			int			c = GR_MIN(a->logit_rows, R - r0);
 
-			gr_item_head_logits(m, a, r0, c);
+			gr_model_item_logits(m, a, r0, c);
 			ops->rank_targets(ops->ctx, a->logits, V, a->item_row_col + r0, a->excl_off + r0,
 							  a->excl, c, V, s->dev_rank + r0, s->dev_rank + s->acts->cap_rows + r0);
 		}
@@ -167,11 +166,10 @@ eval_batch(const gr_model *m, const gr_dataset *ds, eval_state *s, const int *us
 			acc->n_ranked++;
 		}
 	}
-	if (m->layout->uses_actions && s->tb.n_act_rows > 0)
+	if (gr_layout_has_action_head(m->layout) && s->tb.n_act_rows > 0)
 	{
 		int			A = s->tb.n_act_rows;
 
-		gr_action_head_forward(m, a);
 		ops->download(ops->ctx, s->pred, a->act_pred, sizeof(float) * (size_t) A * K);
 		for (int r = 0; r < A; r++)
 			for (int k = 0; k < K; k++)

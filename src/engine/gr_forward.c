@@ -1,23 +1,40 @@
 /*
- * gr_forward.c — the activation workspace, batch upload, embeddings and the GPT-2 pre-LN trunk
- * (forward and backward), written once against the ops interface.
+ * gr_forward.c — the model's one pass (gr_forward.h): the workspace laid out from the model's
+ * and the architecture's declarations, batch upload, embeddings, the final LayerNorm, and the
+ * forward / backward that training, evaluation and serving call.
  */
-#include "gr_forward.h"
+#include "gr_arch.h"
 
 #include <math.h>
 #include <string.h>
 
-/* Dropout sites: 0 = embeddings, 1 + 2l = attention output of layer l, 2 + 2l = MLP output. */
-#define SITE_EMBED 0u
-#define SITE_ATTN(l) (1u + 2u * (uint32_t) (l))
-#define SITE_MLP(l) (2u + 2u * (uint32_t) (l))
-
-/* A float slice reserved in the workspace layout. */
-typedef struct slot
-{
-	float	  **ptr;
-	size_t		n;
-} slot;
+/* Model-level float buffers of the workspace: X(field, floats, when). */
+#define GR_ACTS(X) \
+	X(x0, N * d, true) \
+	X(h, N * d, true) \
+	X(lnf_mean, N, true) \
+	X(lnf_rstd, N, true) \
+	X(item_h, R * d, true) \
+	X(logits, (size_t) a->logit_rows * V, true) \
+	X(item_loss, R, true) \
+	X(act_in, R * d, true) \
+	X(act_cpl, R * d, true) \
+	X(act_fc, R * H, true) \
+	X(act_g, R * H, true) \
+	X(act_pred, R * K, true) \
+	X(act_grad, R * K, true) \
+	X(act_loss, R * K, true) \
+	X(tok_actval, N * K, true) \
+	X(act_row_target, R * K, true) \
+	X(topk_val, R, true) \
+	/* the heads' backward runs for inference-only read-outs too: d_res always */ \
+	X(d_res, N * d, true) \
+	X(d_item_h, R * d, true) \
+	X(d_act_in, R * d, true) \
+	X(d_act_cpl, R * d, true) \
+	X(d_act_g, R * H, true) \
+	X(d_res2, N * d, train) \
+	X(d_tmp, N * d, train)
 
 typedef struct islot
 {
@@ -43,6 +60,7 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 	size_t		N = (size_t) cap_tokens, R = (size_t) cap_rows;
 	size_t		d = c->d_model, K = c->n_actions > 0 ? c->n_actions : 1, H = c->head_hidden;
 	size_t		V = c->n_items;
+	gr_dims		z;
 
 	*out = NULL;
 	if (cap_tokens < 1 || cap_seq < 1 || cap_rows < 1 || cap_excl < 0)
@@ -60,60 +78,25 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 	/* about 16M floats of logits at a time, at least one row */
 	a->logit_rows = (int) GR_MAX((size_t) 1, GR_MIN(R, ((size_t) 1 << 24) / V));
 
-	slot		fs[40 + 13 * GR_MAX_LAYERS];
+	enum
+	{
+#define COUNT(f, n, when) +1
+	N_MODEL_ACTS = 0 GR_ACTS(COUNT)
+#undef COUNT
+	};
+	gr_act_slot fs[N_MODEL_ACTS + GR_MAX_LAYERS * GR_MAX_LAYER_ACTS + GR_MAX_ARCH_SCRATCH];
+	gr_act_table ft = {.slots = fs,.cap = (int) (sizeof(fs) / sizeof(fs[0]))};
 	islot		is[16];
-	int			nf = 0, ni = 0;
+	int			ni = 0;
 
-#define F(p, cnt) (fs[nf].ptr = &(p), fs[nf++].n = (cnt))
+#define DECLARE(f, n, when) if (when) gr_act_declare(&ft, &a->f, (n));
+	GR_ACTS(DECLARE)
+#undef DECLARE
+	gr_model_dims(c, &z);
+	z.N = (int64_t) N;
+	z.R = (int64_t) R;
+	model->arch->declare_acts(&ft, a, &z, train);
 #define I(p, cnt) (is[ni].ptr = &(p), is[ni++].n = (cnt))
-	F(a->x0, N * d);
-	for (int l = 0; l < c->n_layer; l++)
-	{
-		gr_layer_acts *L = &a->layer[l];
-
-		F(L->ln1, N * d);
-		F(L->ln1_mean, N);
-		F(L->ln1_rstd, N);
-		F(L->qkv, N * 3 * d);
-		F(L->att, N * d);
-		F(L->lse, N * c->n_head);
-		F(L->res1, N * d);
-		F(L->ln2, N * d);
-		F(L->ln2_mean, N);
-		F(L->ln2_rstd, N);
-		F(L->fc, N * 4 * d);
-		F(L->fcg, N * 4 * d);
-		F(L->out, N * d);
-	}
-	F(a->h, N * d);
-	F(a->lnf_mean, N);
-	F(a->lnf_rstd, N);
-	F(a->item_h, R * d);
-	F(a->logits, (size_t) a->logit_rows * V);
-	F(a->item_loss, R);
-	F(a->act_in, R * d);
-	F(a->act_cpl, R * d);
-	F(a->act_fc, R * H);
-	F(a->act_g, R * H);
-	F(a->act_pred, R * K);
-	F(a->act_grad, R * K);
-	F(a->act_loss, R * K);
-	F(a->tok_actval, N * K);
-	F(a->act_row_target, R * K);
-	F(a->topk_val, R);
-	/* the backward pass needs d_res even for inference-only use of the heads */
-	F(a->d_res, N * d);
-	F(a->d_item_h, R * d);
-	F(a->d_act_in, R * d);
-	F(a->d_act_cpl, R * d);
-	F(a->d_act_g, R * H);
-	if (train)
-	{
-		F(a->d_res2, N * d);
-		F(a->d_tmp, N * d);
-		F(a->d_qkv, N * 3 * d);
-		F(a->d_big, N * 4 * d);
-	}
 	I(a->tok_item, N);
 	I(a->tok_pos, N);
 	I(a->tok_bucket, N * K);
@@ -126,13 +109,17 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 	I(a->excl_off, R + 1);
 	I(a->excl, (size_t) cap_excl + 1);
 	I(a->topk_idx, R);
-#undef F
 #undef I
+	if (ft.overflow)
+	{
+		gr_acts_free(a);
+		return gr_fail(err, GR_ERR_INTERNAL, "workspace declarations overflow their slots");
+	}
 
 	size_t		total_f = 0, total_i = 0;
 
-	for (int i = 0; i < nf; i++)
-		total_f += pad16(fs[i].n);
+	for (int i = 0; i < ft.n; i++)
+		total_f += pad16(ft.slots[i].n);
 	for (int i = 0; i < ni; i++)
 		total_i += pad16(is[i].n);
 	a->fbuf = ops->alloc(ops->ctx, total_f * sizeof(float));
@@ -151,10 +138,10 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 	}
 	size_t		off = 0;
 
-	for (int i = 0; i < nf; i++)
+	for (int i = 0; i < ft.n; i++)
 	{
-		*fs[i].ptr = a->fbuf + off;
-		off += pad16(fs[i].n);
+		*ft.slots[i].ptr = a->fbuf + off;
+		off += pad16(ft.slots[i].n);
 	}
 	off = 0;
 	for (int i = 0; i < ni; i++)
@@ -192,8 +179,8 @@ upload_ints(const gr_ops *ops, int32_t *dst, const int32_t *src, size_t n)
 }
 
 /* Copy a token batch's metadata into the workspace's backend buffers. */
-gr_status
-gr_pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
+static gr_status
+pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 {
 	const gr_model *m = a->model;
 	const gr_ops *ops = m->ops;
@@ -202,7 +189,7 @@ gr_pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 	if (N > a->cap_tokens || tb->n_seq > a->cap_seq || tb->n_item_rows > a->cap_rows ||
 		tb->n_act_rows > a->cap_rows)
 		return gr_fail(err, GR_ERR_INTERNAL, "batch exceeds the workspace capacity");
-	if (tb->n_actions != K && m->layout->uses_actions)
+	if (tb->n_actions != K && gr_layout_needs_actions(m->layout))
 		return gr_fail(err, GR_ERR_INTERNAL, "batch has %d actions, model %d", tb->n_actions, K);
 	a->tokens = tb;
 	a->n_tokens = N;
@@ -228,7 +215,7 @@ gr_pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 						   m->n_positions);
 	}
 	upload_ints(ops, a->tok_pos, tb->pos, N);
-	if (m->layout->uses_actions)
+	if (gr_layout_reads_actions(m->layout))
 	{
 		for (int k = 0; k < K; k++)
 			for (int t = 0; t < N; t++)
@@ -273,7 +260,7 @@ gr_pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 	/* action rows */
 	R = tb->n_act_rows;
 	memset(a->n_act_targets, 0, sizeof(a->n_act_targets));
-	if (m->layout->uses_actions && R > 0)
+	if (gr_layout_has_action_head(m->layout) && R > 0)
 	{
 		upload_ints(ops, a->act_row_tok, tb->act_row_tok, R);
 		for (int r = 0; r < R; r++)
@@ -293,7 +280,7 @@ gr_pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 
 /* Embeddings: x0 = s E[item] + P[pos] + sum_k A_k[bucket] + actval * W_lin, then dropout. */
 static void
-embed_forward(const gr_model *m, gr_acts *a, float dropout, uint64_t seed, uint32_t step)
+embed_forward(const gr_model *m, gr_acts *a, const gr_pass *p)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
@@ -301,7 +288,7 @@ embed_forward(const gr_model *m, gr_acts *a, float dropout, uint64_t seed, uint3
 
 	ops->gather_rows(cx, a->x0, m->w.pos_emb, a->tok_pos, N, d, 1.0f, false);
 	ops->gather_rows(cx, a->x0, m->w.item_emb, a->tok_item, N, d, m->cfg.emb_scale, true);
-	if (m->layout->uses_actions)
+	if (m->layout->action_input == GR_ACTION_INPUT_TOKEN)
 	{
 		for (int k = 0; k < K; k++)
 			ops->gather_rows(cx, a->x0, m->w.act_emb, a->tok_bucket + (size_t) k * N, N, d,
@@ -309,124 +296,21 @@ embed_forward(const gr_model *m, gr_acts *a, float dropout, uint64_t seed, uint3
 		ops->gemm(cx, false, false, N, d, K, 1.0f, a->tok_actval, K, m->w.act_lin, d, 1.0f,
 				  a->x0, d);
 	}
-	ops->dropout(cx, a->x0, a->x0, (size_t) N * d, dropout, seed, SITE_EMBED, step);
-}
-
-/* Y[N, out] = X[N, in] W^T + b. */
-static void
-linear_forward(const gr_ops *ops, float *y, const float *x, const float *w, const float *b,
-			   int n, int in, int out)
-{
-	ops->gemm(ops->ctx, false, true, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-	ops->add_bias(ops->ctx, y, b, n, out);
-}
-
-/* dX[N, in] (= or +=) dY W; dW += dY^T X; db += colsum dY. dx may be NULL. */
-static void
-linear_backward(const gr_ops *ops, float *dx, float *dw, float *db, const float *dy,
-				const float *x, const float *w, int n, int in, int out, bool accumulate_dx)
-{
-	if (dx)
-		ops->gemm(ops->ctx, false, false, n, in, out, 1.0f, dy, out, w, in,
-				  accumulate_dx ? 1.0f : 0.0f, dx, in);
-	ops->gemm(ops->ctx, true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
-	ops->bias_grad(ops->ctx, db, dy, n, out);
-}
-
-/* One pre-LN block forward: x -> L->out. */
-static void
-block_forward(const gr_model *m, gr_acts *a, int l, const float *x, float dropout,
-			  uint64_t seed, uint32_t step)
-{
-	const gr_ops *ops = m->ops;
-	void	   *cx = ops->ctx;
-	const gr_layer_weights *W = &m->w.layer[l];
-	gr_layer_acts *L = &a->layer[l];
-	int			N = a->n_tokens, d = m->cfg.d_model;
-	size_t		nd = (size_t) N * d;
-
-	ops->layernorm_fwd(cx, L->ln1, L->ln1_mean, L->ln1_rstd, x, W->ln1_w, W->ln1_b, N, d);
-	linear_forward(ops, L->qkv, L->ln1, W->qkv_w, W->qkv_b, N, d, 3 * d);
-	ops->attn_fwd(cx, L->att, L->lse, L->qkv, &a->seqs, m->cfg.n_head, d);
-	linear_forward(ops, L->res1, L->att, W->proj_w, W->proj_b, N, d, d);
-	ops->dropout(cx, L->res1, L->res1, nd, dropout, seed, SITE_ATTN(l), step);
-	ops->add(cx, L->res1, L->res1, x, nd);
-	ops->layernorm_fwd(cx, L->ln2, L->ln2_mean, L->ln2_rstd, L->res1, W->ln2_w, W->ln2_b, N, d);
-	linear_forward(ops, L->fc, L->ln2, W->fc_w, W->fc_b, N, d, 4 * d);
-	ops->gelu_fwd(cx, L->fcg, L->fc, nd * 4);
-	linear_forward(ops, L->out, L->fcg, W->fcproj_w, W->fcproj_b, N, 4 * d, d);
-	ops->dropout(cx, L->out, L->out, nd, dropout, seed, SITE_MLP(l), step);
-	ops->add(cx, L->out, L->out, L->res1, nd);
-}
-
-/* Embeddings, all blocks and the final LayerNorm. */
-void
-gr_trunk_forward(const gr_model *m, gr_acts *a, float dropout, uint64_t seed, uint32_t step)
-{
-	const gr_ops *ops = m->ops;
-	int			N = a->n_tokens, d = m->cfg.d_model;
-	const float *x = a->x0;
-
-	if (N == 0)
-		return;
-	embed_forward(m, a, dropout, seed, step);
-	for (int l = 0; l < m->cfg.n_layer; l++)
-	{
-		block_forward(m, a, l, x, dropout, seed, step);
-		x = a->layer[l].out;
-	}
-	ops->layernorm_fwd(ops->ctx, a->h, a->lnf_mean, a->lnf_rstd, x, m->w.lnf_w, m->w.lnf_b,
-					   N, d);
-}
-
-/* One block backward: dout (residual gradient at the block output) -> dx (block input). */
-static void
-block_backward(const gr_model *m, gr_acts *a, gr_weights *g, int l, const float *x,
-			   const float *dout, float *dx, float dropout, uint64_t seed, uint32_t step)
-{
-	const gr_ops *ops = m->ops;
-	void	   *cx = ops->ctx;
-	const gr_layer_weights *W = &m->w.layer[l];
-	gr_layer_weights *G = &g->layer[l];
-	gr_layer_acts *L = &a->layer[l];
-	int			N = a->n_tokens, d = m->cfg.d_model;
-	size_t		nd = (size_t) N * d;
-
-	/* MLP branch: out = res1 + drop(fcg W2^T + b2) */
-	ops->dropout(cx, a->d_tmp, dout, nd, dropout, seed, SITE_MLP(l), step);
-	linear_backward(ops, a->d_big, G->fcproj_w, G->fcproj_b, a->d_tmp, L->fcg, W->fcproj_w,
-					N, 4 * d, d, false);
-	ops->gelu_bwd(cx, a->d_big, L->fc, a->d_big, nd * 4);
-	linear_backward(ops, a->d_tmp, G->fc_w, G->fc_b, a->d_big, L->ln2, W->fc_w, N, d, 4 * d,
-					false);
-	/* dres1 = dout + LN2'(dln2), built in dx */
-	ops->copy(cx, dx, dout, nd * sizeof(float));
-	ops->layernorm_bwd(cx, dx, G->ln2_w, G->ln2_b, a->d_tmp, L->res1, W->ln2_w, L->ln2_mean,
-					   L->ln2_rstd, N, d);
-	/* attention branch: res1 = x + drop(att Wp^T + bp) */
-	ops->dropout(cx, a->d_tmp, dx, nd, dropout, seed, SITE_ATTN(l), step);
-	linear_backward(ops, a->d_big, G->proj_w, G->proj_b, a->d_tmp, L->att, W->proj_w, N, d, d,
-					false);
-	ops->attn_bwd(cx, a->d_qkv, a->d_big, L->qkv, L->att, L->lse, &a->seqs, m->cfg.n_head, d);
-	linear_backward(ops, a->d_tmp, G->qkv_w, G->qkv_b, a->d_qkv, L->ln1, W->qkv_w, N, d,
-					3 * d, false);
-	ops->layernorm_bwd(cx, dx, G->ln1_w, G->ln1_b, a->d_tmp, x, W->ln1_w, L->ln1_mean,
-					   L->ln1_rstd, N, d);
+	ops->dropout(cx, a->x0, a->x0, (size_t) N * d, p->dropout, p->seed, GR_SITE_EMBED, p->step);
 }
 
 /* Embedding backward: scatter dx0 (after the dropout mask) into the tables. */
 static void
-embed_backward(const gr_model *m, gr_acts *a, gr_weights *g, const float *dx0, float dropout,
-			   uint64_t seed, uint32_t step)
+embed_backward(const gr_model *m, gr_acts *a, gr_weights *g, const float *dx0, const gr_pass *p)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
 	int			N = a->n_tokens, d = m->cfg.d_model, K = m->cfg.n_actions;
 
-	ops->dropout(cx, a->d_tmp, dx0, (size_t) N * d, dropout, seed, SITE_EMBED, step);
+	ops->dropout(cx, a->d_tmp, dx0, (size_t) N * d, p->dropout, p->seed, GR_SITE_EMBED, p->step);
 	ops->scatter_add_rows(cx, g->pos_emb, a->d_tmp, a->tok_pos, N, d, 1.0f);
 	ops->scatter_add_rows(cx, g->item_emb, a->d_tmp, a->tok_item, N, d, m->cfg.emb_scale);
-	if (m->layout->uses_actions)
+	if (m->layout->action_input == GR_ACTION_INPUT_TOKEN)
 	{
 		for (int k = 0; k < K; k++)
 			ops->scatter_add_rows(cx, g->act_emb, a->d_tmp, a->tok_bucket + (size_t) k * N, N,
@@ -436,37 +320,73 @@ embed_backward(const gr_model *m, gr_acts *a, gr_weights *g, const float *dx0, f
 	}
 }
 
-/* Backward of the final LayerNorm, the blocks and the embeddings; d_res holds dh on entry. */
-bool
-gr_trunk_backward(const gr_model *m, gr_acts *a, gr_weights *g, float dropout, uint64_t seed,
-				  uint32_t step)
+static const gr_pass inference_pass = {0};
+
+/* Upload, embed, trunk, final LayerNorm, action head. */
+gr_status
+gr_model_forward(const gr_model *m, gr_acts *a, const gr_tokens *tb, const gr_pass *p,
+				 gr_error *err)
 {
 	const gr_ops *ops = m->ops;
-	int			N = a->n_tokens, d = m->cfg.d_model, L = m->cfg.n_layer;
-	size_t		nd = (size_t) N * d;
 
-	if (N == 0)
-		return true;
-	/* dX_L = LN_f'(dh): d_res (dh) -> d_res2 */
-	const float *x_last = a->layer[L - 1].out;
-
-	ops->zero(ops->ctx, a->d_res2, nd * sizeof(float));
-	ops->layernorm_bwd(ops->ctx, a->d_res2, g->lnf_w, g->lnf_b, a->d_res, x_last, m->w.lnf_w,
-					   a->lnf_mean, a->lnf_rstd, N, d);
-	float	   *cur = a->d_res2, *other = a->d_res;
-
-	for (int l = L - 1; l >= 0; l--)
+	if (p == NULL)
+		p = &inference_pass;
+	GR_TRY(pass_upload(a, tb, err));
+	if (a->n_tokens > 0)
 	{
-		const float *x = l > 0 ? a->layer[l - 1].out : a->x0;
-
-		if (gr_should_stop(m->env))
-			return false;
-		block_backward(m, a, g, l, x, cur, other, dropout, seed, step);
-		float	   *t = cur;
-
-		cur = other;
-		other = t;
+		embed_forward(m, a, p);
+		a->trunk_out = m->arch->forward(m, a, p);
+		gr_norm_forward(ops, a->h, a->lnf_mean, a->lnf_rstd, a->trunk_out, m->w.lnf_w, m->w.lnf_b,
+						a->n_tokens, m->cfg.d_model);
+		gr_head_action_forward(m, a);
 	}
-	embed_backward(m, a, g, cur, dropout, seed, step);
-	return true;
+	return ops->check(ops->ctx, err);
+}
+
+/* The losses and their gradients: heads, final LayerNorm, trunk, embeddings. */
+gr_status
+gr_model_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p,
+				  gr_step_loss *out, gr_error *err)
+{
+	const gr_ops *ops = m->ops;
+	int			N = a->n_tokens, d = m->cfg.d_model, K = m->cfg.n_actions;
+	size_t		nd = (size_t) N * d;
+	double		col_loss[GR_MAX_ACTIONS];
+
+	memset(out, 0, sizeof(*out));
+	if (!a->train)
+		return gr_fail(err, GR_ERR_INTERNAL, "backward pass on an inference workspace");
+	/* a cancel is honoured between phases of a step, not only between steps */
+	if (gr_should_stop(m->env))
+		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
+	ops->zero(ops->ctx, a->d_res, nd * sizeof(float));
+	double		item_sum = gr_head_item_backward(m, a, g, p->w_item);
+
+	gr_head_action_backward(m, a, g, p->w_action, col_loss);
+	if (gr_should_stop(m->env))
+		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
+	if (N > 0)
+	{
+		/* d x_L = LN_f'(dh): d_res (dh) -> d_res2 */
+		ops->zero(ops->ctx, a->d_res2, nd * sizeof(float));
+		gr_norm_backward(ops, a->d_res2, g->lnf_w, g->lnf_b, a->d_res, a->trunk_out, m->w.lnf_w,
+						 a->lnf_mean, a->lnf_rstd, N, d);
+		float	   *dx0 = m->arch->backward(m, a, g, p, a->d_res2);
+
+		if (dx0 == NULL)
+			return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
+		embed_backward(m, a, g, dx0, p);
+	}
+	GR_TRY(ops->check(ops->ctx, err));
+
+	out->n_item_targets = a->n_item_targets;
+	out->item = a->n_item_targets > 0 ? item_sum / a->n_item_targets : 0.0;
+	out->total = p->w_item * out->item;
+	for (int k = 0; k < K && gr_layout_has_action_head(m->layout); k++)
+	{
+		out->n_action_targets[k] = a->n_act_targets[k];
+		out->action[k] = a->n_act_targets[k] > 0 ? col_loss[k] / a->n_act_targets[k] : 0.0;
+		out->total += p->w_action * out->action[k];
+	}
+	return GR_OK;
 }

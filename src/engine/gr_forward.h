@@ -1,28 +1,44 @@
 /*
- * gr_forward.h — the activation workspace and the forward/backward passes of the model:
- * embeddings, the GPT-2 pre-LN trunk, the tied item head and the action head.
+ * gr_forward.h — the one pass of the model: the activation workspace, gr_model_forward and
+ * gr_model_backward (in the spirit of llm.c's gpt2_forward / gpt2_backward), and the head
+ * read-outs that serving and evaluation take from a forward pass.
  *
- * One workspace serves one batch shape (tokens, sequences, rows). gr_pass_upload copies a
- * token batch's metadata to the backend; gr_trunk_forward computes h = LN_f(trunk(x)); the
- * heads read rows of h; gr_trunk_backward consumes dh.
+ * gr_model_forward uploads a token batch's metadata, embeds the tokens, runs the trunk of the
+ * model's architecture (gr_arch.h) and the final LayerNorm (h), and the action head over every
+ * action row (act_pred). Item logits against the whole catalogue are read out in chunks
+ * (gr_model_item_logits), since rows x V rarely fits at once. gr_model_backward computes the
+ * losses and the gradients of everything: the tied item head's cross-entropy is fused with its
+ * gradient (the V-wide logits are made once per chunk), the action losses come from the
+ * forward pass's predictions. Training, evaluation and serving call only these; none of them
+ * sequences trunk and heads itself.
  */
 #ifndef GR_FORWARD_H
 #define GR_FORWARD_H
 
 #include "gr_model.h"
 
-typedef struct gr_layer_acts
+#define GR_MAX_LAYER_ACTS 24	/* activation buffers one layer of an architecture may declare */
+#define GR_MAX_ARCH_SCRATCH 8	/* backward scratch buffers an architecture may declare */
+
+/* The options of one pass; NULL means inference (no dropout). */
+typedef struct gr_pass
 {
-	float	   *ln1, *ln1_mean, *ln1_rstd;
-	float	   *qkv;			/* [N, 3d] */
-	float	   *att;			/* [N, d] attention output before the projection */
-	float	   *lse;			/* [N, heads] */
-	float	   *res1;			/* [N, d] residual after attention */
-	float	   *ln2, *ln2_mean, *ln2_rstd;
-	float	   *fc;				/* [N, 4d] before GELU */
-	float	   *fcg;			/* [N, 4d] after GELU */
-	float	   *out;			/* [N, d] residual after the MLP: the layer's output */
-} gr_layer_acts;
+	float		dropout;		/* p at the embedding and residual sites */
+	uint64_t	seed;			/* dropout masks are keyed by (seed, step, site, element) */
+	uint32_t	step;
+	float		w_item;			/* loss weights (backward) */
+	float		w_action;
+} gr_pass;
+
+/* Losses of one training pass. */
+typedef struct gr_step_loss
+{
+	double		item;			/* mean cross-entropy over item targets */
+	double		action[GR_MAX_ACTIONS]; /* mean loss per action column */
+	double		total;			/* w_item * item + w_action * sum(action) */
+	int			n_item_targets;
+	int			n_action_targets[GR_MAX_ACTIONS];
+} gr_step_loss;
 
 typedef struct gr_acts
 {
@@ -38,7 +54,8 @@ typedef struct gr_acts
 
 	/* forward */
 	float	   *x0;				/* [N, d] embeddings after dropout */
-	gr_layer_acts layer[GR_MAX_LAYERS];
+	float	   *layer[GR_MAX_LAYERS][GR_MAX_LAYER_ACTS];	/* the trunk's, per layer */
+	const float *trunk_out;		/* [N, d] the trunk's output (the final LayerNorm's input) */
 	float	   *h, *lnf_mean, *lnf_rstd;	/* [N, d] final hidden states */
 	float	   *item_h;			/* [rows, d] gathered item-row states */
 	float	   *logits;			/* [logit_rows, V] */
@@ -50,9 +67,8 @@ typedef struct gr_acts
 	float	   *act_grad;		/* [rows, K] */
 	float	   *act_loss;		/* [rows, K] */
 	/* backward */
-	float	   *d_res, *d_res2, *d_tmp;	/* [N, d] */
-	float	   *d_qkv;			/* [N, 3d] */
-	float	   *d_big;			/* [N, 4d] */
+	float	   *d_res, *d_res2, *d_tmp;	/* [N, d] residual-stream gradients */
+	float	   *scratch[GR_MAX_ARCH_SCRATCH];	/* the trunk's backward scratch */
 	float	   *d_item_h;		/* [rows, d] */
 	float	   *d_act_in, *d_act_cpl;	/* [rows, d] */
 	float	   *d_act_g;		/* [rows, H] */
@@ -93,34 +109,30 @@ gr_status	gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int
 /* Free a workspace; NULL is ignored. */
 void		gr_acts_free(gr_acts *acts);
 
-/* Copy a token batch's metadata into the workspace. */
-gr_status	gr_pass_upload(gr_acts *acts, const gr_tokens *tb, gr_error *err);
+/*
+ * The forward pass of a token batch: h for every token, the action head's prediction for
+ * every action row (acts->act_pred, [rows, K], normalised scale or logits). pass NULL is
+ * inference; a training pass applies its dropout.
+ */
+gr_status	gr_model_forward(const gr_model *model, gr_acts *acts, const gr_tokens *tb,
+							 const gr_pass *pass, gr_error *err);
 
-/* Embeddings and trunk: fills acts->h. dropout p applies at the embedding and residual sites
- * with masks keyed by (seed, step). */
-void		gr_trunk_forward(const gr_model *model, gr_acts *acts, float dropout, uint64_t seed,
-							 uint32_t step);
+/*
+ * The losses of the batch of the last gr_model_forward (same pass) and their gradients,
+ * accumulated into grads (which the caller zeroes). Needs a training workspace. Polls the
+ * environment's interrupt callback between phases and blocks: GR_ERR_CANCELLED then, with the
+ * gradients incomplete.
+ */
+gr_status	gr_model_backward(const gr_model *model, gr_acts *acts, gr_weights *grads,
+							  const gr_pass *pass, gr_step_loss *out, gr_error *err);
 
-/* Backward of trunk and embeddings from dh (acts->d_res holds dh on entry) into grads.
- * Polls the environment's interrupt callback between blocks; returns false (gradients
- * incomplete) when it asked to stop. */
-bool		gr_trunk_backward(const gr_model *model, gr_acts *acts, gr_weights *grads,
-							  float dropout, uint64_t seed, uint32_t step);
+/* Item logits of item rows [row0, row0 + n) into acts->logits (n <= logit_rows), after a
+ * forward pass. */
+void		gr_model_item_logits(const gr_model *model, gr_acts *acts, int row0, int n);
 
-/* Item head over all item rows: loss and gradient (accumulated into d_res and grads).
- * Returns the summed cross-entropy over rows with targets. */
-double		gr_item_head_train(const gr_model *model, gr_acts *acts, gr_weights *grads,
-							   float weight);
-
-/* Item logits of item rows [row0, row0 + n) into acts->logits (n <= logit_rows). */
-void		gr_item_head_logits(const gr_model *model, gr_acts *acts, int row0, int n);
-
-/* Action head forward over all action rows into acts->act_pred. */
-void		gr_action_head_forward(const gr_model *model, gr_acts *acts);
-
-/* Action head loss and backward; per-column loss sums are written to col_loss (K entries).
- * weight multiplies the mean loss of every column. */
-void		gr_action_head_train(const gr_model *model, gr_acts *acts, gr_weights *grads,
-								 float weight, double *col_loss);
+/* Retrieval logits <h of item row `row`, E[c]> for n candidates given as host dense ids
+ * (<= 0: unknown, NaN out), into host out; n <= cap_rows and n <= cap_excl. */
+void		gr_model_candidate_logits(const gr_model *model, gr_acts *acts, int row,
+									  const int32_t *dense, int n, float *out);
 
 #endif							/* GR_FORWARD_H */

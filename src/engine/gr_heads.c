@@ -1,14 +1,15 @@
 /*
- * gr_heads.c — the tied item head (full-catalogue softmax cross-entropy, chunked over rows)
- * and the action head (an MLP over h, or over [h ; E[item]] for the PC coupler).
+ * gr_heads.c — the tied item head (full-catalogue softmax cross-entropy, chunked over rows;
+ * logit read-outs for evaluation and serving) and the action head (an MLP over h, or over
+ * [h ; E[item]] for the PC coupler; its input width is gr_layout_head_inputs).
  */
-#include "gr_forward.h"
+#include "gr_arch.h"
 
 #include <math.h>
 
 /* Item head loss and backward; accumulates into d_res (dh) and the item table gradient. */
 double
-gr_item_head_train(const gr_model *m, gr_acts *a, gr_weights *g, float weight)
+gr_head_item_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
@@ -45,7 +46,7 @@ gr_item_head_train(const gr_model *m, gr_acts *a, gr_weights *g, float weight)
 
 /* Logits of item rows [row0, row0 + n) against the whole catalogue. */
 void
-gr_item_head_logits(const gr_model *m, gr_acts *a, int row0, int n)
+gr_model_item_logits(const gr_model *m, gr_acts *a, int row0, int n)
 {
 	const gr_ops *ops = m->ops;
 	int			d = m->cfg.d_model, V = m->cfg.n_items;
@@ -56,22 +57,47 @@ gr_item_head_logits(const gr_model *m, gr_acts *a, int row0, int n)
 			  m->w.item_emb + d, d, 0.0f, a->logits, V);
 }
 
+/* Retrieval logits of given candidates against one item row's state. */
+void
+gr_model_candidate_logits(const gr_model *m, gr_acts *a, int row, const int32_t *dense, int n,
+						  float *out)
+{
+	const gr_ops *ops = m->ops;
+	int			d = m->cfg.d_model;
+	int32_t    *cols = a->h_int;
+
+	if (n <= 0)
+		return;
+	const float *hq = a->h + (size_t) a->tokens->item_row_tok[row] * d;
+
+	for (int c = 0; c < n; c++)
+		cols[c] = dense[c] > 0 ? dense[c] : -1;
+	ops->upload(ops->ctx, a->excl, cols, sizeof(int32_t) * n);
+	ops->gather_rows(ops->ctx, a->item_h, m->w.item_emb, a->excl, n, d, 1.0f, false);
+	ops->gemm(ops->ctx, false, true, n, 1, d, 1.0f, a->item_h, d, hq, d, 0.0f, a->logits, 1);
+	ops->download(ops->ctx, out, a->logits, sizeof(float) * n);
+	for (int c = 0; c < n; c++)
+		if (dense[c] <= 0)
+			out[c] = NAN;
+}
+
 /* Action head forward: pred = W2 GELU(W1 [h ; e] + b1) + b2 for every action row. */
 void
-gr_action_head_forward(const gr_model *m, gr_acts *a)
+gr_head_action_forward(const gr_model *m, gr_acts *a)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
 	int			R = a->n_act_rows, d = m->cfg.d_model, H = m->cfg.head_hidden;
 	int			K = m->cfg.n_actions;
-	int			in = m->layout->coupler ? 2 * d : d;
+	int			in = gr_layout_head_inputs(m->layout) * d;
+	bool		coupler = m->layout->action_head == GR_ACTION_HEAD_COUPLER;
 
-	if (R == 0 || !m->layout->uses_actions)
+	if (R == 0 || !gr_layout_has_action_head(m->layout))
 		return;
 	ops->gather_rows(cx, a->act_in, a->h, a->act_row_tok, R, d, 1.0f, false);
 	ops->gemm(cx, false, true, R, H, d, 1.0f, a->act_in, d, m->w.head_fc_w, in, 0.0f,
 			  a->act_fc, H);
-	if (m->layout->coupler)
+	if (coupler)
 	{
 		ops->gather_rows(cx, a->act_cpl, m->w.item_emb, a->act_row_cpl, R, d, 1.0f, false);
 		ops->gemm(cx, false, true, R, H, d, 1.0f, a->act_cpl, d, m->w.head_fc_w + d, in, 1.0f,
@@ -84,24 +110,25 @@ gr_action_head_forward(const gr_model *m, gr_acts *a)
 	ops->add_bias(cx, a->act_pred, m->w.head_out_b, R, K);
 }
 
-/* Action head loss and backward; accumulates into d_res, the head and (PC) the item table. */
+/* Action head loss and backward from the forward pass's predictions; accumulates into d_res,
+ * the head and (PC) the item table. */
 void
-gr_action_head_train(const gr_model *m, gr_acts *a, gr_weights *g, float weight,
-					 double *col_loss)
+gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight,
+						double *col_loss)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
 	int			R = a->n_act_rows, d = m->cfg.d_model, H = m->cfg.head_hidden;
 	int			K = m->cfg.n_actions;
-	int			in = m->layout->coupler ? 2 * d : d;
+	int			in = gr_layout_head_inputs(m->layout) * d;
+	bool		coupler = m->layout->action_head == GR_ACTION_HEAD_COUPLER;
 	float		col_scale[GR_MAX_ACTIONS];
 	uint32_t	binary = 0;
 
 	for (int k = 0; k < K; k++)
 		col_loss[k] = 0.0;
-	if (R == 0 || !m->layout->uses_actions)
+	if (R == 0 || !gr_layout_has_action_head(m->layout))
 		return;
-	gr_action_head_forward(m, a);
 	for (int k = 0; k < K; k++)
 	{
 		col_scale[k] = a->n_act_targets[k] > 0 ? weight / (float) a->n_act_targets[k] : 0.0f;
@@ -124,7 +151,7 @@ gr_action_head_train(const gr_model *m, gr_acts *a, gr_weights *g, float weight,
 	ops->gemm(cx, false, false, R, d, H, 1.0f, a->d_act_g, H, m->w.head_fc_w, in, 0.0f,
 			  a->d_act_in, d);
 	ops->scatter_add_rows(cx, a->d_res, a->d_act_in, a->act_row_tok, R, d, 1.0f);
-	if (m->layout->coupler)
+	if (coupler)
 	{
 		ops->gemm(cx, true, false, H, d, R, 1.0f, a->d_act_g, H, a->act_cpl, d, 1.0f,
 				  g->head_fc_w + d, in);

@@ -608,26 +608,19 @@ read_metadata(load_state *st, char **extra_json, gr_error *err)
 
 /*
  * Reject a data section too small for the configuration before allocating the model, so a
- * tiny file cannot make us allocate a huge one: the item and position embeddings, the
- * trunk's weight matrices and the item ids are a lower bound on the bytes needed.
+ * tiny file cannot make us allocate a huge one: the floats of every declared tensor and the
+ * item ids are exactly what the data section must hold at least.
  */
 static gr_status
 check_data_lower_bound(const load_state *st, gr_error *err)
 {
 	const gr_model_config *c = &st->cfg;
-	size_t		d = (size_t) c->d_model;
-	size_t		positions = (size_t) gr_layout_by_id(c->layout)->positions(c->max_len);
-	size_t		floats = 0,
-				term,
+	size_t		floats = gr_model_config_tensor_floats(c),
 				bytes,
 				id_bytes;
 	bool		ok;
 
-	ok = gr_mul_size((size_t) c->n_items + 1, d, &term) && add_size(&floats, term);
-	ok = ok && gr_mul_size(positions, d, &term) && add_size(&floats, term);
-	ok = ok && gr_mul_size(d, d, &term) && gr_mul_size(term, 12 * (size_t) c->n_layer, &term) &&
-		add_size(&floats, term);
-	ok = ok && gr_mul_size(floats, sizeof(float), &bytes);
+	ok = floats > 0 && gr_mul_size(floats, sizeof(float), &bytes);
 	ok = ok && gr_mul_size((size_t) c->n_items, sizeof(int64_t), &id_bytes) &&
 		add_size(&bytes, id_bytes);
 	if (!ok || bytes > st->data_len)

@@ -33,6 +33,50 @@ gr_layout_by_name(const char *name)
 	return NULL;
 }
 
+/* Whether tokens carry action values into the model. */
+bool
+gr_layout_reads_actions(const gr_layout *layout)
+{
+	return layout->action_input != GR_ACTION_INPUT_NONE;
+}
+
+/* Whether the layout needs action columns. */
+bool
+gr_layout_needs_actions(const gr_layout *layout)
+{
+	return gr_layout_reads_actions(layout) || gr_layout_has_action_head(layout);
+}
+
+/* Whether the model has an action head. */
+bool
+gr_layout_has_action_head(const gr_layout *layout)
+{
+	return layout->action_head != GR_ACTION_HEAD_NONE;
+}
+
+/* The action head's input: h, or h beside one more d-wide vector. */
+int
+gr_layout_head_inputs(const gr_layout *layout)
+{
+	switch (layout->action_head)
+	{
+		case GR_ACTION_HEAD_NONE:
+			return 0;
+		case GR_ACTION_HEAD_STATE:
+			return 1;
+		case GR_ACTION_HEAD_COUPLER:
+			return 2;
+	}
+	return 0;
+}
+
+/* Whether candidates are tokens of the packed sequence. */
+bool
+gr_layout_packs_candidates(const gr_layout *layout)
+{
+	return layout->candidates == GR_CANDIDATES_PACKED;
+}
+
 /* Report an exhausted token batch. */
 gr_status
 gr_layout_full(gr_error *err)

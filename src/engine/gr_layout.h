@@ -26,14 +26,43 @@ typedef struct gr_seq_view
 	int			n_actions;		/* K */
 } gr_seq_view;
 
+/*
+ * What a layout needs of the computation, declared by behaviour. The model's tensors, the
+ * heads and serving follow from these; nothing else asks which layout it is.
+ */
+
+/* Where a token's action slot enters the model. */
+typedef enum gr_action_input
+{
+	GR_ACTION_INPUT_NONE = 0,	/* no action reaches the model */
+	GR_ACTION_INPUT_TOKEN,		/* φ(a) is added to the token's input vector */
+} gr_action_input;
+
+/* What the action head reads (its input width follows: gr_layout_head_inputs). */
+typedef enum gr_action_head
+{
+	GR_ACTION_HEAD_NONE = 0,	/* no action head: a candidate's score is its retrieval logit */
+	GR_ACTION_HEAD_STATE,		/* an MLP over h of the row's token */
+	GR_ACTION_HEAD_COUPLER,		/* an MLP over [h ; E[coupler item]] (PC) */
+} gr_action_head;
+
+/* How serving scores C candidates. */
+typedef enum gr_candidates
+{
+	GR_CANDIDATES_LOGIT = 0,	/* retrieval logit <h_N, E[c]> (no action head) */
+	GR_CANDIDATES_PACKED,		/* candidate tokens after the history, block-causal; an empty
+								 * history is a cold start */
+	GR_CANDIDATES_COUPLED,		/* the history once, then the coupler per candidate */
+} gr_candidates;
+
 typedef struct gr_layout
 {
 	const char *name;
 	gr_layout_id id;
 	int			tokens_per_interaction;
-	bool		uses_actions;	/* action inputs and an action head */
-	bool		coupler;		/* the action head reads [h ; E[item]] (PC) */
-	bool		candidate_tokens;	/* scoring packs candidates into the trunk */
+	gr_action_input action_input;
+	gr_action_head action_head;
+	gr_candidates candidates;
 
 	/* interactions spanned by one training window, for max_len */
 	int			(*window_len) (int max_len);
@@ -69,6 +98,22 @@ const gr_layout *gr_layout_by_id(int id);
 
 /* Layout by name ("item", "int", "lac", "pc"), or NULL. */
 const gr_layout *gr_layout_by_name(const char *name);
+
+/* Whether the layout's tokens carry action values into the model (the action encoder). */
+bool		gr_layout_reads_actions(const gr_layout *layout);
+
+/* Whether the layout needs action columns at all (as input or as targets). */
+bool		gr_layout_needs_actions(const gr_layout *layout);
+
+/* Whether the model has an action head (otherwise candidates score by retrieval logit). */
+bool		gr_layout_has_action_head(const gr_layout *layout);
+
+/* Width of the action head's input in multiples of d_model (0 without an action head). */
+int			gr_layout_head_inputs(const gr_layout *layout);
+
+/* Whether serving packs candidate tokens after the history (and so scores a user without
+ * history as a cold start). */
+bool		gr_layout_packs_candidates(const gr_layout *layout);
 
 /* Actions of interaction n of seq (NULL when K = 0). */
 static inline const float *

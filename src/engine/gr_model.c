@@ -1,9 +1,12 @@
 /*
- * gr_model.c — model configuration, the named tensor table, parameter init and item lookup.
+ * gr_model.c — model configuration, the tensor table built from the declarations (gr_model.h
+ * and the architecture's list), binding, parameter init and item lookup.
  */
+#include "gr_arch.h"
 #include "gr_model.h"
 #include "gr_rng.h"
 
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +41,8 @@ gr_model_config_validate(const gr_model_config *cfg, gr_error *err)
 
 	if (layout == NULL)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown layout id %d", cfg->layout);
+	if (gr_arch_by_id(cfg->trunk) == NULL)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown trunk id %d", cfg->trunk);
 	if (cfg->n_items < 1 || cfg->n_items > 50000000)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "n_items must be in 1..50000000, got %d",
 					   cfg->n_items);
@@ -57,7 +62,7 @@ gr_model_config_validate(const gr_model_config *cfg, gr_error *err)
 	if (cfg->n_actions < 0 || cfg->n_actions > GR_MAX_ACTIONS)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "at most %d action columns, got %d",
 					   GR_MAX_ACTIONS, cfg->n_actions);
-	if (layout->uses_actions && cfg->n_actions < 1)
+	if (gr_layout_needs_actions(layout) && cfg->n_actions < 1)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 					   "layout \"%s\" needs at least one action column", layout->name);
 	if (cfg->n_buckets < 1 || cfg->n_buckets > 1024)
@@ -76,113 +81,123 @@ gr_model_config_validate(const gr_model_config *cfg, gr_error *err)
 	return GR_OK;
 }
 
-/* Append one tensor to the table under construction. */
-static void
-add_tensor(gr_model *m, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2)
+/* Append one tensor to the table under construction (only count it without an array). */
+void
+gr_tensor_declare(gr_tensor_table *t, int layer, int slot, const char *name, int ndim,
+				  int64_t d0, int64_t d1, int64_t d2, gr_init init)
 {
-	gr_tensor  *t = &m->tensors[m->n_tensors++];
+	size_t		numel = (size_t) d0 * (ndim > 1 ? (size_t) d1 : 1) * (ndim > 2 ? (size_t) d2 : 1);
 
-	snprintf(t->name, sizeof(t->name), "%s", name);
-	t->ndim = ndim;
-	t->shape[0] = d0;
-	t->shape[1] = d1;
-	t->shape[2] = d2;
-	t->numel = (size_t) d0 * (ndim > 1 ? (size_t) d1 : 1) * (ndim > 2 ? (size_t) d2 : 1);
-	t->offset = m->n_params;
-	m->n_params += (t->numel + 15) & ~(size_t) 15;	/* keep every tensor 64-byte aligned */
+	if (t->tensors != NULL)
+	{
+		if (t->n >= t->cap || slot < 0 ||
+			slot >= (layer < 0 ? GR_N_MODEL_SLOTS : GR_MAX_LAYER_TENSORS))
+		{
+			t->overflow = true;
+			return;
+		}
+		gr_tensor  *ten = &t->tensors[t->n];
+
+		if (layer >= 0)
+			snprintf(ten->name, sizeof(ten->name), "blocks.%d.%s", layer, name);
+		else
+			snprintf(ten->name, sizeof(ten->name), "%s", name);
+		ten->ndim = ndim;
+		ten->shape[0] = d0;
+		ten->shape[1] = d1;
+		ten->shape[2] = d2;
+		ten->numel = numel;
+		ten->offset = t->n_params;
+		ten->init = init;
+		ten->layer = layer;
+		ten->slot = slot;
+	}
+	t->n++;
+	t->n_params += (numel + 15) & ~(size_t) 15;	/* keep every tensor 64-byte aligned */
+	t->n_floats += numel;
 }
 
-/* Build the tensor table for the configuration. */
-static void
-build_tensor_table(gr_model *m)
+/* The sizes of a configuration. */
+void
+gr_model_dims(const gr_model_config *c, gr_dims *z)
 {
-	const gr_model_config *c = &m->cfg;
-	int			d = c->d_model, K = c->n_actions;
-	char		name[GR_TENSOR_NAME_LEN];
+	const gr_layout *lay = gr_layout_by_id(c->layout);
 
-	m->n_tensors = 0;
-	m->n_params = 0;
-	add_tensor(m, "item_emb", 2, c->n_items + 1, d, 0);
-	add_tensor(m, "pos_emb", 2, m->n_positions, d, 0);
-	if (m->layout->uses_actions)
-	{
-		add_tensor(m, "action_emb", 3, K, c->n_buckets + 1, d);
-		add_tensor(m, "action_linear", 2, K, d, 0);
-	}
+	memset(z, 0, sizeof(*z));
+	z->V = c->n_items;
+	z->P = lay->positions(c->max_len);
+	z->D = c->d_model;
+	z->H = c->n_head;
+	z->L = c->n_layer;
+	z->K = c->n_actions;
+	z->NB = c->n_buckets;
+	z->HH = c->head_hidden;
+	z->HIN = (int64_t) gr_layout_head_inputs(lay) * c->d_model;
+}
+
+/* Declare every tensor of a (valid) configuration, in file order. */
+static void
+declare_tensors(gr_tensor_table *t, const gr_model_config *c)
+{
+	const gr_layout *lay = gr_layout_by_id(c->layout);
+	const gr_arch *arch = gr_arch_by_id(c->trunk);
+	gr_dims		dims,
+			   *z = &dims;
+
+	gr_model_dims(c, z);
+#define DECLARE(f, name, nd, d0, d1, d2, init, present) \
+	if (present) gr_tensor_declare(t, -1, GR_T_##f, name, nd, d0, d1, d2, init);
+	GR_INPUT_TENSORS(DECLARE)
 	for (int l = 0; l < c->n_layer; l++)
-	{
-#define LAYER_TENSOR(suffix, nd, a, b) \
-		snprintf(name, sizeof(name), "blocks.%d.%s", l, suffix); \
-		add_tensor(m, name, nd, a, b, 0)
-		LAYER_TENSOR("ln1.weight", 1, d, 0);
-		LAYER_TENSOR("ln1.bias", 1, d, 0);
-		LAYER_TENSOR("attn.qkv.weight", 2, 3 * d, d);
-		LAYER_TENSOR("attn.qkv.bias", 1, 3 * d, 0);
-		LAYER_TENSOR("attn.proj.weight", 2, d, d);
-		LAYER_TENSOR("attn.proj.bias", 1, d, 0);
-		LAYER_TENSOR("ln2.weight", 1, d, 0);
-		LAYER_TENSOR("ln2.bias", 1, d, 0);
-		LAYER_TENSOR("mlp.fc.weight", 2, 4 * d, d);
-		LAYER_TENSOR("mlp.fc.bias", 1, 4 * d, 0);
-		LAYER_TENSOR("mlp.proj.weight", 2, d, 4 * d);
-		LAYER_TENSOR("mlp.proj.bias", 1, d, 0);
-#undef LAYER_TENSOR
-	}
-	add_tensor(m, "ln_f.weight", 1, d, 0, 0);
-	add_tensor(m, "ln_f.bias", 1, d, 0, 0);
-	if (m->layout->uses_actions)
-	{
-		int			in = m->layout->coupler ? 2 * d : d;
-
-		add_tensor(m, "action_head.fc.weight", 2, c->head_hidden, in, 0);
-		add_tensor(m, "action_head.fc.bias", 1, c->head_hidden, 0, 0);
-		add_tensor(m, "action_head.out.weight", 2, K, c->head_hidden, 0);
-		add_tensor(m, "action_head.out.bias", 1, K, 0, 0);
-	}
+		arch->declare_tensors(t, l, z, lay);
+	GR_OUTPUT_TENSORS(DECLARE)
+#undef DECLARE
 }
+
+/* Count, then build the tensor table of m->cfg (allocated through the model's env). */
+static gr_status
+build_tensor_table(gr_model *m, gr_error *err)
+{
+	gr_tensor_table count = {0};
+
+	declare_tensors(&count, &m->cfg);
+	gr_tensor_table t = {.cap = count.n};
+
+	t.tensors = gr_calloc(m->env, (size_t) GR_MAX(count.n, 1), sizeof(gr_tensor));
+	if (t.tensors == NULL)
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a tensor table");
+	declare_tensors(&t, &m->cfg);
+	m->tensors = t.tensors;
+	if (t.overflow || t.n != count.n)
+		return gr_fail(err, GR_ERR_INTERNAL, "tensor declarations overflow their slots");
+	m->n_tensors = t.n;
+	m->n_params = t.n_params;
+	return GR_OK;
+}
+
+/* Where each model-level tensor's pointer lives in gr_weights. */
+static const size_t model_slot_offset[GR_N_MODEL_SLOTS] = {
+#define OFFSET(f, ...) [GR_T_##f] = offsetof(gr_weights, f),
+	GR_INPUT_TENSORS(OFFSET)
+	GR_OUTPUT_TENSORS(OFFSET)
+#undef OFFSET
+};
 
 /* Bind w to the tensors of a buffer laid out like the parameters. */
 void
 gr_weights_bind(const gr_model *model, float *buf, gr_weights *w)
 {
-	int			i = 0;
-
 	memset(w, 0, sizeof(*w));
-#define NEXT() (buf + model->tensors[i++].offset)
-	w->item_emb = NEXT();
-	w->pos_emb = NEXT();
-	if (model->layout->uses_actions)
+	for (int i = 0; i < model->n_tensors; i++)
 	{
-		w->act_emb = NEXT();
-		w->act_lin = NEXT();
-	}
-	for (int l = 0; l < model->cfg.n_layer; l++)
-	{
-		gr_layer_weights *L = &w->layer[l];
+		const gr_tensor *t = &model->tensors[i];
+		float	   *p = buf + t->offset;
 
-		L->ln1_w = NEXT();
-		L->ln1_b = NEXT();
-		L->qkv_w = NEXT();
-		L->qkv_b = NEXT();
-		L->proj_w = NEXT();
-		L->proj_b = NEXT();
-		L->ln2_w = NEXT();
-		L->ln2_b = NEXT();
-		L->fc_w = NEXT();
-		L->fc_b = NEXT();
-		L->fcproj_w = NEXT();
-		L->fcproj_b = NEXT();
+		if (t->layer >= 0)
+			w->layer[t->layer][t->slot] = p;
+		else
+			*(float **) ((char *) w + model_slot_offset[t->slot]) = p;
 	}
-	w->lnf_w = NEXT();
-	w->lnf_b = NEXT();
-	if (model->layout->uses_actions)
-	{
-		w->head_fc_w = NEXT();
-		w->head_fc_b = NEXT();
-		w->head_out_w = NEXT();
-		w->head_out_b = NEXT();
-	}
-#undef NEXT
 }
 
 /* Validate cfg and allocate a model with its tensor table built (no parameters yet);
@@ -201,18 +216,24 @@ model_new(const gr_env *env, const gr_model_config *cfg, bool borrowed, gr_model
 	m->ops = env->ops ? env->ops : gr_ops_cpu();
 	m->cfg = *cfg;
 	m->layout = gr_layout_by_id(cfg->layout);
+	m->arch = gr_arch_by_id(cfg->trunk);
 	m->n_positions = m->layout->positions(cfg->max_len);
 	m->borrowed = borrowed;
-	m->tensors = gr_calloc(env, 12 + 12 * (size_t) cfg->n_layer, sizeof(gr_tensor));
 	if (!borrowed)
 		m->item_ids = gr_alloc(env, sizeof(int64_t) * ((size_t) cfg->n_items + 1));
-	if (m->tensors == NULL || (!borrowed && m->item_ids == NULL))
+	if (!borrowed && m->item_ids == NULL)
 	{
 		gr_model_free(m);
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a model of %d items",
 					   cfg->n_items);
 	}
-	build_tensor_table(m);
+	gr_status	st = build_tensor_table(m, err);
+
+	if (st != GR_OK)
+	{
+		gr_model_free(m);
+		return st;
+	}
 	*out = m;
 	return GR_OK;
 }
@@ -267,22 +288,28 @@ gr_model_free(gr_model *model)
 	gr_free(env, model);
 }
 
-/* Parameter count implied by a configuration, via a throwaway tensor table. */
+/* Parameter count implied by a configuration (a counting pass over the declarations). */
 size_t
 gr_model_config_param_count(const gr_model_config *cfg)
 {
-	gr_model	m;
-	gr_tensor	table[12 + 12 * GR_MAX_LAYERS];
+	gr_tensor_table t = {0};
 
 	if (gr_model_config_validate(cfg, NULL) != GR_OK)
 		return 0;
-	memset(&m, 0, sizeof(m));
-	m.cfg = *cfg;
-	m.layout = gr_layout_by_id(cfg->layout);
-	m.n_positions = m.layout->positions(cfg->max_len);
-	m.tensors = table;
-	build_tensor_table(&m);
-	return m.n_params;
+	declare_tensors(&t, cfg);
+	return t.n_params;
+}
+
+/* Floats the tensors of a configuration hold, without padding. */
+size_t
+gr_model_config_tensor_floats(const gr_model_config *cfg)
+{
+	gr_tensor_table t = {0};
+
+	if (gr_model_config_validate(cfg, NULL) != GR_OK)
+		return 0;
+	declare_tensors(&t, cfg);
+	return t.n_floats;
 }
 
 /* Create a model that reads its parameters and item ids from caller memory. */
@@ -342,28 +369,24 @@ init_normal(uint64_t seed, int tensor, size_t element)
 	return (float) (sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
-/* Standard deviation for a tensor's initial values; 0 for constants. */
+/* Standard deviation of a tensor's initial values by its rule; 0 for constants. */
 static double
-init_std(const gr_model *m, const char *name, float *constant)
+init_std(const gr_model *m, gr_init rule, float *constant)
 {
-	size_t		len = strlen(name);
-
-	*constant = 0.0f;
-	bool		is_norm = strstr(name, ".ln1.") || strstr(name, ".ln2.") ||
-		strncmp(name, "ln_f.", 5) == 0;
-
-	if (is_norm && strcmp(name + len - 7, ".weight") == 0)
+	*constant = rule == GR_INIT_ONE ? 1.0f : 0.0f;
+	switch (rule)
 	{
-		*constant = 1.0f;
-		return 0.0;
+		case GR_INIT_ZERO:
+		case GR_INIT_ONE:
+			return 0.0;
+		case GR_INIT_NORMAL:
+			return 0.02;
+		case GR_INIT_POSITION:
+			return 0.01;
+		case GR_INIT_RESIDUAL:
+			return 0.02 / sqrt(2.0 * m->cfg.n_layer);
 	}
-	if (len > 5 && strcmp(name + len - 5, ".bias") == 0)
-		return 0.0;
-	if (strcmp(name, "pos_emb") == 0)
-		return 0.01;
-	if (strstr(name, "attn.proj.weight") || strstr(name, "mlp.proj.weight"))
-		return 0.02 / sqrt(2.0 * m->cfg.n_layer);
-	return 0.02;
+	return 0.0;
 }
 
 /* Initialise all parameters from seed. */
@@ -380,14 +403,14 @@ gr_model_init_params(gr_model *model, uint64_t seed, gr_error *err)
 	{
 		const gr_tensor *ten = &model->tensors[t];
 		float		constant;
-		double		std = init_std(model, ten->name, &constant);
+		double		std = init_std(model, ten->init, &constant);
 		float	   *p = host + ten->offset;
 
 		for (size_t i = 0; i < ten->numel; i++)
 			p[i] = std > 0.0 ? (float) (std * init_normal(seed, t, i)) : constant;
 	}
 	/* the padding row of the item table stays zero */
-	memset(host + model->tensors[0].offset, 0, sizeof(float) * model->cfg.d_model);
+	memset(host + (model->w.item_emb - model->params), 0, sizeof(float) * model->cfg.d_model);
 	gr_model_upload_params(model, host);
 	gr_free(model->env, host);
 	return model->ops->check(model->ops->ctx, err);

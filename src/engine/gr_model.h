@@ -1,10 +1,13 @@
 /*
- * gr_model.h — the model: configuration, named parameter tensors, and the GPT-2 pre-LN trunk
- * with a tied item head and an action head, run through the ops interface.
+ * gr_model.h — the model: configuration, the declared tensor table, parameters and item ids.
  *
  * Parameters live in one contiguous backend buffer described by a table of named tensors
- * (these names are the safetensors names). Gradients and AdamW moments are buffers of the same
- * size and layout. Activations live in one workspace buffer sized from (tokens, rows).
+ * (these names are the safetensors names). The table is built from declarations: the tensors
+ * around the trunk (GR_INPUT_TENSORS, GR_OUTPUT_TENSORS below) and the trunk's per-layer list
+ * in its architecture file (gr_arch_*.c). Each declaration gives the name, shape, init rule
+ * and struct field, and whether the layout needs it; offsets, counts, the init, the binding
+ * of gr_weights and the file format all follow from that one list. Gradients and AdamW
+ * moments are buffers of the same size and layout.
  */
 #ifndef GR_MODEL_H
 #define GR_MODEL_H
@@ -14,10 +17,20 @@
 
 #define GR_TENSOR_NAME_LEN 48
 #define GR_MAX_LAYERS 64
+#define GR_MAX_LAYER_TENSORS 24		/* tensors one layer of an architecture may declare */
+
+/* The trunk architectures (gr_arch.h); 0 is the default, so configurations without the key
+ * mean GPT-2. */
+typedef enum gr_trunk_id
+{
+	GR_TRUNK_GPT2 = 0,			/* pre-LN GPT-2 decoder blocks (LAYOUTS.md §2.2) */
+	GR_TRUNK_COUNT
+} gr_trunk_id;
 
 typedef struct gr_model_config
 {
 	int			layout;			/* gr_layout_id */
+	int			trunk;			/* gr_trunk_id */
 	int			n_items;		/* V: dense item ids 1..V (0 = padding/unknown) */
 	int			d_model;
 	int			n_layer;
@@ -38,6 +51,16 @@ void		gr_model_config_default(gr_model_config *cfg, int layout, int n_items, int
 /* Check a configuration's values and limits. */
 gr_status	gr_model_config_validate(const gr_model_config *cfg, gr_error *err);
 
+/* How a tensor is initialised (GPT-2 style). */
+typedef enum gr_init
+{
+	GR_INIT_ZERO = 0,			/* biases and LayerNorm shifts */
+	GR_INIT_ONE,				/* LayerNorm gains */
+	GR_INIT_NORMAL,				/* N(0, 0.02) */
+	GR_INIT_POSITION,			/* N(0, 0.01): learned positions */
+	GR_INIT_RESIDUAL,			/* N(0, 0.02 / sqrt(2 L)): projections into the residual stream */
+} gr_init;
+
 typedef struct gr_tensor
 {
 	char		name[GR_TENSOR_NAME_LEN];
@@ -45,30 +68,89 @@ typedef struct gr_tensor
 	int64_t		shape[3];
 	size_t		offset;			/* in floats from the start of the parameter buffer */
 	size_t		numel;
+	gr_init		init;
+	int			layer;			/* trunk layer, or -1 for a model-level tensor */
+	int			slot;			/* field of gr_weights (model level) or of the layer */
 } gr_tensor;
 
-/* Pointers to every parameter tensor inside one buffer (parameters, gradients, moments). */
-typedef struct gr_layer_weights
+/* The sizes shapes are written in. */
+typedef struct gr_dims
 {
-	float	   *ln1_w, *ln1_b;
-	float	   *qkv_w, *qkv_b;		/* [3d, d], [3d] */
-	float	   *proj_w, *proj_b;	/* [d, d], [d] */
-	float	   *ln2_w, *ln2_b;
-	float	   *fc_w, *fc_b;		/* [4d, d], [4d] */
-	float	   *fcproj_w, *fcproj_b;	/* [d, 4d], [d] */
-} gr_layer_weights;
+	int64_t		V;				/* catalogue */
+	int64_t		P;				/* learned positions */
+	int64_t		D;				/* d_model */
+	int64_t		H;				/* heads */
+	int64_t		L;				/* layers */
+	int64_t		K;				/* action columns */
+	int64_t		NB;				/* action buckets */
+	int64_t		HH;				/* action head hidden width */
+	int64_t		HIN;			/* action head input width */
+	int64_t		N;				/* tokens of a workspace (activations only) */
+	int64_t		R;				/* rows of a workspace (activations only) */
+} gr_dims;
 
+/*
+ * The model-level tensors, in file order before and after the trunk's layers:
+ *   X(field, name, ndim, d0, d1, d2, init, present)
+ * with shapes in terms of z (const gr_dims *) and presence in terms of the layout lay.
+ * Adding a tensor is one line here (and its use in the code that reads it).
+ */
+#define GR_INPUT_TENSORS(X) \
+	X(item_emb, "item_emb", 2, z->V + 1, z->D, 0, GR_INIT_NORMAL, true) \
+	X(pos_emb, "pos_emb", 2, z->P, z->D, 0, GR_INIT_POSITION, true) \
+	X(act_emb, "action_emb", 3, z->K, z->NB + 1, z->D, GR_INIT_NORMAL, \
+	  gr_layout_reads_actions(lay)) \
+	X(act_lin, "action_linear", 2, z->K, z->D, 0, GR_INIT_NORMAL, gr_layout_reads_actions(lay))
+
+#define GR_OUTPUT_TENSORS(X) \
+	X(lnf_w, "ln_f.weight", 1, z->D, 0, 0, GR_INIT_ONE, true) \
+	X(lnf_b, "ln_f.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
+	X(head_fc_w, "action_head.fc.weight", 2, z->HH, z->HIN, 0, GR_INIT_NORMAL, \
+	  gr_layout_has_action_head(lay)) \
+	X(head_fc_b, "action_head.fc.bias", 1, z->HH, 0, 0, GR_INIT_ZERO, \
+	  gr_layout_has_action_head(lay)) \
+	X(head_out_w, "action_head.out.weight", 2, z->K, z->HH, 0, GR_INIT_NORMAL, \
+	  gr_layout_has_action_head(lay)) \
+	X(head_out_b, "action_head.out.bias", 1, z->K, 0, 0, GR_INIT_ZERO, \
+	  gr_layout_has_action_head(lay))
+
+#define GR_X_FIELD(field, ...) float *field;
+#define GR_X_SLOT(field, ...) GR_T_##field,
+
+/* Model-level tensor slots (gr_tensor.slot of a tensor with layer -1). */
+typedef enum gr_model_slot
+{
+	GR_INPUT_TENSORS(GR_X_SLOT)
+	GR_OUTPUT_TENSORS(GR_X_SLOT)
+	GR_N_MODEL_SLOTS
+} gr_model_slot;
+
+/* Pointers to every parameter tensor inside one buffer (parameters, gradients, moments);
+ * absent tensors are NULL. layer[l] holds the trunk's tensors of layer l in the order of
+ * its architecture's declaration (the architecture file binds them to named fields). */
 typedef struct gr_weights
 {
-	float	   *item_emb;		/* [V+1, d], row 0 unused */
-	float	   *pos_emb;		/* [P, d] */
-	float	   *act_emb;		/* [K, n_buckets + 1, d] (row n_buckets = missing/null) */
-	float	   *act_lin;		/* [K, d] */
-	gr_layer_weights layer[GR_MAX_LAYERS];
-	float	   *lnf_w, *lnf_b;
-	float	   *head_fc_w, *head_fc_b;	/* [H, d] or [H, 2d] (coupler), [H] */
-	float	   *head_out_w, *head_out_b;	/* [K, H], [K] */
+	GR_INPUT_TENSORS(GR_X_FIELD)
+	GR_OUTPUT_TENSORS(GR_X_FIELD)
+	float	   *layer[GR_MAX_LAYERS][GR_MAX_LAYER_TENSORS];
 } gr_weights;
+
+/* A tensor table under construction (a NULL tensors array only counts). */
+typedef struct gr_tensor_table
+{
+	gr_tensor  *tensors;
+	int			cap;
+	int			n;
+	size_t		n_params;		/* floats, every tensor 64-byte aligned */
+	size_t		n_floats;		/* floats without the alignment padding */
+	bool		overflow;
+} gr_tensor_table;
+
+/* Append one tensor; layer >= 0 prefixes the name with "blocks.<layer>.". */
+void		gr_tensor_declare(gr_tensor_table *t, int layer, int slot, const char *name,
+							  int ndim, int64_t d0, int64_t d1, int64_t d2, gr_init init);
+
+struct gr_arch;
 
 typedef struct gr_model
 {
@@ -76,6 +158,7 @@ typedef struct gr_model
 	const gr_ops *ops;
 	gr_model_config cfg;
 	const gr_layout *layout;
+	const struct gr_arch *arch;
 	int			n_positions;
 	int			n_tensors;
 	gr_tensor  *tensors;
@@ -85,6 +168,9 @@ typedef struct gr_model
 	int64_t    *item_ids;		/* host [V+1]: external id of each dense id, ascending */
 	bool		borrowed;		/* params and item_ids belong to the caller (a view) */
 } gr_model;
+
+/* The sizes of a configuration (N and R zero). */
+void		gr_model_dims(const gr_model_config *cfg, gr_dims *z);
 
 /*
  * Create a model with uninitialised parameters. item_ids (V entries, strictly ascending
@@ -108,10 +194,14 @@ gr_status	gr_model_create_view(const gr_env *env, const gr_model_config *cfg,
 /* Floats of parameters a configuration implies (0 if the configuration is invalid). */
 size_t		gr_model_config_param_count(const gr_model_config *cfg);
 
+/* Floats the configuration's tensors hold, without alignment padding (0 if invalid): the
+ * least a serialised model's data section can hold. */
+size_t		gr_model_config_tensor_floats(const gr_model_config *cfg);
+
 /* Free a model and its backend memory; NULL is ignored. */
 void		gr_model_free(gr_model *model);
 
-/* Initialise parameters GPT-2 style from a seed (host draw, then upload). */
+/* Initialise parameters by each tensor's init rule from a seed (host draw, then upload). */
 gr_status	gr_model_init_params(gr_model *model, uint64_t seed, gr_error *err);
 
 /* Point w at the tensors inside buf, a buffer laid out like the parameters. */

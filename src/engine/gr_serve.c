@@ -144,7 +144,7 @@ gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
 {
 	const gr_model *m = s->model;
 	const gr_ops *ops = m->ops;
-	int			K = m->cfg.n_actions, d = m->cfg.d_model;
+	int			K = m->cfg.n_actions;
 	int			start;
 
 	GR_TRY(check_history(h, err));
@@ -163,12 +163,10 @@ gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
 	}
 	gr_tokens_reset(&s->tb);
 	GR_TRY(m->layout->add_serving(&s->tb, &seq, start, cd, n_cands, err));
-	GR_TRY(gr_pass_upload(s->acts, &s->tb, err));
-	gr_trunk_forward(m, s->acts, 0.0f, 0, 0);
+	GR_TRY(gr_model_forward(m, s->acts, &s->tb, NULL, err));
 
-	if (out->action && K > 0 && m->layout->uses_actions && n_cands > 0)
+	if (out->action && K > 0 && gr_layout_has_action_head(m->layout) && n_cands > 0)
 	{
-		gr_action_head_forward(m, s->acts);
 		ops->download(ops->ctx, s->vals, s->acts->act_pred, sizeof(float) * (size_t) n_cands * K);
 		for (int c = 0; c < n_cands; c++)
 			for (int k = 0; k < K; k++)
@@ -189,21 +187,7 @@ gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
 			for (int c = 0; c < n_cands; c++)
 				out->logit[c] = NAN;
 		else
-		{
-			gr_acts    *a = s->acts;
-			const float *hq = a->h + (size_t) s->tb.item_row_tok[0] * d;
-
-			for (int c = 0; c < n_cands; c++)
-				s->cols[c] = cd[c] > 0 ? cd[c] : -1;
-			ops->upload(ops->ctx, a->excl, s->cols, sizeof(int32_t) * n_cands);
-			ops->gather_rows(ops->ctx, a->item_h, m->w.item_emb, a->excl, n_cands, d, 1.0f, false);
-			ops->gemm(ops->ctx, false, true, n_cands, 1, d, 1.0f, a->item_h, d, hq, d, 0.0f,
-					  a->logits, 1);
-			ops->download(ops->ctx, out->logit, a->logits, sizeof(float) * n_cands);
-			for (int c = 0; c < n_cands; c++)
-				if (cd[c] <= 0)
-					out->logit[c] = NAN;
-		}
+			gr_model_candidate_logits(m, s->acts, 0, cd, n_cands, out->logit);
 	}
 	return ops->check(ops->ctx, err);
 }
@@ -230,9 +214,8 @@ gr_recommend(gr_session *s, const gr_history *h, int k, bool exclude_seen, int64
 
 	gr_tokens_reset(&s->tb);
 	GR_TRY(m->layout->add_serving(&s->tb, &seq, start, NULL, 0, err));
-	GR_TRY(gr_pass_upload(s->acts, &s->tb, err));
-	gr_trunk_forward(m, s->acts, 0.0f, 0, 0);
-	gr_item_head_logits(m, s->acts, 0, 1);
+	GR_TRY(gr_model_forward(m, s->acts, &s->tb, NULL, err));
+	gr_model_item_logits(m, s->acts, 0, 1);
 
 	/* exclusions: every known item of the whole history, sorted and distinct */
 	int			n_excl = 0;

@@ -131,36 +131,15 @@ gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step, gr_step_l
 {
 	gr_model   *m = tr->model;
 	const gr_ops *ops = m->ops;
-	gr_acts    *a = tr->acts;
-	int			K = m->cfg.n_actions;
-	float		p = tr->cfg.dropout;
-	uint64_t	seed = tr->cfg.seed;
-	double		col_loss[GR_MAX_ACTIONS];
+	gr_pass		pass = {
+		.dropout = tr->cfg.dropout,.seed = tr->cfg.seed,.step = step,
+		.w_item = tr->cfg.w_item,.w_action = tr->cfg.w_action,
+	};
 
 	memset(out, 0, sizeof(*out));
-	GR_TRY(gr_pass_upload(a, tb, err));
 	ops->zero(ops->ctx, tr->grads, m->n_params * sizeof(float));
-	ops->zero(ops->ctx, a->d_res, (size_t) a->n_tokens * m->cfg.d_model * sizeof(float));
-	gr_trunk_forward(m, a, p, seed, step);
-	/* a cancel is honoured between phases of a step, not only between steps */
-	if (gr_should_stop(m->env))
-		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
-	double		item_sum = gr_item_head_train(m, a, &tr->g, tr->cfg.w_item);
-
-	gr_action_head_train(m, a, &tr->g, tr->cfg.w_action, col_loss);
-	if (gr_should_stop(m->env) || !gr_trunk_backward(m, a, &tr->g, p, seed, step))
-		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
-	GR_TRY(ops->check(ops->ctx, err));
-
-	out->n_item_targets = a->n_item_targets;
-	out->item = a->n_item_targets > 0 ? item_sum / a->n_item_targets : 0.0;
-	out->total = tr->cfg.w_item * out->item;
-	for (int k = 0; k < K && m->layout->uses_actions; k++)
-	{
-		out->n_action_targets[k] = a->n_act_targets[k];
-		out->action[k] = a->n_act_targets[k] > 0 ? col_loss[k] / a->n_act_targets[k] : 0.0;
-		out->total += tr->cfg.w_action * out->action[k];
-	}
+	GR_TRY(gr_model_forward(m, tr->acts, tb, &pass, err));
+	GR_TRY(gr_model_backward(m, tr->acts, &tr->g, &pass, out, err));
 	if (!isfinite(out->total))
 		return gr_fail(err, GR_ERR_NUMERIC, "training diverged: loss is %g at step %u",
 					   out->total, step);
@@ -217,7 +196,7 @@ init_action_bias(gr_model *m, const gr_dataset *ds)
 	int			K = m->cfg.n_actions;
 	float		bias[GR_MAX_ACTIONS];
 
-	if (!m->layout->uses_actions)
+	if (!gr_layout_has_action_head(m->layout))
 		return;
 	for (int k = 0; k < K; k++)
 	{
@@ -377,7 +356,7 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 		goto fail;
 	}
 	for (int u = 0; u < ds->n_users; u++)
-		if (gr_dataset_train_end(ds, u) >= 2 || (m->layout->uses_actions && gr_dataset_train_end(ds, u) >= 1))
+		if (gr_dataset_train_end(ds, u) >= 2 || (gr_layout_has_action_head(m->layout) && gr_dataset_train_end(ds, u) >= 1))
 			r.users[n_users++] = u;
 	if (n_users == 0)
 	{
@@ -426,7 +405,7 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 				.train_item_loss = steps > 0 ? item / steps : NAN,
 				.train_action_loss = steps > 0 ? act / steps : NAN,
 				.valid_hr10 = vm.hr[0],.valid_ndcg10 = vm.ndcg[0],
-				.valid_rmse = mcfg.n_actions > 0 && m->layout->uses_actions ? vm.rmse[0] : NAN,
+				.valid_rmse = mcfg.n_actions > 0 && gr_layout_has_action_head(m->layout) ? vm.rmse[0] : NAN,
 				.seconds = t1 - t0,.improved = improved,
 			};
 

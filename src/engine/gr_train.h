@@ -35,15 +35,6 @@ void		gr_train_config_default(gr_train_config *cfg);
 /* Check training options. */
 gr_status	gr_train_config_validate(const gr_train_config *cfg, gr_error *err);
 
-typedef struct gr_step_loss
-{
-	double		item;			/* mean cross-entropy over item targets */
-	double		action[GR_MAX_ACTIONS]; /* mean loss per action column */
-	double		total;			/* w_item * item + w_action * sum(action) */
-	int			n_item_targets;
-	int			n_action_targets[GR_MAX_ACTIONS];
-} gr_step_loss;
-
 typedef struct gr_trainer
 {
 	gr_model   *model;

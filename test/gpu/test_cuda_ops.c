@@ -1075,7 +1075,7 @@ model_parity(harness *h, int layout_id)
 	gr_model   *mc = NULL, *mg = NULL;
 	gr_trainer *tc = NULL, *tg = NULL;
 	gr_tokens	tb;
-	int			V = irand(h, 50, 400), K = lay->uses_actions ? 2 : 0, B = 6;
+	int			V = irand(h, 50, 400), K = gr_layout_needs_actions(lay) ? 2 : 0, B = 6;
 	char		op[32];
 
 	snprintf(op, sizeof(op), "model %s", lay->name);
@@ -1226,7 +1226,7 @@ model_parity(harness *h, int layout_id)
 				if (isnan(lo[0][c]) && isnan(lo[1][c]))
 					lo[0][c] = lo[1][c] = 0.0f;
 			expect_close(h, "score: retrieval logits", lo[1], lo[0], C_, tol_model(h));
-			if (K > 0 && lay->uses_actions)
+			if (K > 0 && gr_layout_needs_actions(lay))
 				expect_close(h, "score: actions", ac[1], ac[0], (size_t) C_ * K, tol_model(h));
 			int			same = nr[0] == nr[1];
 

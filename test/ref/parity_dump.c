@@ -701,11 +701,11 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 				nat[k] = sl.n_action_targets[k];
 			cJSON_AddItemToObject(j0, "item", jnum(sl.item));
 			cJSON_AddItemToObject(j0, "action",
-								  jdoubles(sl.action, layout->uses_actions ? K : 0));
+								  jdoubles(sl.action, gr_layout_has_action_head(layout) ? K : 0));
 			cJSON_AddItemToObject(j0, "total", jnum(sl.total));
 			cJSON_AddNumberToObject(j0, "n_item_targets", sl.n_item_targets);
 			cJSON_AddItemToObject(j0, "n_action_targets",
-								  jints(nat, layout->uses_actions ? K : 0));
+								  jints(nat, gr_layout_has_action_head(layout) ? K : 0));
 			cJSON_AddItemToObject(root, "step0", j0);
 			m->ops->download(m->ops->ctx, host, tr->grads, m->n_params * sizeof(float));
 			if (write_blob(dir, layout->name, "grads0", host, m->n_params))
@@ -731,7 +731,7 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	TRY(gr_session_create(m, &sess, &err));
 	cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "long", 15, -1));
 	cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "short", 333, -1));
-	if (layout->candidate_tokens)
+	if (gr_layout_packs_candidates(layout))
 		cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "empty", 48, 0));
 	cJSON_AddItemToObject(root, "serving", jsv);
 

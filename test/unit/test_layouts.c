@@ -173,16 +173,14 @@ predict_history(const gr_model *m, const gr_seq_view *seq, predictions *p)
 	CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 4 * n, 1, 4 * n, &err), &err);
 	CHECK_OK(m->layout->add_window(&tb, seq, 0, n, false, &err), &err);
 	CHECK_OK(gr_acts_create(m, tb.n_tokens, 1, tb.n_tokens, 0, false, &a, &err), &err);
-	CHECK_OK(gr_pass_upload(a, &tb, &err), &err);
-	gr_trunk_forward(m, a, 0.0f, 0, 0);
+	CHECK_OK(gr_model_forward(m, a, &tb, NULL, &err), &err);
 	for (int r = 0; r < tb.n_item_rows; r++)
 	{
-		gr_item_head_logits(m, a, r, 1);
+		gr_model_item_logits(m, a, r, 1);
 		memcpy(p->item + (size_t) tb.item_row_src[r] * V, a->logits, sizeof(float) * V);
 	}
-	if (m->layout->uses_actions)
+	if (gr_layout_has_action_head(m->layout))
 	{
-		gr_action_head_forward(m, a);
 		for (int r = 0; r < tb.n_act_rows; r++)
 			p->act[tb.act_row_src[r]] = a->act_pred[r];
 	}
@@ -252,16 +250,16 @@ test_leakage(gr_layout_id id)
 			CHECK_MSG(same_act(&base, &pert, j), "%s: i_%d changed the prediction of a_%d",
 					  m->layout->name, mi, j);
 		/* action given item (P2): the item does reach its own action's prediction */
-		if (m->layout->uses_actions && !isnan(base.act[mi]))
+		if (gr_layout_has_action_head(m->layout) && !isnan(base.act[mi]))
 			reached_item += !same_act(&base, &pert, mi);
 		items[mi] = saved_item;
 		free(pert.item);
 		free(pert.act);
 	}
 	/* positive controls: visible perturbations do move later predictions */
-	CHECK_MSG(reached_act > 0 || !m->layout->uses_actions, "%s: actions never reach a prediction",
+	CHECK_MSG(reached_act > 0 || !gr_layout_has_action_head(m->layout), "%s: actions never reach a prediction",
 			  m->layout->name);
-	if (m->layout->uses_actions)
+	if (gr_layout_has_action_head(m->layout))
 		CHECK_MSG(reached_item > N / 2, "%s: items reached only %d of their actions",
 				  m->layout->name, reached_item);
 	free(base.item);
@@ -305,17 +303,13 @@ test_scoring_consistency(gr_layout_id id)
 		CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 64, 1, 64, &err), &err);
 		CHECK_OK(m->layout->add_window(&tb, &seq, GR_MAX(0, t + 1 - W), t + 1, true, &err), &err);
 		CHECK_OK(gr_acts_create(m, 64, 1, 64, 0, false, &a, &err), &err);
-		CHECK_OK(gr_pass_upload(a, &tb, &err), &err);
-		gr_trunk_forward(m, a, 0.0f, 0, 0);
-		gr_item_head_logits(m, a, 0, 1);
+		CHECK_OK(gr_model_forward(m, a, &tb, NULL, &err), &err);
+		gr_model_item_logits(m, a, 0, 1);
 		float		train_logit = a->logits[items[t] - 1];
 		float		train_act = NAN;
 
-		if (m->layout->uses_actions)
-		{
-			gr_action_head_forward(m, a);
+		if (gr_layout_has_action_head(m->layout))
 			train_act = a->act_pred[0];
-		}
 
 		/* serving path: history 0..t-1, candidates include i_t */
 		gr_history h = {.items = hist_items,.actions = hist_acts,.n = t};
@@ -330,7 +324,7 @@ test_scoring_consistency(gr_layout_id id)
 		CHECK_MSG(fabsf(logit_all[1] - train_logit) <= 1e-5f * fmaxf(1.0f, fabsf(train_logit)),
 				  "%s t=%d: packed logit %g vs training path %g", m->layout->name, t,
 				  logit_all[1], train_logit);
-		if (m->layout->uses_actions)
+		if (gr_layout_has_action_head(m->layout))
 			CHECK_MSG(fabsf(act_all[1] - train_act) <= 1e-5f * fmaxf(1.0f, fabsf(train_act)),
 					  "%s t=%d: packed action %g vs training path %g", m->layout->name, t,
 					  act_all[1], train_act);
@@ -339,7 +333,7 @@ test_scoring_consistency(gr_layout_id id)
 
 		CHECK_OK(gr_score(s, &h, cands + 3, 1, &one, &err), &err);
 		CHECK(fabsf(logit_one - logit_all[3]) <= 1e-5f * fmaxf(1.0f, fabsf(logit_one)));
-		if (m->layout->uses_actions)
+		if (gr_layout_has_action_head(m->layout))
 			CHECK(fabsf(act_one - act_all[3]) <= 1e-5f * fmaxf(1.0f, fabsf(act_one)));
 		gr_acts_free(a);
 		gr_tokens_free(&tb);
@@ -484,6 +478,44 @@ test_model_view(void)
 	free(copy);
 }
 
+/* The tensor table follows the declarations: aligned, disjoint, bound, named once, and the
+ * layout's needs decide which tensors exist and how wide the action head reads. */
+static void
+test_tensor_table(gr_layout_id id)
+{
+	gr_model   *m = make_model(id, 8, 3);
+	const gr_layout *lay = m->layout;
+	size_t		end = 0;
+	int			d = m->cfg.d_model;
+
+	CHECK(gr_model_config_param_count(&m->cfg) == m->n_params);
+	for (int i = 0; i < m->n_tensors; i++)
+	{
+		const gr_tensor *t = &m->tensors[i];
+
+		CHECK_MSG(t->offset % 16 == 0 && t->offset >= end, "%s: %s misplaced", lay->name, t->name);
+		end = t->offset + t->numel;
+		for (int j = 0; j < i; j++)
+			CHECK_MSG(strcmp(m->tensors[j].name, t->name) != 0, "%s: %s twice", lay->name,
+					  t->name);
+		if (t->layer >= 0)
+			CHECK(m->w.layer[t->layer][t->slot] == m->params + t->offset);
+		CHECK(gr_model_tensor(m, t->name) == t);
+	}
+	CHECK(end <= m->n_params && m->n_params - end < 16);
+	CHECK(m->w.item_emb == m->params + gr_model_tensor(m, "item_emb")->offset);
+	CHECK((gr_model_tensor(m, "action_emb") != NULL) == gr_layout_reads_actions(lay));
+	CHECK((m->w.act_emb != NULL) == gr_layout_reads_actions(lay));
+	const gr_tensor *fc = gr_model_tensor(m, "action_head.fc.weight");
+
+	CHECK((fc != NULL) == gr_layout_has_action_head(lay));
+	if (fc)
+		CHECK(fc->shape[1] == gr_layout_head_inputs(lay) * d && m->w.head_fc_w != NULL);
+	CHECK(gr_model_tensor(m, "blocks.1.attn.qkv.weight") != NULL &&
+		  gr_model_tensor(m, "blocks.2.ln1.weight") == NULL);
+	gr_model_free(m);
+}
+
 /* Run every layout test. */
 int
 main(void)
@@ -494,11 +526,12 @@ main(void)
 	test_model_view();
 	for (int id = 0; id < GR_LAYOUT_COUNT; id++)
 	{
+		test_tensor_table(id);
 		test_leakage(id);
 		test_scoring_consistency(id);
 		/* each loss alone, so a path's error cannot hide under the other loss's gradient */
 		test_loss_gradient(id, 1.0f, 0.0f);
-		if (gr_layout_by_id(id)->uses_actions)
+		if (gr_layout_has_action_head(gr_layout_by_id(id)))
 			test_loss_gradient(id, 0.0f, 1.0f);
 	}
 	return unit_finish("test_layouts");

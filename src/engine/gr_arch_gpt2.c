@@ -1,0 +1,225 @@
+/*
+ * gr_arch_gpt2.c — the GPT-2 pre-LN decoder trunk (LAYOUTS.md §2.2; the LAC paper's backbone).
+ *
+ * Per layer, on X [N, d]:
+ *   A = LN1(X); QKV = A Wqkv^T + b; O = attn(QKV); X1 = X + drop(O Wp^T + bp)
+ *   M = LN2(X1); X2 = X1 + drop(GELU(M W1^T + b1) W2^T + b2)
+ * The tensors and activations of a layer are declared once below; everything else (the
+ * parameter table, init, file format, workspace) follows from these lists.
+ */
+#include "gr_arch.h"
+
+/* Layer tensors: X(field, name, ndim, d0, d1, d2, init, present). */
+#define GPT2_LAYER_TENSORS(X) \
+	X(ln1_w, "ln1.weight", 1, z->D, 0, 0, GR_INIT_ONE, true) \
+	X(ln1_b, "ln1.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
+	X(qkv_w, "attn.qkv.weight", 2, 3 * z->D, z->D, 0, GR_INIT_NORMAL, true) \
+	X(qkv_b, "attn.qkv.bias", 1, 3 * z->D, 0, 0, GR_INIT_ZERO, true) \
+	X(proj_w, "attn.proj.weight", 2, z->D, z->D, 0, GR_INIT_RESIDUAL, true) \
+	X(proj_b, "attn.proj.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
+	X(ln2_w, "ln2.weight", 1, z->D, 0, 0, GR_INIT_ONE, true) \
+	X(ln2_b, "ln2.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
+	X(fc_w, "mlp.fc.weight", 2, 4 * z->D, z->D, 0, GR_INIT_NORMAL, true) \
+	X(fc_b, "mlp.fc.bias", 1, 4 * z->D, 0, 0, GR_INIT_ZERO, true) \
+	X(fcproj_w, "mlp.proj.weight", 2, z->D, 4 * z->D, 0, GR_INIT_RESIDUAL, true) \
+	X(fcproj_b, "mlp.proj.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true)
+
+/* Layer activations: X(field, floats) for z->N tokens. */
+#define GPT2_LAYER_ACTS(X) \
+	X(ln1, z->N * z->D) \
+	X(ln1_mean, z->N) \
+	X(ln1_rstd, z->N) \
+	X(qkv, z->N * 3 * z->D)		/* q | k | v, heads contiguous in each */ \
+	X(att, z->N * z->D)			/* attention output before the projection */ \
+	X(lse, z->N * z->H)			/* log-sum-exp per (token, head) */ \
+	X(res1, z->N * z->D)		/* residual after attention */ \
+	X(ln2, z->N * z->D) \
+	X(ln2_mean, z->N) \
+	X(ln2_rstd, z->N) \
+	X(fc, z->N * 4 * z->D)		/* MLP hidden before GELU */ \
+	X(fcg, z->N * 4 * z->D)		/* after GELU */ \
+	X(out, z->N * z->D)			/* the layer's output */
+
+/* Backward scratch shared by all layers. */
+#define GPT2_SCRATCH(X) \
+	X(d_qkv, z->N * 3 * z->D) \
+	X(d_big, z->N * 4 * z->D)
+
+#define T_SLOT(f, ...) T_##f,
+#define A_SLOT(f, ...) A_##f,
+#define S_SLOT(f, ...) S_##f,
+enum
+{
+GPT2_LAYER_TENSORS(T_SLOT) N_LAYER_TENSORS};
+enum
+{
+GPT2_LAYER_ACTS(A_SLOT) N_LAYER_ACTS};
+enum
+{
+GPT2_SCRATCH(S_SLOT) N_SCRATCH};
+
+_Static_assert(N_LAYER_TENSORS <= GR_MAX_LAYER_TENSORS, "GPT-2 layer tensors exceed the slots");
+_Static_assert(N_LAYER_ACTS <= GR_MAX_LAYER_ACTS, "GPT-2 layer activations exceed the slots");
+_Static_assert(N_SCRATCH <= GR_MAX_ARCH_SCRATCH, "GPT-2 scratch exceeds the slots");
+
+typedef struct layer_w
+{
+GPT2_LAYER_TENSORS(GR_X_FIELD)
+} layer_w;
+
+typedef struct layer_a
+{
+GPT2_LAYER_ACTS(GR_X_FIELD)
+} layer_a;
+
+typedef struct scratch
+{
+GPT2_SCRATCH(GR_X_FIELD)
+} scratch;
+
+/* Declare layer l's tensors. */
+static void
+gpt2_declare_tensors(gr_tensor_table *t, int l, const gr_dims *z, const gr_layout *lay)
+{
+	(void) lay;
+#define DECLARE(f, name, nd, d0, d1, d2, init, present) \
+	if (present) gr_tensor_declare(t, l, T_##f, name, nd, d0, d1, d2, init);
+	GPT2_LAYER_TENSORS(DECLARE)
+#undef DECLARE
+}
+
+/* Declare every layer's activations and the backward scratch. */
+static void
+gpt2_declare_acts(gr_act_table *t, gr_acts *a, const gr_dims *z, bool train)
+{
+	for (int l = 0; l < z->L; l++)
+	{
+#define DECLARE(f, n) gr_act_declare(t, &a->layer[l][A_##f], (size_t) (n));
+		GPT2_LAYER_ACTS(DECLARE)
+#undef DECLARE
+	}
+	if (train)
+	{
+#define DECLARE(f, n) gr_act_declare(t, &a->scratch[S_##f], (size_t) (n));
+		GPT2_SCRATCH(DECLARE)
+#undef DECLARE
+	}
+}
+
+/* Layer l's tensors of a weights buffer, by field. */
+static layer_w
+bind_w(const gr_weights *w, int l)
+{
+	layer_w		W;
+
+#define BIND(f, ...) W.f = w->layer[l][T_##f];
+	GPT2_LAYER_TENSORS(BIND)
+#undef BIND
+	return W;
+}
+
+/* Layer l's activations, by field. */
+static layer_a
+bind_a(const gr_acts *a, int l)
+{
+	layer_a		A;
+
+#define BIND(f, ...) A.f = a->layer[l][A_##f];
+	GPT2_LAYER_ACTS(BIND)
+#undef BIND
+	return A;
+}
+
+/* The backward scratch, by field. */
+static scratch
+bind_s(const gr_acts *a)
+{
+	scratch		S;
+
+#define BIND(f, ...) S.f = a->scratch[S_##f];
+	GPT2_SCRATCH(BIND)
+#undef BIND
+	return S;
+}
+
+/* All blocks forward: x0 -> the last block's output. */
+static const float *
+gpt2_forward(const gr_model *m, gr_acts *a, const gr_pass *p)
+{
+	const gr_ops *ops = m->ops;
+	int			N = a->n_tokens, d = m->cfg.d_model;
+	size_t		nd = (size_t) N * d;
+	const float *x = a->x0;
+
+	for (int l = 0; l < m->cfg.n_layer; l++)
+	{
+		layer_w		W = bind_w(&m->w, l);
+		layer_a		A = bind_a(a, l);
+
+		gr_norm_forward(ops, A.ln1, A.ln1_mean, A.ln1_rstd, x, W.ln1_w, W.ln1_b, N, d);
+		gr_linear_forward(ops, A.qkv, A.ln1, W.qkv_w, W.qkv_b, N, d, 3 * d);
+		gr_attention_forward(m, a, A.att, A.lse, A.qkv);
+		gr_linear_forward(ops, A.res1, A.att, W.proj_w, W.proj_b, N, d, d);
+		gr_residual_forward(ops, A.res1, x, nd, p, GR_SITE_LAYER(l, 0));
+		gr_norm_forward(ops, A.ln2, A.ln2_mean, A.ln2_rstd, A.res1, W.ln2_w, W.ln2_b, N, d);
+		gr_mlp_forward(ops, A.out, A.fc, A.fcg, A.ln2, W.fc_w, W.fc_b, W.fcproj_w, W.fcproj_b,
+					   N, d, 4 * d);
+		gr_residual_forward(ops, A.out, A.res1, nd, p, GR_SITE_LAYER(l, 1));
+		x = A.out;
+	}
+	return x;
+}
+
+/* All blocks backward: dx at the last output -> d x0 (returned), or NULL when stopped. */
+static float *
+gpt2_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p, float *dx)
+{
+	const gr_ops *ops = m->ops;
+	int			N = a->n_tokens, d = m->cfg.d_model;
+	size_t		nd = (size_t) N * d;
+	scratch		S = bind_s(a);
+	float	   *cur = dx,
+			   *other = dx == a->d_res ? a->d_res2 : a->d_res,
+			   *tmp = a->d_tmp;
+
+	for (int l = m->cfg.n_layer - 1; l >= 0; l--)
+	{
+		layer_w		W = bind_w(&m->w, l), G = bind_w(g, l);
+		layer_a		A = bind_a(a, l);
+		const float *x = l > 0 ? bind_a(a, l - 1).out : a->x0;
+
+		if (gr_should_stop(m->env))
+			return NULL;
+		/* MLP branch: out = res1 + drop(mlp(LN2(res1))) */
+		gr_residual_backward(ops, tmp, cur, nd, p, GR_SITE_LAYER(l, 1));
+		gr_mlp_backward(ops, tmp, S.d_big, G.fc_w, G.fc_b, G.fcproj_w, G.fcproj_b, tmp, A.ln2,
+						A.fc, A.fcg, W.fc_w, W.fcproj_w, N, d, 4 * d);
+		/* d res1 = d out + LN2'(d ln2), built in other */
+		ops->copy(ops->ctx, other, cur, nd * sizeof(float));
+		gr_norm_backward(ops, other, G.ln2_w, G.ln2_b, tmp, A.res1, W.ln2_w, A.ln2_mean,
+						 A.ln2_rstd, N, d);
+		/* attention branch: res1 = x + drop(att Wp^T + bp) */
+		gr_residual_backward(ops, tmp, other, nd, p, GR_SITE_LAYER(l, 0));
+		gr_linear_backward(ops, S.d_big, G.proj_w, G.proj_b, tmp, A.att, W.proj_w, N, d, d,
+						   false);
+		gr_attention_backward(m, a, S.d_qkv, S.d_big, A.qkv, A.att, A.lse);
+		gr_linear_backward(ops, tmp, G.qkv_w, G.qkv_b, S.d_qkv, A.ln1, W.qkv_w, N, d, 3 * d,
+						   false);
+		gr_norm_backward(ops, other, G.ln1_w, G.ln1_b, tmp, x, W.ln1_w, A.ln1_mean,
+						 A.ln1_rstd, N, d);
+		float	   *t = cur;
+
+		cur = other;
+		other = t;
+	}
+	return cur;
+}
+
+const gr_arch gr_arch_gpt2 = {
+	.name = "gpt2",
+	.id = GR_TRUNK_GPT2,
+	.declare_tensors = gpt2_declare_tensors,
+	.declare_acts = gpt2_declare_acts,
+	.forward = gpt2_forward,
+	.backward = gpt2_backward,
+};
