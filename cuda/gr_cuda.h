@@ -125,12 +125,22 @@ void		gr_cuda_gather_rows(void *ctx, float *out, const float *table, const int32
 void		gr_cuda_scatter_add_rows(void *ctx, float *dtable, const float *dout,
 									 const int32_t *idx, int rows, int cols, float scale);
 
-/* attention (gr_cuda_attn.cu) */
+/* attention (gr_cuda_attn.cu: the tiled causal kernels and the dispatch) */
 void		gr_cuda_attn_fwd(void *ctx, float *out, float *lse, const float *qkv,
-							 const gr_attn_seqs *seqs, int n_head, int d);
-void		gr_cuda_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv,
-							 const float *out, const float *lse, const gr_attn_seqs *seqs,
+							 const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
 							 int n_head, int d);
+void		gr_cuda_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout,
+							 const float *qkv, const float *v2, const float *out,
+							 const float *lse, const gr_attn_seqs *seqs, gr_attn_mask mask,
+							 int n_head, int d);
+/* the strict mask and the second value stream (gr_cuda_attn_ext.cu); T = longest sequence */
+void		gr_cuda_attn_ext_fwd(gr_cuda_ctx *c, float *out, float *lse, const float *qkv,
+								 const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
+								 int n_head, int d, int T);
+void		gr_cuda_attn_ext_bwd(gr_cuda_ctx *c, float *dqkv, float *dv2, const float *dout,
+								 const float *qkv, const float *v2, const float *out,
+								 const float *lse, const gr_attn_seqs *seqs, gr_attn_mask mask,
+								 int n_head, int d, int T);
 
 /* losses, optimiser and ranking (gr_cuda_loss.cu) */
 void		gr_cuda_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target,

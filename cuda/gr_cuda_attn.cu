@@ -1,9 +1,11 @@
 /*
  * gr_cuda_attn.cu — multi-head attention over packed sequences, flash-style.
  *
- * The mask is the block-causal predicate of gr_ops.h, evaluated per (query, key) inside the
- * kernels: allow(q, k) = (q < n_hist && k <= q) || (q >= n_hist && (k < n_hist || k == q));
- * no T x T mask or score matrix ever reaches device memory.
+ * These kernels serve the causal (block-causal) mask of gr_ops.h without a second value
+ * stream, evaluated per (query, key) inside the kernels: allow(q, k) = (q < n_hist && k <= q)
+ * || (q >= n_hist && (k < n_hist || k == q)); no T x T mask or score matrix ever reaches
+ * device memory. The strict mask and the second value stream are dispatched to
+ * gr_cuda_attn_ext.cu.
  *
  * Forward: a block owns 64 queries of one (sequence, head) and streams 64-key tiles of K and
  * V through shared memory with an online softmax, saving the log-sum-exp per (token, head).
@@ -614,10 +616,11 @@ launch_fwd(gr_cuda_ctx *c, dim3 grid, float *out, float *lse, const float *qkv,
 	gr_cuda_launched(c, "attn_fwd_kernel");
 }
 
-/* Attention forward over all sequences and heads. */
+/* Attention forward over all sequences and heads (the strict mask and a second value
+ * stream go to gr_cuda_attn_ext.cu). */
 void
-gr_cuda_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const gr_attn_seqs *seqs,
-				 int n_head, int d)
+gr_cuda_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const float *v2,
+				 const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head, int d)
 {
 	gr_cuda_ctx *c = GR_CTX(ctx);
 	int			dh = d / n_head, T = max_seq_len(seqs);
@@ -626,6 +629,11 @@ gr_cuda_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const gr_a
 
 	if (seqs->n_seq <= 0 || T <= 0 || GR_CUDA_PENDING(c))
 		return;
+	if (mask != GR_MASK_CAUSAL || v2 != NULL)
+	{
+		gr_cuda_attn_ext_fwd(c, out, lse, qkv, v2, seqs, mask, n_head, d, T);
+		return;
+	}
 	switch (tile_dh(c, dh, false))
 	{
 		case 32:
@@ -667,10 +675,11 @@ launch_bwd(gr_cuda_ctx *c, dim3 grid, float *dqkv, const float *dout, const floa
 	gr_cuda_launched(c, "attn_bwd_kernel");
 }
 
-/* Attention backward over all sequences and heads: dqkv is overwritten. */
+/* Attention backward over all sequences and heads: dqkv (and dv2) are overwritten. */
 void
-gr_cuda_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv, const float *out,
-				 const float *lse, const gr_attn_seqs *seqs, int n_head, int d)
+gr_cuda_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout, const float *qkv,
+				 const float *v2, const float *out, const float *lse, const gr_attn_seqs *seqs,
+				 gr_attn_mask mask, int n_head, int d)
 {
 	gr_cuda_ctx *c = GR_CTX(ctx);
 	int			dh = d / n_head, T = max_seq_len(seqs);
@@ -682,6 +691,11 @@ gr_cuda_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv, co
 
 	if (seqs->n_seq <= 0 || T <= 0 || N <= 0 || GR_CUDA_PENDING(c))
 		return;
+	if (mask != GR_MASK_CAUSAL || v2 != NULL)
+	{
+		gr_cuda_attn_ext_bwd(c, dqkv, dv2, dout, qkv, v2, out, lse, seqs, mask, n_head, d, T);
+		return;
+	}
 	D = (float *) gr_cuda_scratch(c, nw * sizeof(float));
 	if (D == NULL)
 		return;

@@ -87,13 +87,15 @@ void		gr_norm_backward(const gr_ops *ops, float *dx, float *dw, float *db, const
 							 const float *x, const float *w, const float *mean,
 							 const float *rstd, int n, int d);
 
-/* Multi-head softmax attention over the batch's packed sequences (mask: gr_ops.h). */
-void		gr_attention_forward(const gr_model *m, gr_acts *a, float *out, float *lse,
-								 const float *qkv);
+/* Multi-head softmax attention over the batch's packed sequences with a mask mode and an
+ * optional second value stream v2 read at the strict keys (gr_ops.h). */
+void		gr_attention_forward(const gr_model *m, gr_acts *a, gr_attn_mask mask, float *out,
+								 float *lse, const float *qkv, const float *v2);
 
-/* dqkv (overwritten) from dout. */
-void		gr_attention_backward(const gr_model *m, gr_acts *a, float *dqkv, const float *dout,
-								  const float *qkv, const float *out, const float *lse);
+/* dqkv (and dv2 with v2) overwritten from dout. */
+void		gr_attention_backward(const gr_model *m, gr_acts *a, gr_attn_mask mask,
+								  float *dqkv, float *dv2, const float *dout, const float *qkv,
+								  const float *v2, const float *out, const float *lse);
 
 /* y = GELU(x W1^T + b1) W2^T + b2, keeping the hidden layer before (u) and after (g) GELU. */
 void		gr_mlp_forward(const gr_ops *ops, float *y, float *u, float *g, const float *x,

@@ -158,7 +158,7 @@ gpt2_forward(const gr_model *m, gr_acts *a, const gr_pass *p)
 
 		gr_norm_forward(ops, A.ln1, A.ln1_mean, A.ln1_rstd, x, W.ln1_w, W.ln1_b, N, d);
 		gr_linear_forward(ops, A.qkv, A.ln1, W.qkv_w, W.qkv_b, N, d, 3 * d);
-		gr_attention_forward(m, a, A.att, A.lse, A.qkv);
+		gr_attention_forward(m, a, GR_MASK_CAUSAL, A.att, A.lse, A.qkv, NULL);
 		gr_linear_forward(ops, A.res1, A.att, W.proj_w, W.proj_b, N, d, d);
 		gr_residual_forward(ops, A.res1, x, nd, p, GR_SITE_LAYER(l, 0));
 		gr_norm_forward(ops, A.ln2, A.ln2_mean, A.ln2_rstd, A.res1, W.ln2_w, W.ln2_b, N, d);
@@ -202,7 +202,8 @@ gpt2_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p, fl
 		gr_residual_backward(ops, tmp, other, nd, p, GR_SITE_LAYER(l, 0));
 		gr_linear_backward(ops, S.d_big, G.proj_w, G.proj_b, tmp, A.att, W.proj_w, N, d, d,
 						   false);
-		gr_attention_backward(m, a, S.d_qkv, S.d_big, A.qkv, A.att, A.lse);
+		gr_attention_backward(m, a, GR_MASK_CAUSAL, S.d_qkv, NULL, S.d_big, A.qkv, NULL, A.att,
+							  A.lse);
 		gr_linear_backward(ops, tmp, G.qkv_w, G.qkv_b, S.d_qkv, A.ln1, W.qkv_w, N, d, 3 * d,
 						   false);
 		gr_norm_backward(ops, other, G.ln1_w, G.ln1_b, tmp, x, W.ln1_w, A.ln1_mean,

@@ -45,18 +45,21 @@ gr_norm_backward(const gr_ops *ops, float *dx, float *dw, float *db, const float
 
 /* Softmax attention of the packed batch. */
 void
-gr_attention_forward(const gr_model *m, gr_acts *a, float *out, float *lse, const float *qkv)
+gr_attention_forward(const gr_model *m, gr_acts *a, gr_attn_mask mask, float *out, float *lse,
+					 const float *qkv, const float *v2)
 {
-	m->ops->attn_fwd(m->ops->ctx, out, lse, qkv, &a->seqs, m->cfg.n_head, m->cfg.d_model);
+	m->ops->attn_fwd(m->ops->ctx, out, lse, qkv, v2, &a->seqs, mask, m->cfg.n_head,
+					 m->cfg.d_model);
 }
 
 /* Softmax attention backward. */
 void
-gr_attention_backward(const gr_model *m, gr_acts *a, float *dqkv, const float *dout,
-					  const float *qkv, const float *out, const float *lse)
+gr_attention_backward(const gr_model *m, gr_acts *a, gr_attn_mask mask, float *dqkv,
+					  float *dv2, const float *dout, const float *qkv, const float *v2,
+					  const float *out, const float *lse)
 {
-	m->ops->attn_bwd(m->ops->ctx, dqkv, dout, qkv, out, lse, &a->seqs, m->cfg.n_head,
-					 m->cfg.d_model);
+	m->ops->attn_bwd(m->ops->ctx, dqkv, dv2, dout, qkv, v2, out, lse, &a->seqs, mask,
+					 m->cfg.n_head, m->cfg.d_model);
 }
 
 /* The GELU MLP forward. */

@@ -16,10 +16,7 @@
 /*
  * The sequences of one packed batch. Tokens of sequence s occupy rows
  * [seq_off[s], seq_off[s+1]); the first n_hist[s] of them are history tokens, the rest are
- * candidates. The attention predicate is block-causal:
- *   allow(q, k) = (q < n_hist && k <= q) || (q >= n_hist && (k < n_hist || k == q)),
- * which is plain causal attention when n_hist equals the sequence length (training).
- * Host copies are given for launch configuration; device copies for kernels.
+ * candidates. Host copies are given for launch configuration; device copies for kernels.
  */
 typedef struct gr_attn_seqs
 {
@@ -30,6 +27,22 @@ typedef struct gr_attn_seqs
 	const int32_t *dev_seq_off; /* backend copy of seq_off */
 	const int32_t *dev_n_hist;	/* backend copy of n_hist */
 } gr_attn_seqs;
+
+/*
+ * Attention mask predicates over one packed sequence (LAYOUTS.md §2.4), with H = n_hist:
+ *   GR_MASK_CAUSAL   allow(q, k) = (q < H && k <= q) || (q >= H && (k < H || k == q))
+ *                    causal over the history; a candidate sees the history and itself
+ *                    (block-causal packed scoring); plain causal when H is the length
+ *   GR_MASK_STRICT   strict(q, k) = (q < H && k < q) || (q >= H && k < H)
+ *                    strictly earlier history keys only (AttnLFA pooling, AttnMVP)
+ * Evaluated inside the kernels; no T x T mask is ever built. A query that sees no key (the
+ * first token under the strict mask) gets the output 0 and lse = -inf.
+ */
+typedef enum gr_attn_mask
+{
+	GR_MASK_CAUSAL = 0,
+	GR_MASK_STRICT = 1,
+} gr_attn_mask;
 
 typedef enum gr_device_kind
 {
@@ -90,13 +103,22 @@ typedef struct gr_ops
 	void		(*scatter_add_rows) (void *ctx, float *dtable, const float *dout,
 									 const int32_t *idx, int rows, int cols, float scale);
 
-	/* attention over packed sequences; qkv is [tokens, 3d] (q | k | v, heads contiguous in
-	 * each); out is [tokens, d]; lse is [tokens, n_head] (log-sum-exp of scaled scores) */
+	/*
+	 * Softmax attention over packed sequences: qkv is [tokens, 3d] (q | k | v, heads
+	 * contiguous in each); out is [tokens, d]; lse is [tokens, n_head] (log-sum-exp of the
+	 * scaled scores). P is the softmax of q.k / sqrt(d_head) over the keys mask allows. v2,
+	 * when not NULL, is a second value stream [tokens, d] read with the same P but only at
+	 * the keys of the strict predicate:
+	 *   out_q = sum_{allow(q,k)} P_qk v_k + sum_{strict(q,k)} P_qk v2_k
+	 * (with mask = GR_MASK_STRICT that is sum_k P_qk (v_k + v2_k), AttnMVP's mixed values).
+	 */
 	void		(*attn_fwd) (void *ctx, float *out, float *lse, const float *qkv,
-							 const gr_attn_seqs *seqs, int n_head, int d);
-	/* dqkv = gradient of qkv (overwritten) given dout */
-	void		(*attn_bwd) (void *ctx, float *dqkv, const float *dout, const float *qkv,
-							 const float *out, const float *lse, const gr_attn_seqs *seqs,
+							 const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
+							 int n_head, int d);
+	/* dqkv (and dv2 when v2 is given) = gradients given dout; both overwritten */
+	void		(*attn_bwd) (void *ctx, float *dqkv, float *dv2, const float *dout,
+							 const float *qkv, const float *v2, const float *out,
+							 const float *lse, const gr_attn_seqs *seqs, gr_attn_mask mask,
 							 int n_head, int d);
 
 	/* Softmax cross-entropy in place: logits[r] (row stride ld) becomes

@@ -7,9 +7,11 @@
 #include "gr_ops.h"
 
 void		gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv,
-							const gr_attn_seqs *seqs, int n_head, int d);
-void		gr_cpu_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv,
-							const float *out, const float *lse, const gr_attn_seqs *seqs,
+							const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
+							int n_head, int d);
+void		gr_cpu_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout,
+							const float *qkv, const float *v2, const float *out,
+							const float *lse, const gr_attn_seqs *seqs, gr_attn_mask mask,
 							int n_head, int d);
 void		gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target,
 								int rows, int cols, float *loss, float grad_scale);

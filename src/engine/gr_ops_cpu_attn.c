@@ -1,13 +1,15 @@
 /*
  * gr_ops_cpu_attn.c — multi-head softmax attention over packed sequences on the CPU.
  *
- * The mask is the block-causal predicate of gr_ops.h, evaluated per query as "keys
- * [0, visible) plus, for candidates, the query itself"; no T x T mask is built. Work is split
+ * The mask is one of the predicates of gr_ops.h, evaluated per query as "keys [0, nk) plus,
+ * for a candidate under the causal mask, the query itself"; the second value stream (v2) is
+ * read at the strict keys [0, nk2), a prefix of those. No T x T mask is built. Work is split
  * by (sequence, head). Each task copies its head's keys and values into transposed scratch
  * ([d_head][T]) so the inner loops run over keys with unit stride and vectorise. The forward
  * pass saves the log-sum-exp per (token, head); the backward pass recomputes the
- * probabilities from it, so no score matrix is stored and memory is O(tokens * heads).
- * Should the scratch not be available, a plain per-key loop computes the same thing.
+ * probabilities from it, so no score matrix is stored and memory is O(tokens * heads). A
+ * query with no visible key gets output 0 and lse -inf, and no gradient. Should the scratch
+ * not be available, a plain per-key loop computes the same thing.
  */
 #include "gr_mathf.h"
 #include "gr_ops_cpu.h"
@@ -16,12 +18,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys [0, n) visible to query q; *self is true when q (a candidate) also sees itself. */
+/* Keys [0, nk) visible to query q, *self when q (a causal candidate) also sees itself, and
+ * the strict keys [0, *nk2) that the second value stream is read at. */
 static inline int
-visible_prefix(int q, int n_hist, bool *self)
+visible_keys(int q, int n_hist, gr_attn_mask mask, bool *self, int *nk2)
 {
-	*self = q >= n_hist;
-	return *self ? n_hist : q + 1;
+	bool		candidate = q >= n_hist;
+
+	*nk2 = candidate ? n_hist : q;
+	if (mask == GR_MASK_STRICT)
+	{
+		*self = false;
+		return *nk2;
+	}
+	*self = candidate;
+	return candidate ? n_hist : q + 1;
 }
 
 /* Dot product of two vectors of length n. */
@@ -39,15 +50,18 @@ dot(const float *a, const float *b, int n)
 typedef struct attn_task
 {
 	const float *Q, *K, *V;		/* first row of the head's columns; row stride ld */
+	const float *V2;			/* the second value stream (row stride d), or NULL */
 	int			ld;				/* 3d */
+	int			ld2;			/* d */
 	int			T;				/* tokens */
 	int			n_hist;
+	gr_attn_mask mask;
 	int			dh;
 	float		scale;
-	float	   *Kt, *Vt;		/* [dh][T] */
+	float	   *Kt, *Vt, *V2t;	/* [dh][T] */
 	float	   *s;				/* [T] scores / probabilities */
 	float	   *dp;				/* [T] */
-	float	   *dKt, *dVt;		/* [dh][T] (backward) */
+	float	   *dKt, *dVt, *dV2t;	/* [dh][T] (backward) */
 } attn_task;
 
 /* Copy the head's keys and values into transposed scratch. */
@@ -62,6 +76,13 @@ load_transposed(attn_task *t)
 		{
 			t->Kt[(size_t) i * t->T + k] = kr[i];
 			t->Vt[(size_t) i * t->T + k] = vr[i];
+		}
+		if (t->V2)
+		{
+			const float *v2 = t->V2 + (size_t) k * t->ld2;
+
+			for (int i = 0; i < t->dh; i++)
+				t->V2t[(size_t) i * t->T + k] = v2[i];
 		}
 	}
 }
@@ -84,16 +105,21 @@ scores(const attn_task *t, const float *q, int nk)
 	}
 }
 
-/* Forward of one query: o = softmax(scores) V over its visible keys; returns the lse. */
+/* Forward of one query: o = softmax(scores) V (+ the strict keys' v2); returns the lse. */
 static float
 attn_fwd_query(const attn_task *t, int q, float *o)
 {
 	bool		self;
-	int			nk = visible_prefix(q, t->n_hist, &self);
+	int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 	const float *qv = t->Q + (size_t) q * t->ld;
 	float	   *s = t->s;
 	float		m = -INFINITY, l = 0.0f, s_self = 0.0f, p_self = 0.0f;
 
+	if (nk == 0 && !self)
+	{
+		memset(o, 0, sizeof(float) * t->dh);
+		return -INFINITY;
+	}
 	scores(t, qv, nk);
 	for (int k = 0; k < nk; k++)
 		m = gr_maxf(m, s[k]);
@@ -123,23 +149,35 @@ attn_fwd_query(const attn_task *t, int q, float *o)
 			acc += s[k] * vt[k];
 		if (self)
 			acc += p_self * vt[q];
+		if (t->V2)
+		{
+			const float *v2t = t->V2t + (size_t) i * t->T;
+
+			for (int k = 0; k < nk2; k++)
+				acc += s[k] * v2t[k];
+		}
 		o[i] = acc * inv;
 	}
 	return m + logf(l);
 }
 
-/* Backward of one query: accumulate dQ (written), dKt and dVt from dO. */
+/* Backward of one query: accumulate dQ (written), dKt, dVt and dV2t from dO. */
 static void
 attn_bwd_query(const attn_task *t, int q, const float *dov, const float *ov, float L,
 			   float *dq)
 {
 	bool		self;
-	int			nk = visible_prefix(q, t->n_hist, &self);
+	int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 	const float *qv = t->Q + (size_t) q * t->ld;
 	float	   *s = t->s, *dp = t->dp;
 	float		D = dot(dov, ov, t->dh);
 	int			T = t->T;
 
+	if (nk == 0 && !self)
+	{
+		memset(dq, 0, sizeof(float) * t->dh);
+		return;
+	}
 	/* probabilities and their upstream gradient over the visible prefix */
 	scores(t, qv, nk);
 	for (int k = 0; k < nk; k++)
@@ -154,6 +192,13 @@ attn_bwd_query(const attn_task *t, int q, const float *dov, const float *ov, flo
 
 		for (int k = 0; k < nk; k++)
 			dp[k] += g * vt[k];
+		if (t->V2)
+		{
+			const float *v2t = t->V2t + (size_t) i * T;
+
+			for (int k = 0; k < nk2; k++)
+				dp[k] += g * v2t[k];
+		}
 	}
 	/* dp becomes dS (scaled), s stays P */
 	for (int k = 0; k < nk; k++)
@@ -183,24 +228,35 @@ attn_bwd_query(const attn_task *t, int q, const float *dov, const float *ov, flo
 			dkt[q] += ds_self * qi;
 			dvt[q] += p_self * gi;
 		}
+		if (t->V2)
+		{
+			float	   *dv2t = t->dV2t + (size_t) i * T;
+
+			for (int k = 0; k < nk2; k++)
+				dv2t[k] += s[k] * gi;
+		}
 		dq[i] = acc;
 	}
 }
 
 /* Bind a task to sequence s, head h; scratch is assigned by the caller. */
 static attn_task
-make_task(const float *qkv, const gr_attn_seqs *seqs, int s, int h, int n_head, int d)
+make_task(const float *qkv, const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
+		  int s, int h, int n_head, int d)
 {
 	attn_task	t;
 	int			base = seqs->seq_off[s];
 
 	t.dh = d / n_head;
 	t.ld = 3 * d;
+	t.ld2 = d;
 	t.Q = qkv + (size_t) base * t.ld + h * t.dh;
 	t.K = t.Q + d;
 	t.V = t.Q + 2 * d;
+	t.V2 = v2 ? v2 + (size_t) base * d + h * t.dh : NULL;
 	t.T = seqs->seq_off[s + 1] - base;
 	t.n_hist = seqs->n_hist[s];
+	t.mask = mask;
 	t.scale = 1.0f / sqrtf((float) t.dh);
 	return t;
 }
@@ -213,17 +269,19 @@ assign_scratch(attn_task *t, float *buf, bool backward)
 
 	t->Kt = buf;
 	t->Vt = buf + plane;
-	t->s = buf + 2 * plane;
+	t->V2t = buf + 2 * plane;
+	t->s = buf + 3 * plane;
 	t->dp = t->s + t->T;
 	t->dKt = backward ? t->dp + t->T : NULL;
 	t->dVt = backward ? t->dKt + plane : NULL;
+	t->dV2t = backward ? t->dVt + plane : NULL;
 }
 
 /* Floats of scratch one task needs. */
 static size_t
 scratch_floats(int T, int dh, bool backward)
 {
-	return (size_t) dh * T * (backward ? 4 : 2) + 2 * (size_t) T;
+	return (size_t) dh * T * (backward ? 6 : 3) + 2 * (size_t) T;
 }
 
 /* Attention forward for one task without scratch: a plain loop per (query, key). */
@@ -233,11 +291,17 @@ attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int 
 	for (int q = 0; q < t->T; q++)
 	{
 		bool		self;
-		int			nk = visible_prefix(q, t->n_hist, &self);
+		int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 		const float *qv = t->Q + (size_t) q * t->ld;
 		float	   *o = out + (size_t) (base + q) * d + h * t->dh;
 		float		m = -INFINITY, l = 0.0f;
 
+		memset(o, 0, sizeof(float) * t->dh);
+		if (nk == 0 && !self)
+		{
+			lse[(size_t) (base + q) * n_head + h] = -INFINITY;
+			continue;
+		}
 		for (int j = 0; j <= nk; j++)
 		{
 			int			k = j < nk ? j : q;
@@ -248,7 +312,6 @@ attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int 
 
 			m = gr_maxf(m, sc);
 		}
-		memset(o, 0, sizeof(float) * t->dh);
 		for (int j = 0; j <= nk; j++)
 		{
 			int			k = j < nk ? j : q;
@@ -261,6 +324,13 @@ attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int 
 			l += p;
 			for (int i = 0; i < t->dh; i++)
 				o[i] += p * vk[i];
+			if (t->V2 && j < nk2)
+			{
+				const float *v2k = t->V2 + (size_t) k * t->ld2;
+
+				for (int i = 0; i < t->dh; i++)
+					o[i] += p * v2k[i];
+			}
 		}
 		for (int i = 0; i < t->dh; i++)
 			o[i] /= l;
@@ -270,8 +340,8 @@ attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int 
 
 /* Attention forward over all sequences and heads. */
 void
-gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const gr_attn_seqs *seqs,
-				int n_head, int d)
+gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const float *v2,
+				const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head, int d)
 {
 	(void) ctx;
 	int			n_tasks = seqs->n_seq * n_head;
@@ -286,7 +356,7 @@ gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const gr_at
 		{
 			int			s = task / n_head, h = task % n_head;
 			int			base = seqs->seq_off[s];
-			attn_task	t = make_task(qkv, seqs, s, h, n_head, d);
+			attn_task	t = make_task(qkv, v2, seqs, mask, s, h, n_head, d);
 
 			if (buf == NULL)
 			{
@@ -305,16 +375,17 @@ gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const gr_at
 
 /* Attention backward for one task without scratch: a plain loop per (query, key). */
 static void
-attn_bwd_plain(const attn_task *t, float *dqkv, const float *dout, const float *out,
-			   const float *lse, int base, int h, int n_head, int d)
+attn_bwd_plain(const attn_task *t, float *dqkv, float *dv2, const float *dout,
+			   const float *out, const float *lse, int base, int h, int n_head, int d)
 {
 	float	   *dQ = dqkv + (size_t) base * t->ld + h * t->dh;
 	float	   *dK = dQ + d, *dV = dQ + 2 * d;
+	float	   *dV2 = dv2 ? dv2 + (size_t) base * d + h * t->dh : NULL;
 
 	for (int q = 0; q < t->T; q++)
 	{
 		bool		self;
-		int			nk = visible_prefix(q, t->n_hist, &self);
+		int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 		const float *qv = t->Q + (size_t) q * t->ld;
 		const float *dov = dout + (size_t) (base + q) * d + h * t->dh;
 		const float *ov = out + (size_t) (base + q) * d + h * t->dh;
@@ -329,8 +400,11 @@ attn_bwd_plain(const attn_task *t, float *dqkv, const float *dout, const float *
 			if (j == nk && !self)
 				break;
 			const float *kv = t->K + (size_t) k * t->ld, *vv = t->V + (size_t) k * t->ld;
+			bool		second = t->V2 && j < nk2;
 			float		p = gr_expf(dot(qv, kv, t->dh) * t->scale - L);
-			float		ds = p * (dot(dov, vv, t->dh) - D) * t->scale;
+			float		dpv = dot(dov, vv, t->dh) +
+				(second ? dot(dov, t->V2 + (size_t) k * t->ld2, t->dh) : 0.0f);
+			float		ds = p * (dpv - D) * t->scale;
 			float	   *dk = dK + (size_t) k * t->ld, *dv = dV + (size_t) k * t->ld;
 
 			for (int i = 0; i < t->dh; i++)
@@ -339,19 +413,25 @@ attn_bwd_plain(const attn_task *t, float *dqkv, const float *dout, const float *
 				dk[i] += ds * qv[i];
 				dv[i] += p * dov[i];
 			}
+			if (second)
+				for (int i = 0; i < t->dh; i++)
+					dV2[(size_t) k * t->ld2 + i] += p * dov[i];
 		}
 	}
 }
 
-/* Attention backward over all sequences and heads; dqkv is overwritten. */
+/* Attention backward over all sequences and heads; dqkv and dv2 are overwritten. */
 void
-gr_cpu_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv, const float *out,
-				const float *lse, const gr_attn_seqs *seqs, int n_head, int d)
+gr_cpu_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout, const float *qkv,
+				const float *v2, const float *out, const float *lse, const gr_attn_seqs *seqs,
+				gr_attn_mask mask, int n_head, int d)
 {
 	(void) ctx;
 	int			n_tasks = seqs->n_seq * n_head;
 	size_t		need = scratch_floats(seqs->max_tokens, d / n_head, true);
 
+	if (v2 == NULL)
+		dv2 = NULL;
 #pragma omp parallel
 	{
 		float	   *buf = malloc(sizeof(float) * need);
@@ -361,20 +441,25 @@ gr_cpu_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv, con
 		{
 			int			s = task / n_head, h = task % n_head;
 			int			base = seqs->seq_off[s];
-			attn_task	t = make_task(qkv, seqs, s, h, n_head, d);
+			attn_task	t = make_task(qkv, v2, seqs, mask, s, h, n_head, d);
 			float	   *dQ = dqkv + (size_t) base * t.ld + h * t.dh;
+			float	   *dV2 = dv2 ? dv2 + (size_t) base * d + h * t.dh : NULL;
 
 			if (buf == NULL)
 			{
 				for (int r = 0; r < t.T; r++)
+				{
 					for (int part = 0; part < 3; part++)
 						memset(dQ + (size_t) r * t.ld + part * d, 0, sizeof(float) * t.dh);
-				attn_bwd_plain(&t, dqkv, dout, out, lse, base, h, n_head, d);
+					if (dV2)
+						memset(dV2 + (size_t) r * d, 0, sizeof(float) * t.dh);
+				}
+				attn_bwd_plain(&t, dqkv, dv2, dout, out, lse, base, h, n_head, d);
 				continue;
 			}
 			assign_scratch(&t, buf, true);
 			load_transposed(&t);
-			memset(t.dKt, 0, sizeof(float) * 2 * (size_t) t.dh * t.T);
+			memset(t.dKt, 0, sizeof(float) * 3 * (size_t) t.dh * t.T);
 			for (int q = 0; q < t.T; q++)
 				attn_bwd_query(&t, q, dout + (size_t) (base + q) * d + h * t.dh,
 							   out + (size_t) (base + q) * d + h * t.dh,
@@ -384,6 +469,8 @@ gr_cpu_attn_bwd(void *ctx, float *dqkv, const float *dout, const float *qkv, con
 				{
 					dQ[(size_t) k * t.ld + d + i] = t.dKt[(size_t) i * t.T + k];
 					dQ[(size_t) k * t.ld + 2 * d + i] = t.dVt[(size_t) i * t.T + k];
+					if (dV2)
+						dV2[(size_t) k * d + i] = t.dV2t[(size_t) i * t.T + k];
 				}
 		}
 		free(buf);

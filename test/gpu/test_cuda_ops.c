@@ -591,10 +591,21 @@ test_embedding(harness *h)
 	C->free(C->ctx, ct), G->free(G->ctx, gt), C->free(C->ctx, ci), G->free(G->ctx, gi);
 }
 
-/* One attention configuration: sequences of len[s] tokens with n_hist[s] history tokens. */
+/* Replace -inf entries that both sides have by 0 (an empty visible set's lse); a -inf on one
+ * side only stays and fails. */
+static void
+same_neg_inf_to_zero(float *a, float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (isinf(a[i]) && a[i] < 0 && isinf(b[i]) && b[i] < 0)
+			a[i] = b[i] = 0.0f;
+}
+
+/* One attention configuration: sequences of len[s] tokens with n_hist[s] history tokens,
+ * a mask mode, and optionally a second value stream. */
 static void
 attn_case(harness *h, const char *what, int n_seq, const int *len, const int *hist, int n_head,
-		  int d)
+		  int d, gr_attn_mask mask, bool with_v2)
 {
 	const gr_ops *C = h->cpu, *G = h->gpu;
 	int32_t		off[16], nh[16];
@@ -611,44 +622,57 @@ attn_case(harness *h, const char *what, int n_seq, const int *len, const int *hi
 	N = off[n_seq];
 	size_t		nq = (size_t) N * 3 * d, no = (size_t) N * d, nl = (size_t) N * n_head;
 	float	   *qkv = rand_floats(h, nq, -1, 1), *dout = rand_floats(h, no, -1, 1);
+	float	   *v2 = rand_floats(h, no, -1, 1);
 	float	   *cq = put(C, qkv, 4 * nq), *gq = put(G, qkv, 4 * nq);
+	float	   *cv2 = with_v2 ? put(C, v2, 4 * no) : NULL, *gv2 = with_v2 ? put(G, v2, 4 * no) : NULL;
 	float	   *co = poisoned(C, no), *go = poisoned(G, no);
 	float	   *cl = poisoned(C, nl), *gl = poisoned(G, nl);
 	int32_t    *goff = put(G, off, 4 * (n_seq + 1)), *gnh = put(G, nh, 4 * n_seq);
 	gr_attn_seqs cs = {n_seq, mx, off, nh, off, nh};
 	gr_attn_seqs gs = {n_seq, mx, off, nh, goff, gnh};
 
-	C->attn_fwd(C->ctx, co, cl, cq, &cs, n_head, d);
-	G->attn_fwd(G->ctx, go, gl, gq, &gs, n_head, d);
+	C->attn_fwd(C->ctx, co, cl, cq, cv2, &cs, mask, n_head, d);
+	G->attn_fwd(G->ctx, go, gl, gq, gv2, &gs, mask, n_head, d);
 	must_check(h, G);
-	float	   *o = get(G, go, 4 * no), *l = get(G, gl, 4 * nl);
+	float	   *o = get(G, go, 4 * no), *l = get(G, gl, 4 * nl), *clh = malloc(4 * nl);
 
+	C->download(C->ctx, clh, cl, 4 * nl);
+	same_neg_inf_to_zero(l, clh, nl);
 	snprintf(label, sizeof(label), "%s fwd out", what);
 	expect_close(h, label, o, co, no, TOL_FP32);
 	snprintf(label, sizeof(label), "%s fwd lse", what);
-	expect_close(h, label, l, cl, nl, TOL_FP32);
+	expect_close(h, label, l, clh, nl, TOL_FP32);
 
 	/* backward from the CPU's forward results on both sides */
 	float	   *cdo = put(C, dout, 4 * no), *gdo = put(G, dout, 4 * no);
 	float	   *cdq = poisoned(C, nq), *gdq = poisoned(G, nq);
+	float	   *cdv2 = poisoned(C, no), *gdv2 = poisoned(G, no);
 
 	G->upload(G->ctx, go, co, 4 * no);
 	G->upload(G->ctx, gl, cl, 4 * nl);
-	C->attn_bwd(C->ctx, cdq, cdo, cq, co, cl, &cs, n_head, d);
-	G->attn_bwd(G->ctx, gdq, gdo, gq, go, gl, &gs, n_head, d);
+	C->attn_bwd(C->ctx, cdq, with_v2 ? cdv2 : NULL, cdo, cq, cv2, co, cl, &cs, mask, n_head, d);
+	G->attn_bwd(G->ctx, gdq, with_v2 ? gdv2 : NULL, gdo, gq, gv2, go, gl, &gs, mask, n_head, d);
 	must_check(h, G);
-	float	   *dq = get(G, gdq, 4 * nq);
+	float	   *dq = get(G, gdq, 4 * nq), *dv = get(G, gdv2, 4 * no);
 
 	snprintf(label, sizeof(label), "%s bwd dqkv", what);
 	expect_close(h, label, dq, cdq, nq, TOL_FP32);
-	free(qkv), free(dout), free(o), free(l), free(dq);
+	if (with_v2)
+	{
+		snprintf(label, sizeof(label), "%s bwd dv2", what);
+		expect_close(h, label, dv, cdv2, no, TOL_FP32);
+	}
+	free(qkv), free(dout), free(v2), free(o), free(l), free(clh), free(dq), free(dv);
 	C->free(C->ctx, cq), C->free(C->ctx, co), C->free(C->ctx, cl), C->free(C->ctx, cdo);
-	C->free(C->ctx, cdq);
+	C->free(C->ctx, cdq), C->free(C->ctx, cdv2);
 	G->free(G->ctx, gq), G->free(G->ctx, go), G->free(G->ctx, gl), G->free(G->ctx, gdo);
-	G->free(G->ctx, gdq), G->free(G->ctx, goff), G->free(G->ctx, gnh);
+	G->free(G->ctx, gdq), G->free(G->ctx, gdv2), G->free(G->ctx, goff), G->free(G->ctx, gnh);
+	if (with_v2)
+		C->free(C->ctx, cv2), G->free(G->ctx, gv2);
 }
 
-/* Attention: causal training batches and block-causal scoring, every head-size path. */
+/* Attention: causal training batches and block-causal scoring, every head-size path; the
+ * strict mask and the second value stream on training and scoring batches. */
 static void
 test_attention(harness *h)
 {
@@ -656,27 +680,27 @@ test_attention(harness *h)
 	{
 		int			len[3] = {1, irand(h, 2, 60), irand(h, 65, 140)};
 
-		attn_case(h, "causal dh32", 3, len, len, 2, 64);
+		attn_case(h, "causal dh32", 3, len, len, 2, 64, GR_MASK_CAUSAL, false);
 	}
 	{
 		int			len[2] = {irand(h, 30, 200), irand(h, 1, 64)};
 
-		attn_case(h, "causal dh64", 2, len, len, 2, 128);
+		attn_case(h, "causal dh64", 2, len, len, 2, 128, GR_MASK_CAUSAL, false);
 	}
 	{
 		int			len[2] = {irand(h, 60, 130), 7};
 
-		attn_case(h, "causal dh128", 2, len, len, 2, 256);
+		attn_case(h, "causal dh128", 2, len, len, 2, 256, GR_MASK_CAUSAL, false);
 	}
 	{
 		int			len[2] = {irand(h, 20, 90), 33};
 
-		attn_case(h, "causal dh24 (padded)", 2, len, len, 2, 48);
+		attn_case(h, "causal dh24 (padded)", 2, len, len, 2, 48, GR_MASK_CAUSAL, false);
 	}
 	{
 		int			len[2] = {irand(h, 5, 40), 3};
 
-		attn_case(h, "causal dh160 (fallback)", 2, len, len, 1, 160);
+		attn_case(h, "causal dh160 (fallback)", 2, len, len, 1, 160, GR_MASK_CAUSAL, false);
 	}
 	{
 		/* scoring: history then candidates crossing tile boundaries; one candidate-only run */
@@ -684,9 +708,20 @@ test_attention(harness *h)
 		int			len[3] = {H0 + irand(h, 60, 150), H1 + 5, irand(h, 2, 70)};
 		int			hist[3] = {H0, H1, len[2]};
 
-		attn_case(h, "block-causal dh32", 3, len, hist, 2, 64);
-		attn_case(h, "block-causal dh64", 3, len, hist, 2, 128);
-		attn_case(h, "block-causal dh160", 3, len, hist, 1, 160);
+		attn_case(h, "block-causal dh32", 3, len, hist, 2, 64, GR_MASK_CAUSAL, false);
+		attn_case(h, "block-causal dh64", 3, len, hist, 2, 128, GR_MASK_CAUSAL, false);
+		attn_case(h, "block-causal dh160", 3, len, hist, 1, 160, GR_MASK_CAUSAL, false);
+	}
+	{
+		/* the strict mask and the second value stream; one candidate-only sequence (H = 0) */
+		int			H0 = irand(h, 10, 60);
+		int			len[4] = {1, irand(h, 2, 80), H0 + irand(h, 3, 40), irand(h, 2, 9)};
+		int			hist[4] = {1, len[1], H0, 0};
+
+		attn_case(h, "strict dh32", 4, len, hist, 2, 64, GR_MASK_STRICT, false);
+		attn_case(h, "strict + v2 dh32", 4, len, hist, 2, 64, GR_MASK_STRICT, true);
+		attn_case(h, "causal + v2 dh16", 4, len, hist, 4, 64, GR_MASK_CAUSAL, true);
+		attn_case(h, "strict + v2 dh160", 4, len, hist, 1, 160, GR_MASK_STRICT, true);
 	}
 }
 

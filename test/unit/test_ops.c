@@ -306,9 +306,20 @@ test_gather_scatter(void)
 	CHECK_CLOSE(lhs, rhs, 1e-5);
 }
 
-/* Double attention over packed sequences with an explicit block-causal predicate. */
+/* The predicates of gr_ops.h, written out. */
+static bool
+ref_allow(int q, int k, int th, gr_attn_mask mask)
+{
+	if (mask == GR_MASK_STRICT)
+		return (q < th && k < q) || (q >= th && k < th);
+	return (q < th && k <= q) || (q >= th && (k < th || k == q));
+}
+
+/* Double attention over packed sequences with an explicit predicate: softmax over allow,
+ * the values v plus, at the strict keys, the second stream v2 (NULL: none). */
 static void
-ref_attention(const double *qkv, const gr_attn_seqs *s, int H, int d, double *out)
+ref_attention(const double *qkv, const double *v2, const gr_attn_seqs *s, gr_attn_mask mask,
+			  int H, int d, double *out)
 {
 	int			dh = d / H;
 
@@ -326,10 +337,8 @@ ref_attention(const double *qkv, const gr_attn_seqs *s, int H, int d, double *ou
 
 				for (int k = 0; k < T; k++)
 				{
-					bool		allow = (q < th && k <= q) || (q >= th && (k < th || k == q));
-
 					sc[k] = -INFINITY;
-					if (!allow)
+					if (!ref_allow(q, k, th, mask))
 						continue;
 					double		dotp = 0;
 
@@ -348,16 +357,34 @@ ref_attention(const double *qkv, const gr_attn_seqs *s, int H, int d, double *ou
 					double		p = exp(sc[k] - mx) / sum;
 
 					for (int i = 0; i < dh; i++)
+					{
 						out[(base + q) * d + h * dh + i] +=
 							p * qkv[(base + k) * 3 * d + 2 * d + h * dh + i];
+						if (v2 && ref_allow(q, k, th, GR_MASK_STRICT))
+							out[(base + q) * d + h * dh + i] += p * v2[(base + k) * d + h * dh + i];
+					}
 				}
 			}
 	}
 }
 
-/* Attention forward against the reference; backward against finite differences. */
+/* <dout, ref_attention(x)> for finite differences. */
+static double
+ref_attention_dot(const double *qkv, const double *v2, const gr_attn_seqs *s,
+				  gr_attn_mask mask, int H, int d, const float *dout, double *work)
+{
+	double		l = 0;
+
+	ref_attention(qkv, v2, s, mask, H, d, work);
+	for (int j = 0; j < s->seq_off[s->n_seq] * d; j++)
+		l += dout[j] * work[j];
+	return l;
+}
+
+/* Attention forward against the reference for one mask mode, with and without a second
+ * value stream; backward against finite differences of the reference. */
 static void
-test_attention(void)
+test_attention_mode(gr_attn_mask mask, bool with_v2)
 {
 	enum
 	{
@@ -366,46 +393,105 @@ test_attention(void)
 	int32_t		off[4] = {0, 6, 16, 17}, hist[3] = {6, 4, 1};
 	gr_attn_seqs s = {.n_seq = 3,.max_tokens = 10,.seq_off = off,.n_hist = hist,
 	.dev_seq_off = off,.dev_n_hist = hist};
-	float		qkv[NT * 3 * D], out[NT * D], lse[NT * H], dout[NT * D], dqkv[NT * 3 * D];
-	double		qd[NT * 3 * D], ref[NT * D], rp[NT * D], rm[NT * D];
+	float		qkv[NT * 3 * D], v2[NT * D], out[NT * D], lse[NT * H], dout[NT * D],
+				dqkv[NT * 3 * D], dv2[NT * D];
+	double		qd[NT * 3 * D], vd[NT * D], ref[NT * D], work[NT * D];
+	const char *what = mask == GR_MASK_STRICT ? (with_v2 ? "strict + v2" : "strict") :
+		(with_v2 ? "causal + v2" : "causal");
 
 	fill_uniform(qkv, NT * 3 * D, -1.5, 1.5);
+	fill_uniform(v2, NT * D, -1.5, 1.5);
 	fill_uniform(dout, NT * D, -1, 1);
 	for (int i = 0; i < NT * 3 * D; i++)
 		qd[i] = qkv[i];
-	ref_attention(qd, &s, H, D, ref);
-	ops->attn_fwd(ops->ctx, out, lse, qkv, &s, H, D);
-	CHECK_MSG(rel_err(out, ref, NT * D) < 1e-5, "attention forward error %g",
+	for (int i = 0; i < NT * D; i++)
+		vd[i] = v2[i];
+	const float *v2p = with_v2 ? v2 : NULL;
+	const double *vdp = with_v2 ? vd : NULL;
+
+	ref_attention(qd, vdp, &s, mask, H, D, ref);
+	ops->attn_fwd(ops->ctx, out, lse, qkv, v2p, &s, mask, H, D);
+	CHECK_MSG(rel_err(out, ref, NT * D) < 1e-5, "attention (%s) forward error %g", what,
 			  rel_err(out, ref, NT * D));
-	ops->attn_bwd(ops->ctx, dqkv, dout, qkv, out, lse, &s, H, D);
-	static double num[NT * 3 * D];
+	if (mask == GR_MASK_STRICT)
+	{
+		/* the first token of each sequence sees no key: output 0, lse -inf */
+		for (int q = 0; q < 3; q++)
+			for (int i = 0; i < D; i++)
+				CHECK(out[off[q] * D + i] == 0.0f && isinf(lse[off[q] * H]) &&
+					  lse[off[q] * H] < 0);
+	}
+	memset(dv2, 0x7f, sizeof(dv2));
+	ops->attn_bwd(ops->ctx, dqkv, with_v2 ? dv2 : NULL, dout, qkv, v2p, out, lse, &s, mask, H,
+				  D);
+	static double num[NT * 3 * D], num2[NT * D];
 
 	for (int i = 0; i < NT * 3 * D; i++)
 	{
-		double		h = 1e-6, lp = 0, lm = 0;
+		double		h = 1e-6, lp, lm;
 
 		qd[i] = qkv[i] + h;
-		ref_attention(qd, &s, H, D, rp);
+		lp = ref_attention_dot(qd, vdp, &s, mask, H, D, dout, work);
 		qd[i] = qkv[i] - h;
-		ref_attention(qd, &s, H, D, rm);
+		lm = ref_attention_dot(qd, vdp, &s, mask, H, D, dout, work);
 		qd[i] = qkv[i];
-		for (int j = 0; j < NT * D; j++)
-		{
-			lp += dout[j] * rp[j];
-			lm += dout[j] * rm[j];
-		}
 		num[i] = (lp - lm) / (2 * h);
 	}
-	CHECK_MSG(rel_err(dqkv, num, NT * 3 * D) < 1e-4, "attention backward error %g",
+	CHECK_MSG(rel_err(dqkv, num, NT * 3 * D) < 1e-4, "attention (%s) backward error %g", what,
 			  rel_err(dqkv, num, NT * 3 * D));
+	if (with_v2)
+	{
+		for (int i = 0; i < NT * D; i++)
+		{
+			double		h = 1e-6, lp, lm;
+
+			vd[i] = v2[i] + h;
+			lp = ref_attention_dot(qd, vd, &s, mask, H, D, dout, work);
+			vd[i] = v2[i] - h;
+			lm = ref_attention_dot(qd, vd, &s, mask, H, D, dout, work);
+			vd[i] = v2[i];
+			num2[i] = (lp - lm) / (2 * h);
+		}
+		CHECK_MSG(rel_err(dv2, num2, NT * D) < 1e-4, "attention (%s) v2 backward error %g",
+				  what, rel_err(dv2, num2, NT * D));
+	}
 	/* candidates do not see each other: changing candidate 2's k/v leaves candidate 1 alone */
 	float		out2[NT * D];
 
 	for (int i = 0; i < D; i++)
 		qkv[(6 + 5) * 3 * D + D + i] += 1.0f;
-	ops->attn_fwd(ops->ctx, out2, lse, qkv, &s, H, D);
+	ops->attn_fwd(ops->ctx, out2, lse, qkv, v2p, &s, mask, H, D);
 	for (int i = 0; i < D; i++)
 		CHECK(out2[(6 + 4) * D + i] == out[(6 + 4) * D + i]);
+	/* a token's own second-stream value never reaches its own output (nor a later
+	 * candidate's: candidates read v2 of the history only) */
+	if (with_v2)
+	{
+		for (int i = 0; i < D; i++)
+			qkv[(6 + 5) * 3 * D + D + i] -= 1.0f;
+		for (int i = 0; i < D; i++)
+			v2[3 * D + i] += 1.0f;	/* token 3 of sequence 0 */
+		for (int i = 0; i < D; i++)
+			v2[(6 + 4) * D + i] += 1.0f;	/* candidate 0 of sequence 1 */
+		ops->attn_fwd(ops->ctx, out2, lse, qkv, v2p, &s, mask, H, D);
+		for (int i = 0; i < D; i++)
+			CHECK(out2[3 * D + i] == out[3 * D + i] && out2[(6 + 4) * D + i] == out[(6 + 4) * D + i]);
+		bool		moved = false;
+
+		for (int i = 0; i < D; i++)
+			moved |= out2[4 * D + i] != out[4 * D + i];
+		CHECK_MSG(moved, "attention (%s): token 3's v2 does not reach token 4", what);
+	}
+}
+
+/* Every mask mode, with and without the second value stream. */
+static void
+test_attention(void)
+{
+	test_attention_mode(GR_MASK_CAUSAL, false);
+	test_attention_mode(GR_MASK_CAUSAL, true);
+	test_attention_mode(GR_MASK_STRICT, false);
+	test_attention_mode(GR_MASK_STRICT, true);
 }
 
 /* Softmax cross-entropy loss and in-place gradient against the reference. */
