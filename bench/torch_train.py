@@ -4,7 +4,7 @@ protocol, written the way a PyTorch user would write it (padded [B, T] batches, 
 matmuls, float32, a fixed number of CPU threads), to put the engine's throughput and quality
 next to a plain PyTorch implementation.
 
-Model (test/ref/genrec_torch.py, shared with the float64 parity reference): x = s*E[item] +
+Model (python/genrec_torch, shared with the float64 parity reference): x = s*E[item] +
 P[pos] + per action column A[bucket(a)] + a*W for tokens with an action slot; GPT-2 pre-LN
 trunk; tied item head with full-softmax cross-entropy; action head MLP (over [h ; E[item]]
 for PC) with MSE on the [0, 1]-normalised action; AdamW (betas 0.9/0.98, eps 1e-8, no weight
@@ -46,7 +46,7 @@ except ImportError:  # the python3 on PATH may be one without torch
     raise
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "ref"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import genrec_torch as gt  # noqa: E402
 
 USER_NAMES = ("user", "user_id", "userid", "uid")

@@ -6,8 +6,10 @@
 #      leakage, safetensors, the device loader)
 #   3. the command-line program end to end (test/cli/test_cli.sh)
 #   4. parity with a float64 PyTorch reference (make parity)
-#   5. training quality on MovieLens-100K (test/quality/ml100k.sh), when ../shared/data exists
-#   6. the SQL suites against a throwaway cluster (pg_regress, then pgTAP's pg_prove last)
+#   5. genrec -> PyTorch -> genrec through the engine program (test/torch/test_roundtrip.py)
+#   6. training quality on MovieLens-100K (test/quality/ml100k.sh), when ../shared/data exists
+#   7. the SQL suites against a throwaway cluster (pg_regress, the shell tests, then pgTAP's
+#      pg_prove last)
 # Exits non-zero if any step failed. Run as root on Debian 12 (it installs packages and
 # the extension).
 set -uo pipefail
@@ -35,6 +37,7 @@ step build make -s -j2
 step unit make -s unit
 step cli test/cli/test_cli.sh build/genrec
 step parity make -s parity
+step torch test/torch/test_roundtrip.py --bin build/genrec
 if [ -d ../shared/data/ml-100k ]; then
 	step quality test/quality/ml100k.sh build/genrec
 else

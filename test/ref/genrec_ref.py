@@ -2,7 +2,7 @@
 """genrec_ref — the float64 PyTorch reference for the engine's parity test.
 
 Given a dump written by build/ref/parity_dump (OUTDIR/<layout>.json plus the parameter blobs),
-it recomputes everything from the raw interactions with its own code (genrec_torch.py,
+it recomputes everything from the raw interactions with its own code (python/genrec_torch,
 written from LAYOUTS.md / PROTOCOL.md):
 
   dataset      stable sort, dense ids, training-split min/max, normalisation
@@ -28,7 +28,8 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "python"))
 import genrec_torch as gt  # noqa: E402
 
 DTYPE = torch.float64

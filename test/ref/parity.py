@@ -2,7 +2,7 @@
 """Engine vs PyTorch reference parity (make NO_PGXS=1 parity).
 
 Runs build/ref/parity_dump into a temporary directory, recomputes everything with the
-float64 reference (genrec_ref.py / genrec_torch.py), and compares per layout:
+float64 reference (genrec_ref.py / python/genrec_torch), and compares per layout:
 
   data     the dataset the engine built from the raw rows (dense ids exact, actions 1e-6)
   win      the training window [start, end) of every user (exact)
@@ -59,7 +59,7 @@ except ImportError:  # make runs "python3", which may be an interpreter without 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import genrec_ref  # noqa: E402
+import genrec_ref  # noqa: E402  (puts python/ on the path)
 import genrec_torch as gt  # noqa: E402
 
 TOL = 1e-4

@@ -1,0 +1,257 @@
+"""Token layouts (LAYOUTS.md §4, §6), one class per layout, in a registry.
+
+A layout turns a user's interactions into a Seq (tokens.py) for training windows,
+evaluation windows and serving (history + candidates), and says what the model computes for
+it: whether tokens carry an action slot and there is an action head (uses_actions), what the
+action head reads (action_input: h, or [h ; E[next item]] for the PC coupler), how many
+positions it learns and how much history serving keeps. Adding a layout is one class here
+with @register; the trunk, heads and losses (model.py) only read the Seq.
+"""
+
+import torch
+
+from .tokens import Seq
+
+LAYOUT = {}
+
+
+def register(cls):
+    """Add a layout class to the registry under its name."""
+    LAYOUT[cls.name] = cls()
+    return cls
+
+
+def layout_of(name):
+    """The registered layout called name (ValueError for an unknown one)."""
+    try:
+        return LAYOUT[name]
+    except KeyError:
+        raise ValueError("unknown layout %r (known: %s)" % (name, ", ".join(LAYOUT))) from None
+
+
+def _act(actions, n):
+    return tuple(float(x) for x in actions[n])
+
+
+class Layout:
+    """What every layout declares; the defaults are those of the action-conditioned layouts."""
+
+    name = None
+    uses_actions = True         # tokens may carry an action slot; the model has an action head
+    candidate_tokens = True     # serving packs candidates as tokens after the history
+    cold_start = True           # candidates can be scored after an empty history
+
+    def window_len(self, max_len):
+        """Interactions spanned by one training window (inputs plus the last target)."""
+        return max_len
+
+    def history_cap(self, max_len):
+        """Interactions of history kept at serving time."""
+        return max_len - 1
+
+    def n_positions(self, max_len):
+        """Learned positions: the longest training window's tokens."""
+        return max_len
+
+    def head_input_dim(self, d_model):
+        """Width of the action head's input."""
+        return d_model
+
+    def action_input(self, model, h_rows, coupler):
+        """What the action head reads for each action row."""
+        return h_rows
+
+    def window(self, items, actions, start, end, last_only=False):
+        """Tokens and targets of interactions [start, end) (training when last_only is False;
+        evaluation of interaction end-1 when True)."""
+        raise NotImplementedError
+
+    def serving(self, items, actions, start, cands):
+        """Serving tokens: history interactions [start, N), then the candidates."""
+        raise NotImplementedError
+
+
+@register
+class ItemLayout(Layout):
+    """L0: token n = E[i_n] + P[n]; h_n -> i_{n+1}; candidates read the retrieval logit."""
+
+    name = "item"
+    uses_actions = False
+    candidate_tokens = False
+    cold_start = False
+
+    def window_len(self, max_len):
+        return max_len + 1
+
+    def history_cap(self, max_len):
+        return max_len
+
+    def window(self, items, actions, start, end, last_only=False):
+        s = Seq(0 if actions is None else actions.shape[1])
+        for n in range(start, end - 1):
+            t = s.add(items[n], n - start)
+            if not last_only or n == end - 2:
+                s.item_rows.append((t, int(items[n + 1])))
+        s.n_hist = len(s)
+        return s
+
+    def serving(self, items, actions, start, cands):
+        s = Seq(0 if actions is None else actions.shape[1])
+        query = None
+        for n in range(start, len(items)):
+            query = s.add(items[n], n - start)
+        if query is not None:
+            s.item_rows.append((query, 0))
+        s.n_hist = len(s)
+        return s
+
+
+@register
+class PcLayout(Layout):
+    """PC: token n = E[i_n] + phi(a_n); h_n -> i_{n+1}; a coupler g([h_n ; E[i_{n+1}]])
+    -> a_{n+1}; candidates are scored by the coupler on the last history token."""
+
+    name = "pc"
+    candidate_tokens = False
+    cold_start = False
+
+    def window_len(self, max_len):
+        return max_len + 1
+
+    def history_cap(self, max_len):
+        return max_len
+
+    def head_input_dim(self, d_model):
+        return 2 * d_model
+
+    def action_input(self, model, h_rows, coupler):
+        e = model.item_emb[coupler] * (coupler > 0).unsqueeze(-1).to(h_rows.dtype)
+        return torch.cat([h_rows, e], dim=-1)
+
+    def window(self, items, actions, start, end, last_only=False):
+        s = Seq(actions.shape[1])
+        for n in range(start, end - 1):
+            t = s.add(items[n], n - start, _act(actions, n))
+            if not last_only or n == end - 2:
+                s.item_rows.append((t, int(items[n + 1])))
+                s.act_rows.append((t, int(items[n + 1]), _act(actions, n + 1)))
+        s.n_hist = len(s)
+        return s
+
+    def serving(self, items, actions, start, cands):
+        s = Seq(actions.shape[1])
+        query = None
+        for n in range(start, len(items)):
+            query = s.add(items[n], n - start, _act(actions, n))
+        if query is not None:
+            s.item_rows.append((query, 0))
+        s.n_hist = len(s)
+        if query is not None:
+            for c in cands:
+                s.act_rows.append((query, int(c), None))
+        return s
+
+
+@register
+class LacLayout(Layout):
+    """LAC: token n = E[i_n] + phi(a_{n-1}) (null for the very first interaction);
+    h_n -> a_n and i_{n+1}; candidates are packed with phi(a_N) at the next position."""
+
+    name = "lac"
+
+    def window(self, items, actions, start, end, last_only=False):
+        s = Seq(actions.shape[1])
+        for n in range(start, end):
+            lag = _act(actions, n - 1) if n > 0 else s.null()
+            t = s.add(items[n], n - start, lag)
+            if not last_only or n == end - 1:
+                s.act_rows.append((t, 0, _act(actions, n)))
+            if n + 1 < end and (not last_only or n == end - 2):
+                s.item_rows.append((t, int(items[n + 1])))
+        s.n_hist = len(s)
+        return s
+
+    def serving(self, items, actions, start, cands):
+        s = Seq(actions.shape[1])
+        N = len(items)
+        query = None
+        for n in range(start, N):
+            query = s.add(items[n], n - start, _act(actions, n - 1) if n > 0 else s.null())
+        if query is not None:
+            s.item_rows.append((query, 0))
+        s.n_hist = len(s)
+        lag = _act(actions, N - 1) if N > 0 else s.null()
+        for c in cands:
+            t = s.add(c, s.n_hist, lag)
+            s.act_rows.append((t, 0, None))
+        return s
+
+
+@register
+class IntLayout(Layout):
+    """INT: item token E[i_n] at 2n -> a_n; action token phi(a_n) at 2n+1 -> i_{n+1}; no
+    action token after the window's last interaction; candidates are item tokens."""
+
+    name = "int"
+
+    def n_positions(self, max_len):
+        return 2 * max_len - 1
+
+    def window(self, items, actions, start, end, last_only=False):
+        s = Seq(actions.shape[1])
+        for n in range(start, end):
+            p = 2 * (n - start)
+            t = s.add(items[n], p)
+            if not last_only or n == end - 1:
+                s.act_rows.append((t, 0, _act(actions, n)))
+            if n + 1 < end:
+                t = s.add(0, p + 1, _act(actions, n))
+                if not last_only or n == end - 2:
+                    s.item_rows.append((t, int(items[n + 1])))
+        s.n_hist = len(s)
+        return s
+
+    def serving(self, items, actions, start, cands):
+        s = Seq(actions.shape[1])
+        query = None
+        for n in range(start, len(items)):
+            p = n - start
+            s.add(items[n], 2 * p)
+            query = s.add(0, 2 * p + 1, _act(actions, n))
+        if query is not None:
+            s.item_rows.append((query, 0))
+        s.n_hist = len(s)
+        for c in cands:
+            t = s.add(c, s.n_hist)
+            s.act_rows.append((t, 0, None))
+        return s
+
+
+LAYOUTS = tuple(LAYOUT)
+
+
+# The parity reference's module-level view of the registry (layout names as keys).
+
+def window_len(layout, max_len):
+    """Interactions spanned by one training window of a layout."""
+    return layout_of(layout).window_len(max_len)
+
+
+def history_cap(layout, max_len):
+    """Interactions of history a layout keeps at serving time."""
+    return layout_of(layout).history_cap(max_len)
+
+
+def n_positions(layout, max_len):
+    """Learned positions of a layout."""
+    return layout_of(layout).n_positions(max_len)
+
+
+def window_seq(layout, items, actions, start, end, last_only=False):
+    """Tokens and targets of interactions [start, end) of one history."""
+    return layout_of(layout).window(items, actions, start, end, last_only)
+
+
+def serving_seq(layout, items, actions, start, cands):
+    """Serving tokens of a history [start, N) and candidates (LAYOUTS.md §6)."""
+    return layout_of(layout).serving(items, actions, start, cands)

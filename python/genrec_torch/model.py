@@ -1,0 +1,260 @@
+"""The genrec model in plain PyTorch, written from the spec (LAYOUTS.md §2, §4, §6), not from
+the C engine.
+
+x = s*E[item] + P[pos] + sum_k (A_k[bucket(a_k)] + a_k*W_k) for tokens with an action slot,
+a trunk of blocks, LN_f, the tied item head <h, E[v]> and the action head MLP over what the
+layout feeds it (h, or [h ; E[item]] for the PC coupler), and the losses.
+
+Parameter names equal the engine's tensor names (item_emb, pos_emb, action_emb,
+action_linear, blocks.L.ln1.weight, blocks.L.attn.qkv.weight, ..., ln_f.bias,
+action_head.fc.weight, ...), so state dicts and safetensors files map one to one.
+
+Trunks are a registry like layouts: a block class registered with @register_trunk(name)
+takes (d_model, n_head, dropout) and maps (x, ctx) -> x, where ctx carries the attention
+mask and the batch (for blocks that read more, e.g. times or action values).
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layouts import LAYOUT, layout_of
+from .tokens import attention_mask, buckets
+
+TRUNKS = {}
+
+
+def register_trunk(name):
+    """Add a block class to the trunk registry under name."""
+    def add(cls):
+        TRUNKS[name] = cls
+        return cls
+    return add
+
+
+class TrunkContext:
+    """What every block of one forward pass may read."""
+
+    def __init__(self, allow, batch):
+        self.allow = allow      # [B, T, T] boolean: query may attend to key
+        self.batch = batch
+
+
+class Attention(nn.Module):
+    """Multi-head softmax attention with an explicit boolean mask."""
+
+    def __init__(self, d, n_head):
+        super().__init__()
+        self.n_head = n_head
+        self.qkv = nn.Linear(d, 3 * d)      # rows: q | k | v, heads contiguous inside each
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x, allow):
+        B, T, d = x.shape
+        H = self.n_head
+        dh = d // H
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        q = q.view(B, T, H, dh).transpose(1, 2)
+        k = k.view(B, T, H, dh).transpose(1, 2)
+        v = v.view(B, T, H, dh).transpose(1, 2)
+        s = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(dh))
+        s = s.masked_fill(~allow.unsqueeze(1), float("-inf"))
+        p = torch.softmax(s, dim=-1)
+        y = torch.matmul(p, v).transpose(1, 2).reshape(B, T, d)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, 4 * d)
+        self.proj = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+
+@register_trunk("gpt2")
+class Block(nn.Module):
+    """GPT-2 pre-LN block: x + drop(attn(LN1 x)); then + drop(mlp(LN2 x))."""
+
+    def __init__(self, d, n_head, dropout):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d, eps=1e-5)
+        self.attn = Attention(d, n_head)
+        self.ln2 = nn.LayerNorm(d, eps=1e-5)
+        self.mlp = MLP(d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, ctx):
+        x = x + self.drop(self.attn(self.ln1(x), ctx.allow))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class ActionHead(nn.Module):
+    def __init__(self, d_in, hidden, K):
+        super().__init__()
+        self.fc = nn.Linear(d_in, hidden)
+        self.out = nn.Linear(hidden, K)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.fc(x), approximate="tanh"))
+
+
+class GenRec(nn.Module):
+    """The model of one layout and trunk. Loaded from a file (files.load) it also holds the
+    item id map (item_ids: external id of dense ids 1..V), the action columns' raw ranges
+    and the file's metadata, which serving and saving use."""
+
+    def __init__(self, layout, n_items, d_model=64, n_layer=2, n_head=2, max_len=50,
+                 n_actions=0, n_buckets=8, emb_scale=1.0, head_hidden=64, dropout=0.0,
+                 action_binary=None, trunk="gpt2", action_min=None, action_max=None,
+                 item_ids=None):
+        super().__init__()
+        if trunk not in TRUNKS:
+            raise ValueError("unknown trunk %r (known: %s)" % (trunk, ", ".join(TRUNKS)))
+        if d_model % n_head != 0:
+            raise ValueError("n_head %d does not divide d_model %d" % (n_head, d_model))
+        self.layout = layout
+        self.spec = layout_of(layout)
+        self.trunk = trunk
+        self.n_items, self.d, self.K = n_items, d_model, n_actions
+        self.n_head, self.head_hidden = n_head, head_hidden
+        self.n_buckets, self.emb_scale = n_buckets, emb_scale
+        self.max_len = max_len
+        self.uses_actions = self.spec.uses_actions
+        self.binary = [int(b) for b in (action_binary or [0] * n_actions)]
+        self.action_min = list(action_min) if action_min is not None else [0.0] * n_actions
+        self.action_max = list(action_max) if action_max is not None else [1.0] * n_actions
+        self.item_ids = item_ids            # numpy int64 [V] or None (ids 1..V)
+        self.config_json = None             # the file's configuration text, when loaded
+        self.extra = None                   # the file's "genrec.extra" summary, when any
+        self.extra_json = None              # ... and its text
+        self.metadata = {}                  # other metadata of the file, kept on save
+        P = self.spec.n_positions(max_len)
+        self.item_emb = nn.Parameter(torch.zeros(n_items + 1, d_model))
+        self.pos_emb = nn.Parameter(torch.zeros(P, d_model))
+        if self.uses_actions:
+            self.action_emb = nn.Parameter(torch.zeros(n_actions, n_buckets + 1, d_model))
+            self.action_linear = nn.Parameter(torch.zeros(n_actions, d_model))
+        self.drop = nn.Dropout(dropout)
+        block = TRUNKS[trunk]
+        self.blocks = nn.ModuleList([block(d_model, n_head, dropout) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
+        if self.uses_actions:
+            self.action_head = ActionHead(self.spec.head_input_dim(d_model), head_hidden,
+                                          n_actions)
+
+    def set_dropout(self, p):
+        """Set every dropout rate of the model (fine-tuning; 0 for scoring)."""
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = float(p)
+
+    def init_gpt2(self, generator=None):
+        """GPT-2 style init: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), positions
+        N(0, 0.01), LayerNorm 1/0, biases 0, padding row 0."""
+        L = len(self.blocks)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if ".ln" in name or name.startswith("ln_f"):
+                    p.fill_(1.0 if name.endswith("weight") else 0.0)
+                elif name.endswith(".bias"):
+                    p.zero_()
+                elif name == "pos_emb":
+                    p.normal_(0.0, 0.01, generator=generator)
+                elif name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
+                    p.normal_(0.0, 0.02 / math.sqrt(2 * L), generator=generator)
+                else:
+                    p.normal_(0.0, 0.02, generator=generator)
+            self.item_emb[0].zero_()
+
+    def embed(self, batch):
+        item = batch["item"]
+        x = self.emb_scale * self.item_emb[item] * (item > 0).unsqueeze(-1).to(self.item_emb.dtype)
+        x = x + self.pos_emb[batch["pos"]]
+        if self.uses_actions:
+            slot = batch["slot"].unsqueeze(-1).to(x.dtype)
+            aval = batch["aval"]
+            bk = buckets(aval, self.n_buckets)
+            lin = torch.nan_to_num(aval, nan=0.0)
+            for k in range(self.K):
+                phi = self.action_emb[k][bk[..., k]] + lin[..., k:k + 1] * self.action_linear[k]
+                x = x + slot * phi
+        return self.drop(x)
+
+    def forward(self, batch, allow=None):
+        """Final hidden states h [B, T, d] (after LN_f)."""
+        if allow is None:
+            allow = attention_mask(batch["n_hist"], batch["valid"])
+        ctx = TrunkContext(allow, batch)
+        x = self.embed(batch)
+        for blk in self.blocks:
+            x = blk(x, ctx)
+        return self.ln_f(x)
+
+    # heads
+
+    def item_logits(self, h_rows):
+        """<h, E[v]> for v = 1..V."""
+        return h_rows @ self.item_emb[1:].t()
+
+    def action_pred(self, h_rows, coupler=None):
+        """Action head outputs (normalised scale; logits for binary columns) of action rows."""
+        return self.action_head(self.spec.action_input(self, h_rows, coupler))
+
+    def losses(self, batch, h, w_item=1.0, w_action=1.0):
+        """Loss parts: mean CE over item rows with a target, per-column mean action loss over
+        present targets, and the weighted total."""
+        hf = h.reshape(-1, h.shape[-1])
+        out = {"item": h.new_zeros(()), "action": [], "total": None}
+        tgt = batch["irow_tgt"]
+        keep = tgt > 0
+        if int(keep.sum()) > 0:
+            logits = self.item_logits(hf[batch["irow_tok"][keep]])
+            out["item"] = F.cross_entropy(logits, tgt[keep] - 1)
+        total = w_item * out["item"]
+        if self.uses_actions and batch["arow_tok"].numel() > 0:
+            pred = self.action_pred(hf[batch["arow_tok"]], batch["arow_cpl"])
+            y = batch["arow_tgt"]
+            for k in range(self.K):
+                m = ~torch.isnan(y[:, k])
+                if int(m.sum()) == 0:
+                    lk = h.new_zeros(())
+                elif self.binary[k]:
+                    lk = F.binary_cross_entropy_with_logits(pred[m, k], y[m, k])
+                else:
+                    lk = ((pred[m, k] - y[m, k]) ** 2).mean()
+                out["action"].append(lk)
+                total = total + w_action * lk
+        out["total"] = total
+        return out
+
+    def loss(self, batch, w_item=1.0, w_action=1.0):
+        """The weighted training loss of a collated batch (fine-tuning loops)."""
+        return self.losses(batch, self(batch), w_item, w_action)["total"]
+
+    # serving with external ids and raw action values (serve.py)
+
+    def score(self, items, candidates, actions=None):
+        """Score candidates after a history (oldest first): see serve.score."""
+        from .serve import score
+        return score(self, items, candidates, actions)
+
+    def recommend(self, items, k=10, actions=None, exclude_seen=True):
+        """Top k items after a history: see serve.recommend."""
+        from .serve import recommend
+        return recommend(self, items, k, actions, exclude_seen)
+
+
+USES_ACTIONS = {name: spec.uses_actions for name, spec in LAYOUT.items()}
+COUPLER = {name: spec.head_input_dim(1) == 2 for name, spec in LAYOUT.items()}
+CANDIDATE_TOKENS = {name: spec.candidate_tokens for name, spec in LAYOUT.items()}
+
+
+def make_adamw(model, lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.0):
+    """AdamW with the engine's defaults."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, eps=eps,
+                             weight_decay=weight_decay)
