@@ -5,6 +5,8 @@
 #   make unit         build and run the engine's unit tests
 #   make cli          build build/genrec, the engine's command-line program
 #   make installcheck run the pg_regress suite against an installed extension
+#   make sanitize     the unit tests and the CLI tests built with ASan + UBSan (build/sanitize)
+#   make fuzz         the libFuzzer targets of test/fuzz (clang)
 #
 # Variables:
 #   GR_BLAS=openblas|none   GEMM through OpenBLAS (default, opened at run time) or plain C
@@ -38,7 +40,10 @@ GR_BLAS     ?= openblas
 GR_ARCH     ?= -march=native
 GR_CC       ?= gcc
 GR_WARN     := -Wall -Wextra -Wno-unused-parameter -Wmissing-prototypes -Wvla-larger-than=131072
-GR_CFLAGS   := -std=c11 -D_GNU_SOURCE -O3 $(GR_ARCH) -fopenmp -fPIC -g $(GR_WARN) \
+GR_OPT      ?= -O3
+# GR_SANITIZE: extra compile-and-link flags (the sanitize target sets ASan + UBSan)
+GR_SANITIZE ?=
+GR_CFLAGS   := -std=c11 -D_GNU_SOURCE $(GR_OPT) $(GR_ARCH) -fopenmp -fPIC -g $(GR_WARN) $(GR_SANITIZE) \
                -fno-math-errno $(shell pkg-config --cflags libcjson) \
                -DGR_MULTIARCH='"$(shell $(GR_CC) -print-multiarch)"'
 GR_LIBS     := $(shell pkg-config --libs libcjson) -lgomp -lm -ldl -lpthread
@@ -112,7 +117,21 @@ cli: $(CLI_BIN)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-.PHONY: unit cli
+unit-bins: $(UNIT_BINS)
+
+.PHONY: unit unit-bins cli
+
+# --- AddressSanitizer + UndefinedBehaviorSanitizer: the engine's unit tests and the CLI built
+# again under build/sanitize (-O1, no CUDA) and run by test/sanitize/run.sh, which makes every
+# report fatal (no suppressions).
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+sanitize:
+	$(MAKE) -s NO_PGXS=1 GR_CUDA=no BUILD=$(BUILD)/sanitize GR_OPT=-O1 \
+		GR_SANITIZE="$(SAN_FLAGS)" unit-bins cli
+	test/sanitize/run.sh $(BUILD)/sanitize
+
+.PHONY: sanitize
 
 # --- reference parity (PyTorch): C drivers in test/ref/*.c, compared by test/ref/parity.py ---
 REF_SRCS    := $(wildcard test/ref/*.c)

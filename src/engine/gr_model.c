@@ -325,10 +325,12 @@ gr_model_create_view(const gr_env *env, const gr_model_config *cfg, const int64_
 	m->item_ids = (int64_t *) item_ids;
 	if (expected_params != 0 && expected_params != m->n_params)
 	{
+		size_t		needed = m->n_params;
+
 		gr_model_free(m);
 		return gr_fail(err, GR_ERR_CORRUPT_MODEL,
 					   "parameter buffer holds %zu floats, the configuration needs %zu",
-					   expected_params, m->n_params);
+					   expected_params, needed);
 	}
 	if (m->ops->device == GR_DEVICE_CPU)
 		m->params = (float *) params;
