@@ -3,12 +3,13 @@
  *
  * Every key is required and no other key is accepted. Integers must be integral numbers in
  * the range of int; doubles are printed with the fewest digits that read back to the same
- * value, so a configuration survives a round trip bit for bit. cJSON's own allocations are
- * transient; the returned text is allocated through the caller's env.
+ * value, so a configuration survives a round trip bit for bit. The text is bounded before it
+ * is parsed (config_limits); cJSON allocates through the caller's env (gr_json.h) and its
+ * trees are transient; the returned text is allocated through the env too.
  */
 #include "gr_io.h"
+#include "gr_json.h"
 
-#include <cJSON.h>
 #include <limits.h>
 #include <locale.h>
 #include <stdio.h>
@@ -50,6 +51,10 @@ static const char *const config_key_names[N_CONFIG_KEYS] = {
 };
 
 #define NUMBER_TEXT_LEN 40
+
+/* A configuration is one flat object of 13 keys with three arrays of GR_MAX_ACTIONS numbers:
+ * well under a kilobyte and fifty values. */
+static const gr_json_limits config_limits = {65536, 1024, 2};
 
 /* Replace the locale's decimal point with the '.' that JSON requires. */
 static void
@@ -154,13 +159,17 @@ config_to_tree(const gr_model_config *cfg, const char *layout_name)
 gr_status
 gr_config_to_json(const gr_env *env, const gr_model_config *cfg, char **json, gr_error *err)
 {
+	gr_json_scope scope;
+
 	*json = NULL;
 	GR_TRY(gr_model_config_validate(cfg, err));
+	gr_json_scope_begin(&scope, env);
 
 	cJSON	   *root = config_to_tree(cfg, gr_layout_by_id(cfg->layout)->name);
 	char	   *printed = root ? cJSON_PrintUnformatted(root) : NULL;
 
 	cJSON_Delete(root);
+	gr_json_scope_end(&scope);
 	if (printed == NULL)
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory encoding a configuration");
 
@@ -323,29 +332,17 @@ config_from_tree(const cJSON *root, gr_model_config *cfg, gr_error *err)
 
 /* Decode and validate a configuration from len bytes of JSON text. */
 gr_status
-gr_config_from_json(const char *json, size_t len, gr_model_config *cfg, gr_error *err)
+gr_config_from_json(const gr_env *env, const char *json, size_t len, gr_model_config *cfg,
+					gr_error *err)
 {
-	const char *end = NULL;
 	cJSON	   *root;
 	gr_model_config decoded;
 	gr_status	status;
 
-	if (json == NULL || len == 0)
-		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "empty configuration JSON");
-	root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-	if (root == NULL)
-		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "invalid configuration JSON near byte %zu",
-					   end && end >= json && end <= json + len ? (size_t) (end - json) : len);
-	for (const char *c = end; c < json + len; c++)
-		if (*c != ' ' && *c != '\t' && *c != '\n' && *c != '\r')
-		{
-			cJSON_Delete(root);
-			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
-						   "trailing characters after the configuration JSON at byte %zu",
-						   (size_t) (c - json));
-		}
+	GR_TRY(gr_json_parse(env, json, len, &config_limits, "configuration JSON",
+						 GR_ERR_INVALID_ARGUMENT, &root, err));
 	status = config_from_tree(root, &decoded, err);
-	cJSON_Delete(root);
+	gr_json_delete(root);
 	if (status == GR_OK)
 		*cfg = decoded;
 	return status;

@@ -5,12 +5,15 @@
  * spaces to a multiple of 8, then the data section. The writer stores the parameter tensors in
  * table order followed by "item_ids", back to back, so the data section is exactly covered.
  * The reader trusts nothing: every length, offset, shape and value is checked before use and
- * all arithmetic on sizes is overflow-checked. cJSON trees are transient and freed before
- * returning; everything that outlives a call is allocated through the gr_env.
+ * all arithmetic on sizes is overflow-checked. Every JSON text (header, configuration, extra
+ * metadata) is bounded before it is parsed (GR_IO_MAX_HEADER_BYTES and the value and depth
+ * limits below), and cJSON allocates through the gr_env of the call (gr_json.h). cJSON trees
+ * are transient and freed before returning; everything that outlives a call is allocated
+ * through the gr_env.
  */
 #include "gr_io.h"
+#include "gr_json.h"
 
-#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,11 +22,20 @@
 #include <unistd.h>
 
 #define HEADER_LEN_BYTES 8
-#define MAX_HEADER_BYTES ((uint64_t) 100000000)
+#define MAX_HEADER_BYTES ((uint64_t) GR_IO_MAX_HEADER_BYTES)
 #define MAX_SHAPE_DIMS 8
 #define MAX_EXACT_DOUBLE_INT 9007199254740992.0	/* 2^53 */
 #define ITEM_IDS_NAME "item_ids"
 #define FORMAT_VERSION_TEXT "1"
+#define METADATA_NAMESPACE "genrec."
+
+/* The header: one object of at most 12 + 12 * GR_MAX_LAYERS + 2 entries of at most 14 values
+ * each (a few thousand values), three levels deep; the extra metadata travels in it as one
+ * string. */
+static const gr_json_limits header_limits = {GR_IO_MAX_HEADER_BYTES, GR_IO_MAX_HEADER_VALUES, 4};
+
+/* The extra metadata: caller JSON such as a training summary with its per-epoch history. */
+static const gr_json_limits extra_limits = {GR_IO_MAX_HEADER_BYTES, GR_IO_MAX_EXTRA_VALUES, 64};
 
 typedef enum st_dtype
 {
@@ -204,21 +216,30 @@ build_header(const gr_model *model, const char *config_json, const char *extra_j
 	cJSON_Delete(root);
 	if (*header == NULL)
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory building a model header");
+	if (strlen(*header) > GR_IO_MAX_HEADER_BYTES)
+	{
+		size_t		bytes = strlen(*header);
+
+		cJSON_free(*header);
+		*header = NULL;
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "model header of %zu bytes exceeds the %d-byte limit (too much extra "
+					   "metadata)", bytes, GR_IO_MAX_HEADER_BYTES);
+	}
 	return GR_OK;
 }
 
-/* Check that extra_json (when given) is a single valid JSON value. */
+/* Check that extra_json (when given) is one JSON value within the limits a load applies. */
 static gr_status
-check_extra_json(const char *extra_json, gr_error *err)
+check_extra_json(const gr_env *env, const char *extra_json, gr_error *err)
 {
+	cJSON	   *parsed;
+
 	if (extra_json == NULL)
 		return GR_OK;
-
-	cJSON	   *parsed = cJSON_ParseWithOpts(extra_json, NULL, true);
-
-	if (parsed == NULL)
-		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "extra metadata is not valid JSON");
-	cJSON_Delete(parsed);
+	GR_TRY(gr_json_parse(env, extra_json, strlen(extra_json), &extra_limits, "extra metadata",
+						 GR_ERR_INVALID_ARGUMENT, &parsed, err));
+	gr_json_delete(parsed);
 	return GR_OK;
 }
 
@@ -309,11 +330,12 @@ gr_model_save(const gr_model *model, const char *extra_json, uint8_t **bytes, si
 	size_t		data_len,
 				header_padded,
 				total;
+	gr_json_scope scope;
 	gr_status	status;
 
 	*bytes = NULL;
 	*len = 0;
-	status = check_extra_json(extra_json, err);
+	status = check_extra_json(env, extra_json, err);
 	if (status == GR_OK && !data_section_size(model, &data_len))
 		status = gr_fail(err, GR_ERR_INTERNAL, "model too large to serialise");
 	if (status == GR_OK)
@@ -321,7 +343,11 @@ gr_model_save(const gr_model *model, const char *extra_json, uint8_t **bytes, si
 	if (status == GR_OK)
 		status = download_finite_params(model, &host, err);
 	if (status == GR_OK)
+	{
+		gr_json_scope_begin(&scope, env);
 		status = build_header(model, config_json, extra_json, &header, err);
+		gr_json_scope_end(&scope);
+	}
 	if (status == GR_OK)
 	{
 		header_padded = strlen(header);
@@ -466,7 +492,6 @@ parse_header(load_state *st, const uint8_t *bytes, size_t len, gr_error *err)
 {
 	uint64_t	header_len;
 	const char *text;
-	const char *end = NULL;
 
 	if (bytes == NULL || len < HEADER_LEN_BYTES)
 		return gr_fail(err, GR_ERR_CORRUPT_MODEL,
@@ -484,16 +509,8 @@ parse_header(load_state *st, const uint8_t *bytes, size_t len, gr_error *err)
 	if (header_len == 0)
 		return gr_fail(err, GR_ERR_CORRUPT_MODEL, "model header is empty");
 	text = (const char *) bytes + HEADER_LEN_BYTES;
-	st->header = cJSON_ParseWithLengthOpts(text, (size_t) header_len, &end, false);
-	if (st->header == NULL)
-		return gr_fail(err, GR_ERR_CORRUPT_MODEL, "model header is not valid JSON (near byte %zu)",
-					   end && end >= text && end <= text + header_len ?
-					   (size_t) (end - text) : (size_t) 0);
-	for (const char *c = end; c < text + header_len; c++)
-		if (*c != ' ' && *c != '\t' && *c != '\n' && *c != '\r')
-			return gr_fail(err, GR_ERR_CORRUPT_MODEL,
-						   "model header has trailing characters at byte %zu",
-						   (size_t) (c - text));
+	GR_TRY(gr_json_parse(st->env, text, (size_t) header_len, &header_limits, "model header",
+						 GR_ERR_CORRUPT_MODEL, &st->header, err));
 	if (!cJSON_IsObject(st->header))
 		return gr_fail(err, GR_ERR_CORRUPT_MODEL, "model header is not a JSON object");
 	st->data = bytes + HEADER_LEN_BYTES + header_len;
@@ -525,6 +542,14 @@ find_metadata(load_state *st, gr_error *err)
 		if (!cJSON_IsString(member))
 			return gr_fail(err, GR_ERR_CORRUPT_MODEL,
 						   "model metadata \"%.64s\" is not a string", member->string);
+		/* keys of other tools (e.g. "format") are theirs; genrec's own are all known */
+		if (strncmp(member->string, METADATA_NAMESPACE, strlen(METADATA_NAMESPACE)) == 0 &&
+			strcmp(member->string, "genrec.format") != 0 &&
+			strcmp(member->string, "genrec.layout") != 0 &&
+			strcmp(member->string, "genrec.config") != 0 &&
+			strcmp(member->string, "genrec.extra") != 0)
+			return gr_fail(err, GR_ERR_CORRUPT_MODEL, "unknown model metadata \"%.64s\"",
+						   member->string);
 	}
 	return GR_OK;
 }
@@ -570,7 +595,7 @@ read_metadata(load_state *st, char **extra_json, gr_error *err)
 		return gr_fail(err, GR_ERR_CORRUPT_MODEL,
 					   "unsupported model format version \"%.16s\" (expected %d)", format,
 					   GR_FORMAT_VERSION);
-	status = gr_config_from_json(config_json, strlen(config_json), &st->cfg, err);
+	status = gr_config_from_json(st->env, config_json, strlen(config_json), &st->cfg, err);
 	if (status == GR_ERR_OUT_OF_MEMORY)
 		return status;
 	if (status != GR_OK)
@@ -586,12 +611,12 @@ read_metadata(load_state *st, char **extra_json, gr_error *err)
 					   layout_name, gr_layout_by_id(st->cfg.layout)->name);
 	if (extra != NULL)
 	{
-		cJSON	   *parsed = cJSON_ParseWithOpts(extra, NULL, true);
+		cJSON	   *parsed;
 
-		if (parsed == NULL)
-			return gr_fail(err, GR_ERR_CORRUPT_MODEL,
-						   "model metadata \"genrec.extra\" is not valid JSON");
-		cJSON_Delete(parsed);
+		GR_TRY(gr_json_parse(st->env, extra, strlen(extra), &extra_limits,
+							 "model metadata \"genrec.extra\"", GR_ERR_CORRUPT_MODEL, &parsed,
+							 err));
+		gr_json_delete(parsed);
 		if (extra_json != NULL)
 		{
 			size_t		extra_len = strlen(extra);
@@ -943,7 +968,7 @@ gr_model_load(const gr_env *env, const uint8_t *bytes, size_t len, gr_model **ou
 	gr_free(env, st.host);
 	gr_free(env, st.item_ids);
 	gr_free(env, st.entries);
-	cJSON_Delete(st.header);
+	gr_json_delete(st.header);
 	return status;
 }
 

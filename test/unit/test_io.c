@@ -22,7 +22,7 @@ static const int all_layouts[] = {GR_LAYOUT_ITEM, GR_LAYOUT_INT, GR_LAYOUT_LAC, 
 
 #define N_LAYOUTS ((int) (sizeof(all_layouts) / sizeof(all_layouts[0])))
 
-/* An allocator that counts live blocks and can fail the n-th allocation. */
+/* An allocator that counts calls and live blocks and can fail the n-th allocation. */
 typedef struct counting_allocator
 {
 	long		live;
@@ -36,7 +36,9 @@ counting_alloc(void *user, size_t bytes)
 {
 	counting_allocator *c = user;
 
-	if (c->fail_at >= 0 && c->calls++ == c->fail_at)
+	long		call = c->calls++;
+
+	if (c->fail_at >= 0 && call == c->fail_at)
 		return NULL;
 	void	   *p = malloc(bytes);
 
@@ -814,7 +816,7 @@ test_config_json(const gr_env *env)
 	if (json != NULL)
 	{
 		memset(&back, 0x55, sizeof(back));
-		CHECK_OK(gr_config_from_json(json, strlen(json), &back, &err), &err);
+		CHECK_OK(gr_config_from_json(env, json, strlen(json), &back, &err), &err);
 		CHECK(same_config(&cfg, &back));
 		CHECK(signbit(back.action_min[2]));
 		/* no terminator needed: parse a prefix of a longer buffer */
@@ -822,8 +824,8 @@ test_config_json(const gr_env *env)
 
 		memcpy(longer, json, strlen(json));
 		memcpy(longer + strlen(json), "garbage", 7);
-		CHECK_OK(gr_config_from_json(longer, strlen(json), &back, &err), &err);
-		CHECK(gr_config_from_json(longer, strlen(json) + 7, &back, &err) ==
+		CHECK_OK(gr_config_from_json(env, longer, strlen(json), &back, &err), &err);
+		CHECK(gr_config_from_json(env, longer, strlen(json) + 7, &back, &err) ==
 			  GR_ERR_INVALID_ARGUMENT);
 		free(longer);
 		gr_free(env, json);
@@ -833,7 +835,7 @@ test_config_json(const gr_env *env)
 	{
 		gr_model_config_default(&cfg, all_layouts[i], 100, 1);
 		CHECK_OK(gr_config_to_json(env, &cfg, &json, &err), &err);
-		CHECK_OK(gr_config_from_json(json, strlen(json), &back, &err), &err);
+		CHECK_OK(gr_config_from_json(env, json, strlen(json), &back, &err), &err);
 		CHECK(same_config(&cfg, &back));
 		gr_free(env, json);
 	}
@@ -873,7 +875,7 @@ test_config_json(const gr_env *env)
 
 	for (int i = 0; i < (int) (sizeof(bad) / sizeof(bad[0])); i++)
 	{
-		gr_status	status = gr_config_from_json(bad[i], strlen(bad[i]), &back, &err);
+		gr_status	status = gr_config_from_json(env, bad[i], strlen(bad[i]), &back, &err);
 
 		CHECK_MSG(status == GR_ERR_INVALID_ARGUMENT, "bad config %d accepted (%s)", i,
 				  gr_status_name(status));
@@ -885,7 +887,7 @@ test_config_json(const gr_env *env)
 		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
 		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4e0}  \n";
 
-	CHECK_OK(gr_config_from_json(good, strlen(good), &back, &err), &err);
+	CHECK_OK(gr_config_from_json(env, good, strlen(good), &back, &err), &err);
 	CHECK(back.n_items == 5 && back.head_hidden == 4);
 }
 
@@ -944,6 +946,228 @@ test_allocation_failures(void)
 	CHECK(counter.live == 0);
 }
 
+/* A header of `values` zeros in an array, padded to exactly hlen bytes when hlen is given. */
+static char *
+zeros_array(size_t values, size_t hlen)
+{
+	size_t		len = GR_MAX(2 * values + 1, hlen);
+	char	   *text = malloc(len + 1);
+
+	memset(text, ' ', len);
+	text[0] = '[';
+	for (size_t i = 0; i < values; i++)
+	{
+		text[1 + 2 * i] = '0';
+		text[2 + 2 * i] = i + 1 < values ? ',' : ']';
+	}
+	text[len] = '\0';
+	return text;
+}
+
+/* Load a file made of header text and an empty data section with a fresh counting allocator;
+ * returns the status and the allocations the load asked env for. */
+static gr_status
+load_header_only(const char *header, long *allocations, gr_error *err)
+{
+	counting_allocator counter;
+	gr_env		env;
+	size_t		len;
+	uint8_t    *bytes = assemble(header, NULL, 0, &len);
+	gr_status	status;
+
+	counting_env(&env, &counter);
+	status = load_copy(&env, bytes, len, err);
+	*allocations = counter.calls;
+	CHECK(counter.live == 0);
+	free(bytes);
+	return status;
+}
+
+/* The header is bounded before it is parsed: bytes, values and depth; nothing is allocated. */
+static void
+test_header_limits(void)
+{
+	gr_error	err = {0};
+	long		allocations;
+	char	   *text;
+
+	/* a 100 MB header is refused by its length prefix alone */
+	{
+		uint8_t		prefix[16] = {0};
+		uint64_t	n = 100u << 20;
+		counting_allocator counter;
+		gr_env		env;
+
+		for (int i = 0; i < 8; i++)
+			prefix[i] = (uint8_t) (n >> (8 * i));
+		counting_env(&env, &counter);
+		CHECK(load_copy(&env, prefix, sizeof(prefix), &err) == GR_ERR_CORRUPT_MODEL);
+		CHECK(strstr(err.message, "16777216-byte limit") != NULL);
+		CHECK(counter.calls == 0);
+	}
+
+	/* just over 16 MiB of valid JSON: refused before cJSON sees it */
+	text = zeros_array(1000, (16u << 20) + 8);
+	CHECK(load_header_only(text, &allocations, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK_MSG(strstr(err.message, "limit") != NULL, "%s", err.message);
+	CHECK(allocations == 0);
+	free(text);
+
+	/* a small header with more values than any model has */
+	text = zeros_array(GR_IO_MAX_HEADER_VALUES + 1, 0);
+	CHECK(load_header_only(text, &allocations, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK_MSG(strstr(err.message, "too many values") != NULL, "%s", err.message);
+	CHECK(allocations == 0);
+	free(text);
+
+	/* nesting deeper than a header's three levels */
+	CHECK(load_header_only("{\"a\":[[[[[[1]]]]]]}", &allocations, &err) ==
+		  GR_ERR_CORRUPT_MODEL);
+	CHECK_MSG(strstr(err.message, "too deep") != NULL, "%s", err.message);
+	CHECK(allocations == 0);
+
+	/* within the limits, the parse allocates through env (and frees it all) */
+	CHECK(load_header_only("[0,0,0,0]", &allocations, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK_MSG(strstr(err.message, "not a JSON object") != NULL, "%s", err.message);
+	CHECK(allocations >= 5);
+}
+
+/* Replace (or with value NULL delete) one metadata string of a parsed header. */
+static void
+set_metadata(cJSON *root, const char *key, const char *value)
+{
+	cJSON	   *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+
+	cJSON_DeleteItemFromObjectCaseSensitive(meta, key);
+	if (value != NULL)
+		cJSON_AddStringToObject(meta, key, value);
+}
+
+/* Reassemble a file whose header text is given, with the data section of a valid file. */
+static gr_status
+load_with_header_text(const gr_env *env, const uint8_t *bytes, size_t len, const char *header,
+					  gr_error *err)
+{
+	size_t		hlen = header_length(bytes),
+				out_len;
+	uint8_t    *out = assemble(header, bytes + 8 + hlen, len - 8 - hlen, &out_len);
+	gr_status	status = load_copy(env, out, out_len, err);
+
+	free(out);
+	return status;
+}
+
+/* Load a valid file with one metadata key changed. */
+static gr_status
+load_with_metadata(const gr_env *env, const uint8_t *bytes, size_t len, const char *key,
+				   const char *value, gr_error *err)
+{
+	cJSON	   *root = parse_file_header(bytes);
+	char	   *text;
+	gr_status	status;
+
+	set_metadata(root, key, value);
+	text = cJSON_PrintUnformatted(root);
+	status = load_with_header_text(env, bytes, len, text, err);
+	cJSON_free(text);
+	cJSON_Delete(root);
+	return status;
+}
+
+/* Metadata: genrec's keys are all known, others ignored; the extra is bounded JSON whose
+ * parse allocates through env; the writer refuses what the reader would. */
+static void
+test_metadata_rules(const gr_env *env)
+{
+	gr_model   *model = make_model(env, GR_LAYOUT_LAC, 21);
+	uint8_t    *bytes = NULL;
+	size_t		len = 0;
+	gr_error	err = {0};
+
+	if (model == NULL)
+		return;
+	bytes = save_bytes(model, "{\"k\":1}", &len);
+	if (bytes == NULL)
+	{
+		gr_model_free(model);
+		return;
+	}
+
+	/* another tool's metadata is ignored; an unknown genrec key is not */
+	CHECK_OK(load_with_metadata(env, bytes, len, "format", "pt", &err), &err);
+	CHECK(load_with_metadata(env, bytes, len, "genrec.future", "1", &err) ==
+		  GR_ERR_CORRUPT_MODEL);
+	CHECK(strstr(err.message, "unknown model metadata \"genrec.future\"") != NULL);
+
+	/* a NUL escape would silently cut a string short: refused, at either level */
+	{
+		cJSON	   *root = parse_file_header(bytes);
+		char	   *text,
+				   *at;
+
+		set_metadata(root, "genrec.extra", "{}XXXXXXgarbage");
+		text = cJSON_PrintUnformatted(root);
+		at = strstr(text, "XXXXXX");
+		memcpy(at, "\\u0000", 6);
+		CHECK(load_with_header_text(env, bytes, len, text, &err) == GR_ERR_CORRUPT_MODEL);
+		CHECK_MSG(strstr(err.message, "\\u0000") != NULL, "%s", err.message);
+		cJSON_free(text);
+		cJSON_Delete(root);
+	}
+	CHECK(load_with_metadata(env, bytes, len, "genrec.extra", "{\"a\":\"x\\u0000y\"}", &err) ==
+		  GR_ERR_CORRUPT_MODEL);
+	CHECK_MSG(strstr(err.message, "genrec.extra") != NULL, "%s", err.message);
+
+	/* the extra's values are bounded, and its parse allocates through env */
+	{
+		char	   *many = zeros_array(GR_IO_MAX_EXTRA_VALUES + 1, 0);
+		counting_allocator counter;
+		gr_env		cenv;
+		uint8_t    *out = NULL;
+		size_t		out_len;
+
+		CHECK(load_with_metadata(env, bytes, len, "genrec.extra", many, &err) ==
+			  GR_ERR_CORRUPT_MODEL);
+		CHECK_MSG(strstr(err.message, "too many values") != NULL, "%s", err.message);
+		/* and the writer refuses it first */
+		CHECK(gr_model_save(model, many, &out, &out_len, &err) == GR_ERR_INVALID_ARGUMENT);
+		CHECK(out == NULL && strstr(err.message, "too many values") != NULL);
+		free(many);
+
+		many = zeros_array(2000, 0);
+		counting_env(&cenv, &counter);
+		CHECK_OK(load_with_metadata(&cenv, bytes, len, "genrec.extra", many, &err), &err);
+		CHECK_MSG(counter.calls > 2000, "%ld allocations through env", counter.calls);
+		CHECK(counter.live == 0);
+		free(many);
+	}
+
+	/* the writer keeps the header within its byte limit */
+	{
+		size_t		n = (16u << 20) + 16;
+		char	   *big = malloc(n + 3);
+		uint8_t    *out = NULL;
+		size_t		out_len;
+
+		big[0] = '"';
+		memset(big + 1, 'a', n);
+		big[n + 1] = '"';
+		big[n + 2] = '\0';
+		CHECK(gr_model_save(model, big, &out, &out_len, &err) == GR_ERR_INVALID_ARGUMENT);
+		CHECK_MSG(out == NULL && strstr(err.message, "too many bytes") != NULL, "%s",
+				  err.message);
+		/* an extra just under the limit passes its own check, but not the header around it */
+		big[n + 1 - 64] = '"';
+		big[n + 2 - 64] = '\0';
+		CHECK(gr_model_save(model, big, &out, &out_len, &err) == GR_ERR_INVALID_ARGUMENT);
+		CHECK_MSG(out == NULL && strstr(err.message, "model header of") != NULL, "%s",
+				  err.message);
+		free(big);
+	}
+	gr_free(env, bytes);
+	gr_model_free(model);
+}
+
 /* Write one valid file per layout into dir, as a fuzzing seed corpus. */
 static void
 write_seed_corpus(const gr_env *env, const char *dir)
@@ -995,6 +1219,8 @@ main(void)
 		gr_model_free(model);
 	}
 	test_allocation_failures();
+	test_header_limits();
+	test_metadata_rules(&env);
 	if (seed_dir != NULL)
 		write_seed_corpus(&env, seed_dir);
 	return unit_finish("test_io");
