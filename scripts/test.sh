@@ -6,7 +6,9 @@
 #      leakage, safetensors, the device loader)
 #   3. the command-line program end to end (test/cli/test_cli.sh), then the unit tests and
 #      the CLI tests again built with AddressSanitizer + UndefinedBehaviorSanitizer
-#      (make sanitize; any report fails the step)
+#      (make sanitize; any report fails the step), and a few seconds of each libFuzzer target
+#      (test/fuzz/smoke.sh: history text and binary input, safetensors, the model configuration
+#      JSON, the training options)
 #   4. parity with a float64 PyTorch reference (make parity)
 #   5. genrec -> PyTorch -> genrec through the engine program (test/torch/test_roundtrip.py)
 #   6. training quality on MovieLens-100K (test/quality/ml100k.sh), when ../shared/data exists
@@ -39,6 +41,7 @@ step build make -s -j2
 step unit make -s unit
 step cli test/cli/test_cli.sh build/genrec
 step sanitize make -s sanitize
+step fuzz test/fuzz/smoke.sh 5
 step parity make -s parity
 step torch test/torch/test_roundtrip.py --bin build/genrec
 if [ -d ../shared/data/ml-100k ]; then

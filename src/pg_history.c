@@ -17,16 +17,18 @@
  * items, then n float4 actions (NaN = NULL) if GH_HAS_ACTIONS, n int64 times (microseconds
  * since 2000-01-01 UTC) if GH_HAS_TIMES, and ceil(n/8) bytes of time-NULL bitmap (bit i of
  * byte i/8 set = time i is NULL) if GH_HAS_TIME_NULLS. Receive validates like text input.
+ *
+ * Both input forms are parsed by the engine (src/engine/gr_history_codec.c, which needs no
+ * PostgreSQL and is fuzzed on its own); this file converts the times with timestamptz_in and
+ * turns each problem the parser reports into the ERROR below.
  */
 #include "postgres.h"
 
-#include <ctype.h>
 #include <math.h>
 
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "libpq/pqformat.h"
-#include "parser/scansup.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -47,14 +49,6 @@ typedef struct GhBuilder
 	int64	   *times;
 	bool	   *time_isnull;
 } GhBuilder;
-
-/* A cursor over a text literal being parsed. */
-typedef struct GhParser
-{
-	const char *input;
-	const char *p;
-	int			index;			/* 1-based interaction being parsed */
-} GhParser;
 
 PG_FUNCTION_INFO_V1(genrec_history_in);
 PG_FUNCTION_INFO_V1(genrec_history_out);
@@ -222,165 +216,78 @@ gh_echo(const char *input)
 	return psprintf("%.*s...", len, input);
 }
 
-/* Report a syntax error at the parser's position; what says what was expected. */
+/* Raise the ERROR for a problem the engine's text parser reported in input. */
 static void
 pg_attribute_noreturn()
-gh_syntax_error(const GhParser *ps, const char *what)
+gh_text_error(const char *input, const gr_hist_problem *pb)
 {
-	if (*ps->p == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("malformed genrec_history literal: \"%s\"", gh_echo(ps->input)),
-				 errdetail("%s at end of input.", what)));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("malformed genrec_history literal: \"%s\"", gh_echo(ps->input)),
-			 errdetail("%s at position %d.", what, (int) (ps->p - ps->input) + 1)));
-}
+	char	   *tok = pnstrdup(input + pb->token_offset, pb->token_len);
 
-/* Skip whitespace. */
-static void
-gh_skip_ws(GhParser *ps)
-{
-	while (*ps->p != '\0' && scanner_isspace(*ps->p))
-		ps->p++;
-}
-
-/* Consume the character c, or fail saying what was expected. */
-static void
-gh_expect(GhParser *ps, char c, const char *what)
-{
-	if (*ps->p != c)
-		gh_syntax_error(ps, what);
-	ps->p++;
-}
-
-/* Whether c ends a bare token. */
-static bool
-gh_is_delim(char c)
-{
-	return c == '\0' || c == ',' || c == '(' || c == ')' || c == '{' || c == '}' ||
-		c == '"' || c == '\\';
-}
-
-/* Parse an item id: an optionally signed decimal bigint. */
-static int64
-gh_parse_item(GhParser *ps)
-{
-	const char *q = ps->p;
-	char	   *tok;
-	char	   *end;
-	int64		v;
-
-	if (*q == '+' || *q == '-')
-		q++;
-	if (!isdigit((unsigned char) *q))
-		gh_syntax_error(ps, "Expected an item id (an integer)");
-	while (isdigit((unsigned char) *q))
-		q++;
-	tok = pnstrdup(ps->p, q - ps->p);
-	errno = 0;
-	v = strtoi64(tok, &end, 10);
-	if (errno == ERANGE)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("item id %s is out of range for type bigint", tok)));
-	pfree(tok);
-	ps->p = q;
-	return v;
-}
-
-/* Parse an optional action; return false when it is empty (NULL). */
-static bool
-gh_parse_action(GhParser *ps, float4 *out)
-{
-	const char *q = ps->p;
-	char	   *tok;
-	char	   *end;
-	float		v;
-
-	while (!gh_is_delim(*q) && !scanner_isspace(*q))
-		q++;
-	if (q == ps->p)
-		return false;
-	tok = pnstrdup(ps->p, q - ps->p);
-	errno = 0;
-	v = strtof(tok, &end);
-	if (end == tok || *end != '\0')
-		gh_syntax_error(ps, "Expected an action (a real number, or nothing for NULL)");
-	if (isnan(v) || (isinf(v) && errno != ERANGE))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("genrec_history action must be a finite number"),
-				 errdetail("Interaction %d has action \"%s\".", ps->index, tok),
-				 errhint("Leave the action empty for a missing action.")));
-	if (errno == ERANGE && (v == 0.0f || isinf(v)))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("action \"%s\" is out of range for type real", tok)));
-	pfree(tok);
-	ps->p = q;
-	*out = v;
-	return true;
+	switch (pb->code)
+	{
+		case GR_HIST_SYNTAX:
+			if (pb->at_end)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("malformed genrec_history literal: \"%s\"", gh_echo(input)),
+						 errdetail("%s at end of input.", pb->expected)));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("malformed genrec_history literal: \"%s\"", gh_echo(input)),
+					 errdetail("%s at position %d.", pb->expected, (int) pb->offset + 1)));
+			break;
+		case GR_HIST_ITEM_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("item id %s is out of range for type bigint", tok)));
+			break;
+		case GR_HIST_ACTION_NOT_FINITE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("genrec_history action must be a finite number"),
+					 errdetail("Interaction %d has action \"%s\".", pb->index, tok),
+					 errhint("Leave the action empty for a missing action.")));
+			break;
+		case GR_HIST_ACTION_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("action \"%s\" is out of range for type real", tok)));
+			break;
+		default:
+			break;
+	}
+	elog(ERROR, "genrec_history: unexpected text parser result %d", (int) pb->code);
+	pg_unreachable();
 }
 
 /* Name the interaction being parsed in the context of an error from timestamptz input. */
 static void
 gh_parse_error_callback(void *arg)
 {
-	GhParser   *ps = (GhParser *) arg;
+	int		   *index = (int *) arg;
 
-	errcontext("genrec_history interaction %d", ps->index);
+	errcontext("genrec_history interaction %d", *index);
 }
 
-/* Parse an optional time, quoted or bare; return false when it is empty (NULL). */
-static bool
-gh_parse_time(GhParser *ps, TimestampTz *out)
+/* Convert the time text of interaction index with timestamptz input. */
+static TimestampTz
+gh_parse_time(const char *input, const gr_hist_interaction *it, int index)
 {
-	const char *start;
-	const char *q;
-	char	   *tok;
+	char	   *tok = pnstrdup(input + it->time_offset, it->time_len);
 	ErrorContextCallback errcb;
-
-	if (*ps->p == '"')
-	{
-		start = ps->p + 1;
-		q = start;
-		while (*q != '\0' && *q != '"' && *q != '\\')
-			q++;
-		if (*q != '"')
-		{
-			ps->p = q;
-			gh_syntax_error(ps, "Expected a closing double quote (no backslashes inside)");
-		}
-		tok = pnstrdup(start, q - start);
-		ps->p = q + 1;
-	}
-	else
-	{
-		start = ps->p;
-		q = start;
-		while (!gh_is_delim(*q))
-			q++;
-		ps->p = q;
-		while (q > start && scanner_isspace(q[-1]))
-			q--;
-		if (q == start)
-			return false;
-		tok = pnstrdup(start, q - start);
-	}
+	TimestampTz time;
 
 	errcb.callback = gh_parse_error_callback;
-	errcb.arg = ps;
+	errcb.arg = &index;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
-	*out = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+	time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
 												   CStringGetDatum(tok),
 												   ObjectIdGetDatum(InvalidOid),
 												   Int32GetDatum(-1)));
 	error_context_stack = errcb.previous;
 	pfree(tok);
-	return true;
+	return time;
 }
 
 /* Parse the text form of a history. */
@@ -388,64 +295,33 @@ Datum
 genrec_history_in(PG_FUNCTION_ARGS)
 {
 	char	   *input = PG_GETARG_CSTRING(0);
-	GhParser	ps;
+	char	   *scratch = palloc(strlen(input) + 1);
+	gr_hist_text ps;
+	gr_hist_problem pb;
 	GhBuilder	b;
+	bool		empty;
+	bool		more = true;
 
-	ps.input = input;
-	ps.p = input;
-	ps.index = 0;
 	gh_builder_init(&b, CurrentMemoryContext, 16);
-
-	gh_skip_ws(&ps);
-	gh_expect(&ps, '{', "Expected \"{\"");
-	gh_skip_ws(&ps);
-	if (*ps.p == '}')
-		ps.p++;
-	else
+	if (gr_hist_text_begin(&ps, input, scratch, &empty, &pb) != GR_HIST_OK)
+		gh_text_error(input, &pb);
+	while (!empty && more)
 	{
-		for (;;)
-		{
-			int64		item;
-			float4		action = 0;
-			TimestampTz time = 0;
-			bool		has_action;
-			bool		has_time;
+		gr_hist_interaction it;
+		TimestampTz time = 0;
 
-			ps.index++;
-			gh_expect(&ps, '(', "Expected \"(\" to start an interaction");
-			gh_skip_ws(&ps);
-			item = gh_parse_item(&ps);
-			gh_skip_ws(&ps);
-			gh_expect(&ps, ',', "Expected \",\" after the item id");
-			gh_skip_ws(&ps);
-			has_action = gh_parse_action(&ps, &action);
-			gh_skip_ws(&ps);
-			gh_expect(&ps, ',', "Expected \",\" after the action");
-			gh_skip_ws(&ps);
-			has_time = gh_parse_time(&ps, &time);
-			gh_skip_ws(&ps);
-			gh_expect(&ps, ')', "Expected \")\" to end an interaction");
-			gh_builder_add(&b, item, !has_action, action, !has_time, time);
-
-			gh_skip_ws(&ps);
-			if (*ps.p == ',')
-			{
-				ps.p++;
-				gh_skip_ws(&ps);
-				continue;
-			}
-			if (*ps.p == '}')
-			{
-				ps.p++;
-				break;
-			}
-			gh_syntax_error(&ps, "Expected \",\" or \"}\" after an interaction");
-		}
+		if (gr_hist_text_interaction(&ps, &it, &pb) != GR_HIST_OK)
+			gh_text_error(input, &pb);
+		if (it.has_time)
+			time = gh_parse_time(input, &it, ps.index);
+		if (gr_hist_text_close(&ps, &pb) != GR_HIST_OK)
+			gh_text_error(input, &pb);
+		gh_builder_add(&b, it.item, !it.has_action, it.has_action ? it.action : 0,
+					   !it.has_time, time);
+		if (gr_hist_text_next(&ps, &more, &pb) != GR_HIST_OK)
+			gh_text_error(input, &pb);
 	}
-	gh_skip_ws(&ps);
-	if (*ps.p != '\0')
-		gh_syntax_error(&ps, "Unexpected text after \"}\"");
-
+	pfree(scratch);
 	PG_RETURN_GENREC_HISTORY_P(gh_builder_finish(&b));
 }
 
@@ -490,64 +366,81 @@ genrec_history_out(PG_FUNCTION_ARGS)
 
 /* ---------------------------------------------------------------- binary I/O */
 
+/* Raise the ERROR for a problem the engine's binary decoder reported. */
+static void
+pg_attribute_noreturn()
+gh_binary_error(const gr_hist_problem *pb)
+{
+	switch (pb->code)
+	{
+		case GR_HIST_SHORT:
+			/* what pq_getmsgbytes says */
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("insufficient data left in message")));
+			break;
+		case GR_HIST_BAD_LENGTH:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid genrec_history length %d in binary data", (int) pb->value)));
+			break;
+		case GR_HIST_TOO_LONG:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("genrec_history cannot hold more than %d interactions",
+							GENREC_HISTORY_MAX_LEN)));
+			break;
+		case GR_HIST_BAD_FLAGS:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid genrec_history flags 0x%x in binary data",
+							(unsigned int) pb->value)));
+			break;
+		case GR_HIST_ACTION_NOT_FINITE:
+			gh_check_action(get_float4_infinity());
+			break;
+		case GR_HIST_TIME_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("timestamp out of range in genrec_history interaction %d",
+							pb->index)));
+			break;
+		default:
+			break;
+	}
+	elog(ERROR, "genrec_history: unexpected binary decoder result %d", (int) pb->code);
+	pg_unreachable();
+}
+
 /* Read the binary form of a history, validating it like text input. */
 Datum
 genrec_history_recv(PG_FUNCTION_ARGS)
 {
+	static const gr_hist_time_range range = {
+		DT_NOBEGIN, DT_NOEND, MIN_TIMESTAMP, END_TIMESTAMP
+	};
 	StringInfo	msg = (StringInfo) PG_GETARG_POINTER(0);
-	int32		n = (int32) pq_getmsgint(msg, 4);
-	uint32		flags = pq_getmsgint(msg, 4);
+	const uint8 *data = (const uint8 *) msg->data + msg->cursor;
+	size_t		len = (size_t) (msg->len - msg->cursor);
+	gr_hist_problem pb;
+	int32		n;
+	uint32		flags;
+	size_t		consumed;
 	int64	   *items;
 	float4	   *actions;
 	int64	   *times;
 	bool	   *time_isnull;
 
-	if (n < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid genrec_history length %d in binary data", n)));
-	if (n > GENREC_HISTORY_MAX_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("genrec_history cannot hold more than %d interactions",
-						GENREC_HISTORY_MAX_LEN)));
-	if ((flags & ~GH_KNOWN_FLAGS) != 0 ||
-		((flags & GH_HAS_TIME_NULLS) && !(flags & GH_HAS_TIMES)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid genrec_history flags 0x%x in binary data", flags)));
-
+	if (gr_hist_binary_header(data, len, &n, &flags, &pb) != GR_HIST_OK)
+		gh_binary_error(&pb);
 	items = palloc(sizeof(int64) * Max(n, 1));
 	actions = palloc(sizeof(float4) * Max(n, 1));
 	times = palloc(sizeof(int64) * Max(n, 1));
 	time_isnull = palloc(sizeof(bool) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-		items[i] = pq_getmsgint64(msg);
-	for (int i = 0; i < n; i++)
-	{
-		actions[i] = (flags & GH_HAS_ACTIONS) ? pq_getmsgfloat4(msg) : get_float4_nan();
-		if (isinf(actions[i]))
-			gh_check_action(actions[i]);
-	}
-	for (int i = 0; i < n; i++)
-	{
-		times[i] = (flags & GH_HAS_TIMES) ? pq_getmsgint64(msg) : 0;
-		time_isnull[i] = !(flags & GH_HAS_TIMES);
-	}
-	if (flags & GH_HAS_TIME_NULLS)
-	{
-		const bits8 *bits = (const bits8 *) pq_getmsgbytes(msg, (n + 7) / 8);
-
-		for (int i = 0; i < n; i++)
-			time_isnull[i] = (bits[i >> 3] & (1 << (i & 7))) != 0;
-	}
-	for (int i = 0; i < n; i++)
-		if (!time_isnull[i] && !TIMESTAMP_NOT_FINITE(times[i]) &&
-			!IS_VALID_TIMESTAMP(times[i]))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamp out of range in genrec_history interaction %d", i + 1)));
-
+	if (gr_hist_binary_decode(data, len, n, flags, &range, items, actions, times, time_isnull,
+							  &consumed, &pb) != GR_HIST_OK)
+		gh_binary_error(&pb);
+	msg->cursor += (int) consumed;
 	PG_RETURN_GENREC_HISTORY_P(genrec_history_build(n, items, actions, times, time_isnull));
 }
 

@@ -24,13 +24,16 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 
-/* The most interactions one history may hold. */
-#define GENREC_HISTORY_MAX_LEN	100000
+#include "gr_history_codec.h"
 
-#define GH_HAS_ACTIONS		0x0001
-#define GH_HAS_TIMES		0x0002
-#define GH_HAS_TIME_NULLS	0x0004
-#define GH_KNOWN_FLAGS		(GH_HAS_ACTIONS | GH_HAS_TIMES | GH_HAS_TIME_NULLS)
+/* The most interactions one history may hold. */
+#define GENREC_HISTORY_MAX_LEN	GR_HISTORY_MAX_LEN
+
+/* The flags are those of the binary form (the engine's parser of both forms knows them). */
+#define GH_HAS_ACTIONS		GR_HIST_HAS_ACTIONS
+#define GH_HAS_TIMES		GR_HIST_HAS_TIMES
+#define GH_HAS_TIME_NULLS	GR_HIST_HAS_TIME_NULLS
+#define GH_KNOWN_FLAGS		GR_HIST_KNOWN_FLAGS
 
 typedef struct GenrecHistory
 {

@@ -49,6 +49,7 @@
 #pragma GCC diagnostic ignored "-Wdeclaration-after-statement"
 #include "gr_io.h"
 #include "gr_train.h"
+#include "gr_train_options.h"
 #pragma GCC diagnostic pop
 #include "pg_catalog.h"
 #include "pg_progress.h"
@@ -179,75 +180,30 @@ source_is_query(const char *s)
 	return false;
 }
 
-/* Read a number from options; integers must be whole and within [lo, hi]. */
-static double
-option_number(Jsonb *opts, const char *key, bool integer, double lo, double hi, double dflt)
-{
-	JsonbValue	v;
-	double		x;
-
-	if (!genrec_jsonb_get(opts, key, &v))
-		return dflt;
-	if (v.type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("genrec_train: option \"%s\" must be a number", key)));
-	x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v.val.numeric)));
-	if (!(x >= lo && x <= hi) || (integer && x != floor(x)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("genrec_train: option \"%s\" must be %s in [%g, %g], got %g", key,
-						integer ? "an integer" : "a number", lo, hi, x)));
-	return x;
-}
-
-/* Apply the options jsonb to the configurations. */
+/* Apply the options jsonb to the configurations: its text form goes to the engine's parser. */
 static void
 train_parse_options(Jsonb *opts, TrainSpec *spec)
 {
-	static const char *const known[] = {"beta1", "beta2", "eps", "weight_decay", "w_item",
-		"w_action", "warmup_steps", "eval_users", "n_buckets", "emb_scale", "head_hidden",
-	"binary_actions", NULL};
-	gr_train_config *t = &spec->tcfg;
-	gr_model_config *m = &spec->mcfg;
-	JsonbValue	v;
+	char	   *json = JsonbToCString(NULL, &opts->root, VARSIZE(opts));
+	gr_train_option_names names;
+	gr_env		env;
+	gr_error	err = {0};
 
-	genrec_jsonb_check_keys(opts, known, "genrec_train options");
-	t->beta1 = (float) option_number(opts, "beta1", false, 0, 1, t->beta1);
-	t->beta2 = (float) option_number(opts, "beta2", false, 0, 1, t->beta2);
-	t->eps = (float) option_number(opts, "eps", false, 1e-30, 1, t->eps);
-	t->weight_decay = (float) option_number(opts, "weight_decay", false, 0, 10, t->weight_decay);
-	t->w_item = (float) option_number(opts, "w_item", false, 0, 1e6, t->w_item);
-	t->w_action = (float) option_number(opts, "w_action", false, 0, 1e6, t->w_action);
-	t->warmup_steps = (int) option_number(opts, "warmup_steps", true, 0, INT_MAX, t->warmup_steps);
-	t->eval_max_users = (int) option_number(opts, "eval_users", true, 0, INT_MAX, t->eval_max_users);
-	m->n_buckets = (int) option_number(opts, "n_buckets", true, 1, 1024, m->n_buckets);
-	m->emb_scale = (float) option_number(opts, "emb_scale", false, 0, 1e6, m->emb_scale);
-	m->head_hidden = (int) option_number(opts, "head_hidden", true, 1, 65536, m->head_hidden);
-	if (genrec_jsonb_get(opts, "binary_actions", &v))
+	genrec_cpu_env(&env, CurrentMemoryContext);
+	if (gr_train_options_from_json(&env, json, strlen(json), &spec->mcfg, &spec->tcfg, &names,
+								   &err) != GR_OK)
 	{
-		JsonbIterator *it;
-		JsonbValue	e;
-		JsonbIteratorToken tok;
-
-		if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("genrec_train: option \"binary_actions\" must be an array of column names")));
-		it = JsonbIteratorInit(v.val.binary.data);
-		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
-		{
-			if (tok != WJB_ELEM)
-				continue;
-			if (e.type != jbvString || spec->n_binary_names >= GR_MAX_ACTIONS)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("genrec_train: option \"binary_actions\" must be an array of at most %d column names",
-								GR_MAX_ACTIONS)));
-			spec->binary_names[spec->n_binary_names++] =
-				pnstrdup(e.val.string.val, e.val.string.len);
-		}
+		if (err.status == GR_ERR_OUT_OF_MEMORY)
+			genrec_raise_engine_error(&err, "genrec_train options");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("genrec_train: %s", err.message),
+				 errhint("Known keys: %s.", gr_train_option_keys())));
 	}
+	spec->n_binary_names = names.n;
+	for (int i = 0; i < names.n; i++)
+		spec->binary_names[i] = names.name[i];	/* in the current context */
+	pfree(json);
 }
 
 /* Check and collect the arguments (no SPI yet). */
