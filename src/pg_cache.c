@@ -9,15 +9,30 @@
  * the registry takes about 11 kB). If that fails, or genrec.shared_cache is off, or the
  * registry is full of models in use, a backend keeps a private copy (NOTICE once).
  *
+ * Identity. A slot is keyed by the database, the model name, version, creation time, stored
+ * size and the SHA-256 of its weights (genrec.models.weights_sha256, computed by the server);
+ * the loader checks the bytes it read against that hash and writes it into the segment, and
+ * every attach compares the segment's header (database, name, version, hash) and its payload
+ * checksum with the catalogue row, so a row of another database (same name, version, time and
+ * size) is never served in place of this one.
+ *
  * Eviction. Each slot counts the backends attached to it and remembers when a backend last
  * switched to it. A version is dropped (its segment unpinned; the memory goes when the last
  * mapping goes) as soon as no backend is attached and a later-used version of the same name
  * exists: in practice right after every backend has moved to a newly deployed version. When
- * all slots are taken, the least recently used unattached version makes room.
+ * all slots are taken, or the segments would exceed genrec.shared_cache_size, the least
+ * recently used versions make room, unattached ones first and then attached ones: a backend
+ * that has an evicted version mapped keeps using its mapping (the memory stays until it lets
+ * go), so an idle session that touched many models never holds slots that others need.
  * genrec_cache_evict() drops unattached versions on demand (e.g. after deleting a model). A
  * backend holds its attachment until its next genrec call notices the change, or it exits.
+ *
+ * Out of shared memory. When no segment can be created (the segment limit, or /dev/shm is
+ * full), or a model alone exceeds genrec.shared_cache_size, the backend keeps a private copy
+ * and says so in a NOTICE: serving never fails for lack of shared memory.
  */
 #include "pg_cache.h"
+#include "pg_security.h"
 
 #include <math.h>
 
@@ -26,7 +41,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/cryptohash.h"
 #include "common/hashfn.h"
+#include "common/sha2.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -38,6 +55,7 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -56,8 +74,8 @@
 #define GENREC_CACHE_SLOTS	64
 #define GENREC_SLOT_NAME	64
 #define GENREC_BLOB_MAGIC	0x42524d47	/* "GMRB" */
-#define GENREC_BLOB_FORMAT	1
-#define GENREC_SHMEM_NAME	"genrec model registry v2"
+#define GENREC_BLOB_FORMAT	2
+#define GENREC_SHMEM_NAME	"genrec model registry v3"
 
 typedef enum SlotState
 {
@@ -70,8 +88,11 @@ typedef struct GenrecSlot
 {
 	SlotState	state;
 	uint64		gen;			/* bumped whenever the slot changes identity */
-	uint64		key;			/* hash of (name, version, created, stored size) */
+	uint64		key;			/* hash of the identity (see GenrecIdent) */
 	uint64		name_hash;
+	Oid			database;
+	Oid			owner;
+	uint8		sha256[32];
 	int32		version;
 	TimestampTz created;
 	int64		stored_size;
@@ -94,6 +115,7 @@ typedef struct GenrecRegistry
 	slock_t		catalogue_mutex;
 	uint64		catalogue_gen;	/* transactions that wrote genrec.models */
 	TransactionId catalogue_writer; /* the newest of them */
+	pg_atomic_flag cpu_noticed; /* auto's CPU fallback was logged */
 	uint64		tick;
 	uint64		loads;
 	uint64		evictions;
@@ -101,6 +123,7 @@ typedef struct GenrecRegistry
 } GenrecRegistry;
 
 static bool genrec_shared_cache = true;
+static int	genrec_shared_cache_mb = 1024;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -165,6 +188,12 @@ genrec_cache_init(void)
 							 "backends (off: each backend loads its own copy).",
 							 NULL, &genrec_shared_cache, true, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("genrec.shared_cache_size",
+							"Most memory the models in shared memory may take together; a "
+							"model that does not fit after evicting others is kept as a "
+							"private copy.",
+							NULL, &genrec_shared_cache_mb, 1024, 0, INT_MAX / 2, PGC_SIGHUP,
+							GUC_UNIT_MB, NULL, NULL, NULL);
 	if (process_shared_preload_libraries_in_progress)
 	{
 		prev_shmem_request_hook = shmem_request_hook;
@@ -190,6 +219,7 @@ registry_attach(void)
 		LWLockInitialize(&r->lock, r->tranche);
 		ConditionVariableInit(&r->cv);
 		pg_atomic_init_u64(&r->epoch, 1);
+		pg_atomic_init_flag(&r->cpu_noticed);
 		SpinLockInit(&r->catalogue_mutex);
 		r->catalogue_writer = InvalidTransactionId;
 	}
@@ -278,21 +308,39 @@ genrec_catalogue_bump(TransactionId xid)
 	SpinLockRelease(&registry->catalogue_mutex);
 }
 
+/* Bytes of name kept in a slot: whole characters only, at most GENREC_SLOT_NAME - 1. */
+static int
+slot_name_len(const char *name)
+{
+	return pg_mbcliplen(name, (int) strlen(name), GENREC_SLOT_NAME - 1);
+}
+
+/* A slot holds a model of this database with this name (the clipped name and the full hash). */
+static bool
+slot_has_name(const GenrecSlot *s, const char *name, uint64 name_hash)
+{
+	int			len = slot_name_len(name);
+
+	return s->database == MyDatabaseId && s->name_hash == name_hash &&
+		memcmp(s->name, name, len) == 0 && s->name[len] == '\0';
+}
+
 /* Identity of a slot equals ident. */
 static bool
 slot_matches(const GenrecSlot *s, const GenrecIdent *id)
 {
 	return s->state != SLOT_EMPTY && s->key == id->key && s->version == id->version &&
 		s->created == id->created && s->stored_size == id->stored_size &&
-		s->name_hash == id->name_hash &&
-		strncmp(s->name, id->name, GENREC_SLOT_NAME - 1) == 0;
+		memcmp(s->sha256, id->sha256, sizeof(s->sha256)) == 0 &&
+		slot_has_name(s, id->name, id->name_hash);
 }
 
-/* Two slots hold versions of the same model name. */
+/* Two slots hold versions of the same model name of one database. */
 static bool
 slot_same_name(const GenrecSlot *a, const GenrecSlot *b)
 {
-	return a->name_hash == b->name_hash && strcmp(a->name, b->name) == 0;
+	return a->database == b->database && a->name_hash == b->name_hash &&
+		strcmp(a->name, b->name) == 0;
 }
 
 /* Drop a READY, unattached slot: unpin its segment (freed with the last mapping). */
@@ -343,7 +391,7 @@ slot_detach_locked(int slot, uint64 gen)
 	GenrecSlot *s = &registry->slots[slot];
 
 	if (s->gen != gen || s->state != SLOT_READY)
-		return;
+		return;				/* evicted meanwhile: nothing counts us any more */
 	if (s->attached > 0)
 		s->attached--;
 	if (s->attached == 0 && superseded_locked(s))
@@ -359,26 +407,75 @@ abandon_loading_locked(GenrecSlot *s)
 	s->loader = 0;
 }
 
-/* A slot for a new version: an empty one, else the least recently used unattached one. */
+/* The least recently used READY slot other than keep, unattached ones first; -1 if none. */
 static int
-claim_slot_locked(void)
+lru_slot_locked(int keep)
 {
 	int			best = -1;
 
 	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
-		if (registry->slots[i].state == SLOT_EMPTY)
-			return i;
-	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
 	{
 		GenrecSlot *s = &registry->slots[i];
+		GenrecSlot *b = best >= 0 ? &registry->slots[best] : NULL;
 
-		if (s->state == SLOT_READY && s->attached == 0 &&
-			(best < 0 || s->used_tick < registry->slots[best].used_tick))
+		if (i == keep || s->state != SLOT_READY)
+			continue;
+		if (b == NULL || (s->attached == 0) > (b->attached == 0) ||
+			((s->attached == 0) == (b->attached == 0) && s->used_tick < b->used_tick))
 			best = i;
 	}
-	if (best >= 0)
-		evict_locked(&registry->slots[best]);
 	return best;
+}
+
+/*
+ * Drop a READY slot even while backends have it mapped: they keep their mapping (the memory
+ * goes with the last one), the registry forgets it.
+ */
+static void
+evict_any_locked(GenrecSlot *s)
+{
+	s->attached = 0;
+	evict_locked(s);
+}
+
+/* A slot for a new version: an empty one, else the least recently used one made free. */
+static int
+claim_slot_locked(void)
+{
+	int			best;
+
+	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+		if (registry->slots[i].state == SLOT_EMPTY)
+			return i;
+	best = lru_slot_locked(-1);
+	if (best >= 0)
+		evict_any_locked(&registry->slots[best]);
+	return best;
+}
+
+/* Make room for bytes more in shared memory beside slot keep; false if it cannot fit. */
+static bool
+reserve_bytes_locked(int keep, Size bytes)
+{
+	Size		cap = (Size) genrec_shared_cache_mb * 1024 * 1024;
+
+	if (bytes > cap)
+		return false;			/* it would not fit alone: evict nothing */
+	for (;;)
+	{
+		Size		used = 0;
+		int			victim;
+
+		for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
+			if (i != keep && registry->slots[i].state != SLOT_EMPTY)
+				used += registry->slots[i].bytes;
+		if (used <= cap - bytes)
+			return true;
+		victim = lru_slot_locked(keep);
+		if (victim < 0)
+			return false;
+		evict_any_locked(&registry->slots[victim]);
+	}
 }
 
 /* Release this backend's registry state at exit: attachments and unfinished loads. */
@@ -436,6 +533,19 @@ blob_checksum(const GenrecBlob *b)
 	return h;
 }
 
+/* SHA-256 of bytes. */
+static void
+sha256_bytes(const uint8 *data, size_t len, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, data, len) < 0 ||
+		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
 /* Load and validate a version's safetensors bytes (gr_model_load) into a temporary model. */
 static gr_model *
 load_engine_model(const GenrecIdent *id, MemoryContext tmp, gr_env *env)
@@ -445,14 +555,16 @@ load_engine_model(const GenrecIdent *id, MemoryContext tmp, gr_env *env)
 	bytea	   *bytes;
 	gr_model   *model = NULL;
 	gr_error	err = {0};
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	int			rc;
 
 	if (weights_plan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
-		weights_plan = genrec_keep_plan("SELECT weights FROM genrec.models "
-								 "WHERE name = $1 AND version = $2", 2, types);
+		weights_plan = genrec_keep_plan("SELECT m.weights FROM genrec.models m "
+										"WHERE m.name OPERATOR(pg_catalog.=) $1 "
+										"AND m.version OPERATOR(pg_catalog.=) $2", 2, types);
 	}
 	values[0] = CStringGetTextDatum(id->name);
 	values[1] = Int32GetDatum(id->version);
@@ -472,6 +584,13 @@ load_engine_model(const GenrecIdent *id, MemoryContext tmp, gr_env *env)
 		bytes = DatumGetByteaPP(d);
 		MemoryContextSwitchTo(old);
 	}
+	/* the bytes must be the ones the catalogue's hash names (the registry is keyed by it) */
+	sha256_bytes((const uint8 *) VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), digest);
+	if (memcmp(digest, id->sha256, sizeof(digest)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the weights of model \"%s\" version %d do not match their SHA-256",
+						id->name, id->version)));
 	/* validate and parse on the CPU, whatever the device: the segment is host memory */
 	genrec_engine_env(env, tmp, NULL, NULL);
 	if (env->ops->device != GR_DEVICE_CPU)
@@ -516,6 +635,8 @@ blob_fill(GenrecBlob *b, const gr_model *model, const GenrecIdent *id, Size tota
 	b->version = id->version;
 	b->created = id->created;
 	b->stored_size = id->stored_size;
+	b->database = MyDatabaseId;
+	memcpy(b->sha256, id->sha256, sizeof(b->sha256));
 	b->key = id->key;
 	b->cfg = model->cfg;
 	b->name_len = (uint32) name_len;
@@ -534,7 +655,9 @@ blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id, bool checksu
 		b->format == GENREC_BLOB_FORMAT && b->total <= mapped &&
 		b->items_off < b->params_off && b->params_off <= b->total &&
 		b->key == id->key && b->version == id->version && b->created == id->created &&
-		b->stored_size == id->stored_size && b->name_len == strlen(id->name) &&
+		b->stored_size == id->stored_size && b->database == MyDatabaseId &&
+		memcmp(b->sha256, id->sha256, sizeof(b->sha256)) == 0 &&
+		b->name_len == strlen(id->name) &&
 		offsetof(GenrecBlob, name) + b->name_len < b->items_off &&
 		strcmp(b->name, id->name) == 0 &&
 		b->n_params == gr_model_config_param_count(&b->cfg) &&
@@ -543,9 +666,69 @@ blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id, bool checksu
 		(!checksum || blob_checksum(b) == b->checksum);
 }
 
-/* Load a version into a new segment, or into memory of cxt when seg_out is NULL. */
+/*
+ * Create a segment, or return NULL (with the reason in why) when none can be had: the
+ * segment limit, or the memory behind it is exhausted (a full /dev/shm). dsm_create raises an
+ * ERROR for the latter, caught in a subtransaction so that serving goes on with a private copy
+ * (a parallel worker cannot start one: there the ERROR stands).
+ */
+static dsm_segment *
+segment_create(Size size, char **why)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	dsm_segment *seg = NULL;
+
+	*why = NULL;
+	if (IsInParallelMode())
+		seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	else
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+			/* out of the subtransaction's resource owner before it ends */
+			if (seg != NULL)
+				dsm_pin_mapping(seg);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			*why = psprintf("A shared memory segment of %zu bytes could not be created: %s",
+							(size_t) size, edata->message);
+			FreeErrorData(edata);
+			seg = NULL;
+		}
+		PG_END_TRY();
+		/* back under the statement's resource owner: an ERROR while filling detaches it */
+		if (seg != NULL)
+			dsm_unpin_mapping(seg);
+	}
+	if (seg == NULL && *why == NULL)
+		*why = pstrdup("No more dynamic shared memory segments could be created.");
+	return seg;
+}
+
+/*
+ * Load a version. With seg_out, into a new segment when it fits genrec.shared_cache_size
+ * beside the other versions (slot is the LOADING slot it will fill) and one can be created;
+ * otherwise (and without seg_out) into memory of cxt, *seg_out = NULL and *why says why.
+ */
 static GenrecBlob *
-load_blob(const GenrecIdent *id, MemoryContext cxt, dsm_segment **seg_out)
+load_blob(const GenrecIdent *id, MemoryContext cxt, dsm_segment **seg_out, int slot,
+		  char **why)
 {
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "genrec model load",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -554,19 +737,27 @@ load_blob(const GenrecIdent *id, MemoryContext cxt, dsm_segment **seg_out)
 	Size		items_off,
 				params_off,
 				total = blob_size(model, id->name, &items_off, &params_off);
-	GenrecBlob *b;
+	GenrecBlob *b = NULL;
 
 	if (seg_out != NULL)
 	{
-		*seg_out = dsm_create(total, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-		if (*seg_out == NULL)
-		{
-			MemoryContextDelete(tmp);
-			return NULL;
-		}
-		b = dsm_segment_address(*seg_out);
+		bool		fits;
+
+		*seg_out = NULL;
+		LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
+		fits = reserve_bytes_locked(slot, total);
+		if (fits)
+			registry->slots[slot].bytes = total;
+		LWLockRelease(&registry->lock);
+		if (!fits)
+			*why = psprintf("Model \"%s\" takes %zu bytes, more than genrec.shared_cache_size "
+							"(%d MB) leaves.", id->name, (size_t) total, genrec_shared_cache_mb);
+		else
+			*seg_out = segment_create(total, why);
+		if (*seg_out != NULL)
+			b = dsm_segment_address(*seg_out);
 	}
-	else
+	if (b == NULL)
 		b = MemoryContextAllocHuge(cxt, total);
 	blob_fill(b, model, id, total, items_off, params_off);
 	gr_model_free(model);
@@ -576,16 +767,20 @@ load_blob(const GenrecIdent *id, MemoryContext cxt, dsm_segment **seg_out)
 
 /*
  * Attach to (or load and publish) a version in the registry. Returns the mapped segment,
- * counted as attached in the slot it returns, or NULL when the registry has no room or no segment can
- * be created (the caller keeps a private copy).
+ * counted as attached in the slot it returns; or NULL when the version cannot be shared (no
+ * free slot, no room, no segment), with *private_blob the version loaded into cxt when it was
+ * loaded here (NULL when the caller must load it) and *why the reason.
  */
 static dsm_segment *
-shared_get(const GenrecIdent *id, int *slot_out, uint64 *gen_out, bool *loaded)
+shared_get(const GenrecIdent *id, MemoryContext cxt, int *slot_out, uint64 *gen_out,
+		   bool *loaded, GenrecBlob **private_blob, char **why)
 {
 	dsm_segment *seg = NULL;
 	int			slot;
 
 	*loaded = false;
+	*private_blob = NULL;
+	*why = NULL;
 	for (;;)
 	{
 		GenrecSlot *s = NULL;
@@ -639,20 +834,23 @@ shared_get(const GenrecIdent *id, int *slot_out, uint64 *gen_out, bool *loaded)
 		{
 			LWLockRelease(&registry->lock);
 			ConditionVariableCancelSleep();
-			notice_fallback(psprintf("All %d shared model slots hold models in use.",
-									 GENREC_CACHE_SLOTS));
+			*why = psprintf("All %d shared model slots are being loaded.", GENREC_CACHE_SLOTS);
 			return NULL;
 		}
 		s = &registry->slots[slot];
 		memset(s->name, 0, sizeof(s->name));
-		memcpy(s->name, id->name, pg_mbcliplen(id->name, strlen(id->name), GENREC_SLOT_NAME - 1));
+		memcpy(s->name, id->name, slot_name_len(id->name));
 		s->state = SLOT_LOADING;
 		s->gen++;
 		s->key = id->key;
 		s->name_hash = id->name_hash;
+		s->database = MyDatabaseId;
+		s->owner = id->owner;
+		memcpy(s->sha256, id->sha256, sizeof(s->sha256));
 		s->version = id->version;
 		s->created = id->created;
 		s->stored_size = id->stored_size;
+		s->bytes = 0;
 		s->loader = MyProcPid;
 		s->attached = 0;
 		*gen_out = s->gen;
@@ -669,7 +867,7 @@ shared_get(const GenrecIdent *id, int *slot_out, uint64 *gen_out, bool *loaded)
 
 		PG_TRY();
 		{
-			b = load_blob(id, NULL, &seg);
+			b = load_blob(id, cxt, &seg, slot, why);
 		}
 		PG_CATCH();
 		{
@@ -684,12 +882,13 @@ shared_get(const GenrecIdent *id, int *slot_out, uint64 *gen_out, bool *loaded)
 		}
 		PG_END_TRY();
 		LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
-		if (b == NULL)
+		if (seg == NULL)
 		{
-			abandon_loading_locked(s);
+			if (s->gen == *gen_out && s->state == SLOT_LOADING)
+				abandon_loading_locked(s);
 			LWLockRelease(&registry->lock);
 			ConditionVariableBroadcast(&registry->cv);
-			notice_fallback("No more dynamic shared memory segments could be created.");
+			*private_blob = b;
 			return NULL;
 		}
 		dsm_pin_segment(seg);
@@ -757,8 +956,8 @@ entry_bind(GenrecModel *m)
 	const GenrecBlob *b = m->blob;
 	char	   *what = psprintf("model \"%s\" version %d", m->name, m->version);
 
+	m->device_gen = genrec_device_generation();
 	genrec_engine_env(&m->env, m->cxt, NULL, NULL);
-	m->device = genrec_backend_ops();
 	if (gr_model_create_view(&m->env, &b->cfg, (const int64_t *) ((const char *) b + b->items_off),
 							 (const float *) ((const char *) b + b->params_off), b->n_params,
 							 &m->model, &err) != GR_OK ||
@@ -787,10 +986,17 @@ entry_build(const GenrecIdent *id)
 	{
 		GenrecRegistry *r = genrec_shared_cache ? registry_get() : NULL;
 		bool		loaded = false;
+		GenrecBlob *private_blob = NULL;
+		char	   *why = NULL;
 
 		genrec_read_source(m);
 		if (r != NULL)
-			m->seg = shared_get(id, &m->slot, &m->slot_gen, &loaded);
+			m->seg = shared_get(id, cxt, &m->slot, &m->slot_gen, &loaded, &private_blob, &why);
+		if (why != NULL)
+			ereport(NOTICE,
+					(errmsg("model \"%s\" version %d is kept in this backend's memory",
+							id->name, id->version),
+					 errdetail("%s", why)));
 		if (m->seg != NULL)
 		{
 			m->blob = dsm_segment_address(m->seg);
@@ -801,11 +1007,13 @@ entry_build(const GenrecIdent *id)
 								id->name, id->version)));
 			dsm_pin_mapping(m->seg);
 		}
+		else if (private_blob != NULL)
+			m->blob = private_blob;
 		else
 		{
 			if (!genrec_shared_cache)
 				notice_fallback("genrec.shared_cache is off.");
-			m->blob = load_blob(id, cxt, NULL);
+			m->blob = load_blob(id, cxt, NULL, -1, &why);
 		}
 		entry_bind(m);
 	}
@@ -910,6 +1118,41 @@ cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		unwind_pins(mySubid);
 }
 
+/* Retire every entry built on another device generation (see pg_cache.h). */
+void
+genrec_cache_retire_device(uint64 keep)
+{
+	ListCell   *lc;
+
+	foreach(lc, local_models)
+	{
+		GenrecModel *m = lfirst(lc);
+
+		if (m->device_gen == keep)
+			continue;
+		local_models = foreach_delete_current(local_models, lc);
+		if (m->pins > 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+
+			m->zombie = true;
+			zombies = lappend(zombies, m);
+			MemoryContextSwitchTo(old);
+		}
+		else
+			entry_free(m);
+	}
+}
+
+/* Whether this backend is the first of the server to report auto's CPU fallback. */
+bool
+genrec_cache_first_cpu_notice(void)
+{
+	GenrecRegistry *r = registry_get();
+
+	return r == NULL || pg_atomic_test_set_flag(&r->cpu_noticed);
+}
+
 /* Find a backend entry by model name. */
 static GenrecModel *
 local_find(const char *name)
@@ -932,6 +1175,7 @@ genrec_model_acquire(const char *name)
 {
 	GenrecIdent id;
 	GenrecModel *m;
+	uint64		device_gen;
 
 	if (cache_cxt == NULL)
 		cache_cxt = AllocSetContextCreate(TopMemoryContext, "genrec model cache",
@@ -942,13 +1186,17 @@ genrec_model_acquire(const char *name)
 		RegisterSubXactCallback(cache_subxact_callback, NULL);
 		xact_hooks_set = true;
 	}
+	genrec_require_schema_version();
+	/* first: a device switch retires (and may free) entries */
+	device_gen = genrec_device_generation();
 	genrec_catalogue_lookup(name, &id);
 	free_zombies();
 	sweep_superseded(name);
 	m = local_find(name);
 	if (m != NULL && (m->version != id.version || m->created != id.created ||
 					  m->stored_size != id.stored_size ||
-					  m->device != genrec_backend_ops()))
+					  memcmp(m->blob->sha256, id.sha256, sizeof(id.sha256)) != 0 ||
+					  m->device_gen != device_gen))
 	{
 		entry_retire(m);
 		m = NULL;
@@ -1041,6 +1289,9 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 
 			if (s->state == SLOT_EMPTY)
 				continue;
+			/* other databases' and other roles' models: superusers only */
+			if (!superuser() && (s->database != MyDatabaseId || !genrec_has_privs_of(s->owner)))
+				continue;
 			foreach(lc, local_models)
 				mine |= ((GenrecModel *) lfirst(lc))->slot == i &&
 				((GenrecModel *) lfirst(lc))->slot_gen == s->gen;
@@ -1092,6 +1343,7 @@ Datum
 genrec_cache_evict(PG_FUNCTION_ARGS)
 {
 	char	   *name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		all = superuser();
 	uint64		name_hash = name ? hash_bytes_extended((const unsigned char *) name,
 													   (int) strlen(name), 0) : 0;
 	ListCell   *lc;
@@ -1116,8 +1368,8 @@ genrec_cache_evict(PG_FUNCTION_ARGS)
 		GenrecSlot *s = &registry->slots[i];
 
 		if (s->state == SLOT_READY && s->attached == 0 &&
-			(name == NULL || (s->name_hash == name_hash &&
-							  strncmp(s->name, name, GENREC_SLOT_NAME - 1) == 0)))
+			(all || (s->database == MyDatabaseId && genrec_has_privs_of(s->owner))) &&
+			(name == NULL || slot_has_name(s, name, name_hash)))
 		{
 			evict_locked(s);
 			dropped++;

@@ -34,8 +34,8 @@ typedef struct GenrecSource
 {
 	char	   *relation;		/* quoted qualified table name, or NULL */
 	bool		physical;		/* relation is a table or materialized view (has ctid) */
-	char	   *query;			/* SQL text, or NULL */
-	Oid			query_owner;	/* the model's owner: only roles with its privileges run query */
+	char	   *query;			/* SQL text (names schema-qualified), or NULL */
+	Oid			owner;			/* the model's owner: the source is read with its rights */
 	char	   *user_col;
 	char	   *item_col;
 	int			n_actions;
@@ -57,6 +57,8 @@ typedef struct GenrecBlob
 	int32		version;
 	TimestampTz created;
 	int64		stored_size;
+	Oid			database;
+	uint8		sha256[32];		/* of the safetensors bytes it was loaded from */
 	uint64		key;
 	uint64		checksum;		/* hash of the bytes [items_off, total) */
 	gr_model_config cfg;
@@ -74,12 +76,13 @@ typedef struct GenrecModel
 	int64		stored_size;	/* pg_column_size(weights) */
 	MemoryContext cxt;			/* owns everything below */
 	gr_env		env;
-	const gr_ops *device;		/* genrec_backend_ops() when the view was built */
+	uint64		device_gen;		/* genrec_device_generation() when the view was built */
 	gr_model   *model;			/* a view over blob */
 	gr_session *session;
 	const GenrecBlob *blob;
 	GenrecSource source;
-	SPIPlanPtr	history_plan;	/* prepared on first use by pg_serve.c */
+	SPIPlanPtr	history_plan;	/* prepared on first use by pg_source.c, as plan_owner */
+	Oid			plan_owner;
 	dsm_segment *seg;			/* NULL: a private copy in cxt */
 	int			slot;			/* registry slot counted as attached, or -1 */
 	uint64		slot_gen;
@@ -89,7 +92,10 @@ typedef struct GenrecModel
 	double		load_ms;		/* time to load (or attach) in this backend */
 } GenrecModel;
 
-/* A model version as the catalogue names it. */
+/* Grantees remembered with a lookup; a model with more is looked up on every call. */
+#define GENREC_MEMO_GRANTEES 16
+
+/* A model version as the catalogue names it, with who may use it. */
 typedef struct GenrecIdent
 {
 	const char *name;
@@ -97,8 +103,12 @@ typedef struct GenrecIdent
 	bool		deployed;
 	TimestampTz created;
 	int64		stored_size;
+	uint8		sha256[32];		/* genrec.models.weights_sha256 */
+	Oid			owner;
+	int			n_grantees;		/* -1: more than GENREC_MEMO_GRANTEES (not remembered) */
+	Oid			grantees[GENREC_MEMO_GRANTEES];	/* InvalidOid = PUBLIC */
 	uint64		name_hash;
-	uint64		key;
+	uint64		key;			/* hash of (database, name, version, created, size, sha256) */
 } GenrecIdent;
 
 /* ---- between pg_cache.c and pg_lookup.c */
@@ -106,7 +116,10 @@ typedef struct GenrecIdent
 /* Prepare and keep a plan (ERROR on failure). */
 SPIPlanPtr	genrec_keep_plan(const char *sql, int nargs, Oid *argtypes);
 
-/* The version that serves name in the current snapshot (ERROR 42704 when none). */
+/*
+ * The version that serves name in the current snapshot (ERROR 42704 when none), with its owner
+ * and grantees; ERROR 42501 when the current role may not use it (checked on every call).
+ */
 void		genrec_catalogue_lookup(const char *name, GenrecIdent *id);
 
 /* Read a version's source mapping into m->source (in m->cxt). */
@@ -124,6 +137,15 @@ void		genrec_catalogue_bump(TransactionId xid);
 
 /* Define the cache's settings and, when preloaded, reserve its shared memory (from _PG_init). */
 void		genrec_cache_init(void);
+
+/*
+ * Retire every cached model built on a device generation other than keep (freed now, or at
+ * the last unpin of one in use): called before a device is closed.
+ */
+void		genrec_cache_retire_device(uint64 keep);
+
+/* Say once for the whole server (in its log) that auto chose the CPU; false without a registry. */
+bool		genrec_cache_first_cpu_notice(void);
 
 /*
  * The model that serves name, ready to score: looked up in genrec.models in the current

@@ -2,8 +2,8 @@
  * pg_catalog.c — the model catalogue from C (see pg_catalog.h): name locks, ownership,
  * inserting versions, genrec_weights_info() and genrec_import(), and JSON helpers.
  *
- * Deploy, rollback, drop and export are plain SQL/PL/pgSQL (sql/parts/40_catalog.sql); they
- * take the same advisory lock and apply the same ownership rule.
+ * Writes happen here and in pg_admin.c only, as the catalogue's owner after the caller's
+ * rights were checked (pg_security.h); a change to a name locks its genrec.model_names row.
  */
 #include "pg_catalog.h"
 
@@ -34,6 +34,7 @@
 #include "gr_io.h"
 #pragma GCC diagnostic pop
 #include "pg_genrec.h"
+#include "pg_security.h"
 
 PG_FUNCTION_INFO_V1(genrec_weights_info);
 PG_FUNCTION_INFO_V1(genrec_import);
@@ -76,6 +77,35 @@ genrec_check_model_name(const char *fn, const char *name)
 						GENREC_MODEL_NAME_MAX, len)));
 }
 
+/* Run a catalogue statement as the catalogue's owner; returns SPI's result code. */
+int
+genrec_catalogue_exec(const char *sql, int nargs, Oid *types, Datum *values,
+					  const char *nulls, bool read_only, long tcount)
+{
+	GenrecRestricted r;
+	int			rc;
+
+	genrec_catalogue_writer_begin(&r);
+	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, tcount);
+	genrec_catalogue_writer_end(&r);
+	return rc;
+}
+
+/* Raise 42501 for a role without the privileges of a name's owner. */
+static void
+not_owner(const char *name, const char *verb, Oid owner) pg_attribute_noreturn();
+static void
+not_owner(const char *name, const char *verb, Oid owner)
+{
+	char	   *role = GetUserNameFromId(owner, true);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("must be owner of model \"%s\" to %s", name, verb),
+			 errdetail("Model \"%s\" belongs to role %s.", name,
+					   role ? quote_identifier(role) : "(dropped)")));
+}
+
 /* Return the owner of a model name (InvalidOid if new), raising 42501 without its privileges. */
 Oid
 genrec_catalog_check_owner(const char *name, const char *verb)
@@ -85,49 +115,100 @@ genrec_catalog_check_owner(const char *name, const char *verb)
 	bool		isnull;
 	Oid			owner;
 
-	if (SPI_execute_with_args("SELECT owner, pg_catalog.pg_has_role(owner, 'USAGE') "
-							  "FROM genrec.models WHERE name = $1 ORDER BY version LIMIT 1",
-							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "genrec: could not read genrec.models");
+	genrec_require_schema_version();
+	if (SPI_execute_with_args("SELECT n.owner FROM genrec.model_names n "
+							  "WHERE n.name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "genrec: could not read genrec.model_names");
 	if (SPI_processed == 0)
 		return InvalidOid;
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 										   &isnull));
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
-	{
-		char	   *role = GetUserNameFromId(owner, true);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of model \"%s\" to %s", name, verb),
-				 errdetail("Model \"%s\" belongs to role %s.", name,
-						   role ? quote_identifier(role) : "unknown")));
-	}
+	if (!genrec_has_privs_of(owner))
+		not_owner(name, verb, owner);
 	return owner;
 }
 
-/* Lock a model name, check its owner and return the next version. */
+/* Lock an existing name's row for a change; its owner, or InvalidOid when there is none. */
+static Oid
+lock_name(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+
+	if (genrec_catalogue_exec("SELECT n.owner FROM genrec.model_names n "
+							  "WHERE n.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "genrec: could not lock model \"%s\"", name);
+	if (SPI_processed == 0)
+		return InvalidOid;
+	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										  &isnull));
+}
+
+/* Lock a model name for a change by its owner; ERROR 42704 when absent, 42501 when not owner. */
+Oid
+genrec_catalog_lock_existing(const char *name, const char *verb)
+{
+	Oid			owner;
+
+	genrec_require_schema_version();
+	owner = lock_name(name);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	if (!genrec_has_privs_of(owner))
+		not_owner(name, verb, owner);
+	return owner;
+}
+
+/*
+ * Lock a model name, claiming it for the current role when it is new, check its owner and
+ * return the next version. The primary key of genrec.model_names decides concurrent claims:
+ * the second waits for the first and then finds the name taken (42501), never a second owner.
+ */
 int32
 genrec_catalog_next_version(const char *name, const char *verb, Oid *owner)
 {
-	Oid			argtypes[2] = {INT4OID, TEXTOID};
-	Datum		args[2] = {Int32GetDatum(GENREC_CATALOG_LOCK_KEY), CStringGetTextDatum(name)};
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(GetUserId())};
 	bool		isnull;
 
-	if (SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "genrec: could not lock model \"%s\"", name);
-	*owner = genrec_catalog_check_owner(name, verb);
+	genrec_require_schema_version();
+	*owner = lock_name(name);
 	if (!OidIsValid(*owner))
 	{
-		*owner = GetUserId();
-		return 1;
+		if (genrec_catalogue_exec("INSERT INTO genrec.model_names (name, owner) "
+								  "VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+								  2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "genrec: could not claim model name \"%s\"", name);
+		if (SPI_processed == 1)
+		{
+			*owner = GetUserId();
+			return 1;
+		}
+		/* another transaction claimed it first and committed */
+		*owner = lock_name(name);
+		if (!OidIsValid(*owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("model name \"%s\" was claimed by a concurrent transaction", name),
+					 errhint("Retry the transaction.")));
 	}
-	if (SPI_execute_with_args("SELECT max(version) FROM genrec.models WHERE name = $1",
-							  1, argtypes + 1, args + 1, NULL, false, 1) != SPI_OK_SELECT)
+	if (!genrec_has_privs_of(*owner))
+		not_owner(name, verb, *owner);
+	if (genrec_catalogue_exec("SELECT pg_catalog.max(m.version) FROM genrec.models m "
+							  "WHERE m.name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "genrec: could not read genrec.models");
-	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-									   &isnull)) + 1;
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		return isnull ? 1 : DatumGetInt32(d) + 1;
+	}
 }
 
 /* Insert a new version, undeploying the previous one when it is to be deployed. */
@@ -141,8 +222,8 @@ genrec_catalog_insert(const GenrecNewVersion *nv)
 	bool		deploy = nv->deploy || nv->version == 1;
 
 	if (deploy &&
-		SPI_execute_with_args("UPDATE genrec.models SET deployed = false "
-							  "WHERE name = $1 AND deployed",
+		genrec_catalogue_exec("UPDATE genrec.models m SET deployed = false "
+							  "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.deployed",
 							  1, argtypes, (Datum[]) {CStringGetTextDatum(nv->name)}, NULL,
 							  false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "genrec: could not update genrec.models");
@@ -157,9 +238,10 @@ genrec_catalog_insert(const GenrecNewVersion *nv)
 	args[7] = PointerGetDatum(nv->weights);
 	args[8] = ObjectIdGetDatum(nv->owner);
 	args[9] = BoolGetDatum(deploy);
-	if (SPI_execute_with_args("INSERT INTO genrec.models (name, version, layout, config, source, "
+	if (genrec_catalogue_exec("INSERT INTO genrec.models (name, version, layout, config, source, "
 							  "n_items, metrics, weights, owner, deployed) "
-							  "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7::jsonb, $8, $9, $10)",
+							  "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5::pg_catalog.jsonb, "
+							  "$6, $7::pg_catalog.jsonb, $8, $9, $10)",
 							  10, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "genrec: could not insert into genrec.models");
 	return deploy;
@@ -475,10 +557,11 @@ import_source(Jsonb *src)
 	genrec_jsonb_check_keys(src, known, "genrec_import source");
 	relation = source_string(src, "relation", NULL, true);
 	query = source_string(src, "query", NULL, true);
-	if (relation && query)
+	if ((relation == NULL) == (query == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("genrec_import: source names both a relation and a query")));
+				 errmsg("genrec_import: source names %s", relation ? "both a relation and a query" :
+						"neither a relation nor a query")));
 	if (relation)
 	{
 		Oid			relid;
@@ -486,6 +569,8 @@ import_source(Jsonb *src)
 
 		relation = genrec_resolve_relation(relation, &relid, &relkind);
 	}
+	else
+		query = genrec_check_query_source("genrec_import", query);
 	jw_init(&w);
 	jw_begin_object(&w);
 	jw_key(&w, "relation");
@@ -529,6 +614,78 @@ import_source(Jsonb *src)
 	return w.buf.data;
 }
 
+/*
+ * Check that the importer can read the named columns of its source: a LIMIT 0 read with the
+ * caller's rights (42P01, 42703, 42501 as PostgreSQL raises them).
+ */
+static void
+import_probe_source(const char *source_json)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(source_json)};
+	StringInfoData sql;
+	char	   *rel,
+			   *query;
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT s OPERATOR(pg_catalog.->>) 'relation', "
+							  "s OPERATOR(pg_catalog.->>) 'query', "
+							  "pg_catalog.quote_ident(s OPERATOR(pg_catalog.->>) 'user_col') "
+							  "OPERATOR(pg_catalog.||) ', ' OPERATOR(pg_catalog.||) "
+							  "pg_catalog.quote_ident(s OPERATOR(pg_catalog.->>) 'item_col') "
+							  "OPERATOR(pg_catalog.||) COALESCE((SELECT "
+							  "pg_catalog.string_agg(', ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c), '') "
+							  "FROM pg_catalog.jsonb_array_elements_text(s OPERATOR(pg_catalog.->) 'action_cols') c), '') "
+							  "OPERATOR(pg_catalog.||) COALESCE(', ' OPERATOR(pg_catalog.||) "
+							  "pg_catalog.quote_ident(s OPERATOR(pg_catalog.->>) 'time_col'), '') "
+							  "OPERATOR(pg_catalog.||) COALESCE(', ' OPERATOR(pg_catalog.||) "
+							  "pg_catalog.quote_ident(s OPERATOR(pg_catalog.->>) 'tiebreak_col'), '') "
+							  "FROM (SELECT $1::pg_catalog.jsonb AS s) AS x",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "genrec_import: could not read the source mapping");
+	rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	query = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s", SPI_getvalue(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 3));
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		appendStringInfo(&sql, " FROM %s LIMIT 0", rel);
+	else
+		appendStringInfo(&sql, " FROM (%s\n) AS genrec_source LIMIT 0", query);
+	if (SPI_execute(sql.data, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "genrec_import: could not read the source");
+}
+
+/*
+ * The summary of an imported file, keeping only what the catalogue shows and only with the
+ * types it expects (a file is untrusted: a string where a number belongs would break
+ * genrec.model_overview for every reader): of the file's "metrics" object (or its valid/test
+ * objects and result counts) the valid, test and baselines objects whose numbers are at most
+ * 1e300 in magnitude and whose strings have at most 256 characters, and the seconds and epoch
+ * counts when they are numbers in [0, 1e9] (whole for the counts); nothing else.
+ */
+static const char *const import_metric_objects[] = {"valid", "test", "baselines", NULL};
+
+/* Top-level numbers kept: in [0, 1e9], and whole for the epoch counts. */
+static const char *const import_metric_counts[] = {"epochs_run", "best_epoch", "train_seconds",
+NULL};
+
+/* A NULL-terminated list of keys as a text[] datum. */
+static Datum
+keys_array(const char *const *keys)
+{
+	Datum		elems[8];
+	int			n = 0;
+
+	for (; keys[n]; n++)
+	{
+		Assert(n < lengthof(elems));
+		elems[n] = CStringGetTextDatum(keys[n]);
+	}
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
 /* Add model bytes as the next version of a model; returns the version. */
 Datum
 genrec_import(PG_FUNCTION_ARGS)
@@ -539,10 +696,8 @@ genrec_import(PG_FUNCTION_ARGS)
 	WeightsInfo wi;
 	GenrecNewVersion nv = {0};
 	char	   *source = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
-	char		nulls[3] = "  ";
-	bool		isnull;
+	char		nulls[5] = "    ";
 
 	PreventCommandIfReadOnly("genrec_import()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -557,35 +712,49 @@ genrec_import(PG_FUNCTION_ARGS)
 		source = import_source(PG_GETARG_JSONB_P(3));
 
 	SPI_connect();
-	/* config, metrics and (when not given) the source come from the stored summary */
+	/* the file's source mapping is never used: the importer names one, or there is none */
+	if (source != NULL)
+		import_probe_source(source);
+	else
+		source = "null";
+	/* config from the engine; metrics: only known keys with numeric leaves */
 	args[0] = CStringGetTextDatum(wi.config);
 	args[1] = wi.extra ? CStringGetTextDatum(wi.extra) : (Datum) 0;
 	nulls[1] = wi.extra ? ' ' : 'n';
 	if (SPI_execute_with_args(
-							  "WITH x AS (SELECT coalesce($2::jsonb, '{}') AS e) "
-							  "SELECT jsonb_build_object('model', $1::jsonb, 'train', "
-							  "  CASE WHEN jsonb_typeof(e->'train') = 'object' THEN e->'train' "
-							  "  ELSE '{}' END)::text, "
-							  " (CASE WHEN jsonb_typeof(e->'metrics') = 'object' THEN e->'metrics' "
-							  "  WHEN e ? 'test' THEN jsonb_strip_nulls(jsonb_build_object("
-							  "   'valid', e->'valid', 'test', e->'test', "
-							  "   'epochs_run', e#>'{result,epochs_run}', "
-							  "   'best_epoch', e#>'{result,best_epoch}', "
-							  "   'train_seconds', e#>'{result,train_seconds}')) END "
-							  "  || '{\"imported\": true}')::text, "
-							  " (CASE WHEN jsonb_typeof(e->'source') = 'object' THEN e->'source' END)::text "
+							  "WITH x AS (SELECT COALESCE($2::pg_catalog.jsonb, '{}') AS e), "
+							  "m AS (SELECT CASE WHEN pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'metrics') "
+							  "  OPERATOR(pg_catalog.=) 'object' THEN e OPERATOR(pg_catalog.->) 'metrics' "
+							  "  ELSE pg_catalog.jsonb_build_object('valid', e OPERATOR(pg_catalog.->) 'valid', "
+							  "  'test', e OPERATOR(pg_catalog.->) 'test', "
+							  "  'epochs_run', e OPERATOR(pg_catalog.#>) '{result,epochs_run}', "
+							  "  'best_epoch', e OPERATOR(pg_catalog.#>) '{result,best_epoch}', "
+							  "  'train_seconds', e OPERATOR(pg_catalog.#>) '{result,train_seconds}') END AS mt "
+							  "  FROM x), "
+							  "k AS (SELECT kv.key, kv.value FROM m, pg_catalog.jsonb_each(m.mt) kv "
+							  "  WHERE (kv.key OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.text[]) "
+							  "   AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'object' "
+							  "   AND NOT pg_catalog.jsonb_path_exists(kv.value, "
+							  "    'strict $.** ? ((@.type() == \"number\" && (@ > 1e300 || @ < -1e300)) "
+							  "    || (@.type() == \"string\" && !(@ like_regex \"^.{0,256}$\" flag \"s\")))')) "
+							  "  OR (kv.key OPERATOR(pg_catalog.=) ANY ($4::pg_catalog.text[]) "
+							  "   AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'number' "
+							  "   AND pg_catalog.jsonb_path_exists(kv.value, '$ ? (@ >= 0 && @ <= 1000000000)') "
+							  "   AND (kv.key OPERATOR(pg_catalog.=) 'train_seconds' "
+							  "    OR pg_catalog.jsonb_path_exists(kv.value, '$ ? (@ == @.floor())')))) "
+							  "SELECT pg_catalog.jsonb_build_object('model', $1::pg_catalog.jsonb, 'train', "
+							  "  '{}'::pg_catalog.jsonb)::pg_catalog.text, "
+							  " (COALESCE((SELECT pg_catalog.jsonb_object_agg(k.key, k.value) FROM k), "
+							  "  '{}'::pg_catalog.jsonb) OPERATOR(pg_catalog.||) "
+							  "  '{\"imported\": true}'::pg_catalog.jsonb)::pg_catalog.text "
 							  "FROM x",
-							  2, argtypes, args, nulls, true, 1) != SPI_OK_SELECT)
+							  4, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID},
+							  (Datum[]) {args[0], args[1], keys_array(import_metric_objects),
+							  keys_array(import_metric_counts)},
+							  nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "genrec_import: could not read the model summary");
 	nv.config = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	nv.metrics = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (source == NULL)
-	{
-		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-		/* no mapping given or stored: JSON null (scoring then needs explicit histories) */
-		source = isnull ? "null" :
-			SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	}
 
 	nv.name = name;
 	nv.version = genrec_catalog_next_version(name, "import a new version of it", &nv.owner);

@@ -3,10 +3,10 @@
  * adding a version, resolving a source relation, and the small JSON helpers that training and
  * import share.
  *
- * Ownership: all versions of a name share one owner; a role may add a version, deploy, roll
- * back or drop only with the privileges of that owner (pg_has_role(owner, 'USAGE'): the owner,
- * an inheriting member, a superuser), else ERROR 42501. The row level security policies of
- * genrec.models enforce the same rule for direct DML (sql/parts/40_catalog.sql).
+ * Ownership: all versions of a name share one owner (genrec.model_names); a role may add a
+ * version, deploy, roll back, drop or grant only with the privileges of that owner (the owner,
+ * an inheriting member, a superuser), else ERROR 42501. No role may write the catalogue tables
+ * directly: genrec's functions write them as the catalogue's owner.
  */
 #ifndef PG_CATALOG_H
 #define PG_CATALOG_H
@@ -21,9 +21,6 @@
 /* The longest model name, in bytes (genrec.models has the same CHECK). */
 #define GENREC_MODEL_NAME_MAX 200
 
-/* Key 1 of the advisory lock that serialises changes to a model name ('genr'). */
-#define GENREC_CATALOG_LOCK_KEY 1734700658
-
 /* An engine environment on the CPU ops whose allocations live in mcxt (no callbacks). */
 void		genrec_cpu_env(gr_env *env, MemoryContext mcxt);
 
@@ -31,16 +28,30 @@ void		genrec_cpu_env(gr_env *env, MemoryContext mcxt);
 void		genrec_check_model_name(const char *fn, const char *name);
 
 /*
+ * With SPI connected: run a fixed, schema-qualified catalogue statement as the catalogue's
+ * owner (the caller has checked the current role's rights); returns SPI's result code.
+ */
+int			genrec_catalogue_exec(const char *sql, int nargs, Oid *types, Datum *values,
+								  const char *nulls, bool read_only, long tcount);
+
+/*
  * With SPI connected: the owner of an existing model name, or InvalidOid for a new name.
  * ERROR 42501 when the current role lacks the owner's privileges; verb completes "must be
- * owner of model "x" to ...".
+ * owner of model "x" to ...". Takes no lock.
  */
 Oid			genrec_catalog_check_owner(const char *name, const char *verb);
 
 /*
- * With SPI connected: take the name's advisory lock (held to the end of the transaction),
- * check ownership and return the next version; *owner receives the owner the new version
- * gets (the name's owner, or the current role for a new name).
+ * With SPI connected: lock an existing name's row (to the end of the transaction) for a change
+ * by a role with its owner's privileges; ERROR 42704 when the name does not exist, 42501 when
+ * the role may not. Returns the owner.
+ */
+Oid			genrec_catalog_lock_existing(const char *name, const char *verb);
+
+/*
+ * With SPI connected: lock the name's row (claiming the name for the current role when it is
+ * new), check ownership and return the next version; *owner receives the owner the new
+ * version gets.
  */
 int32		genrec_catalog_next_version(const char *name, const char *verb, Oid *owner);
 

@@ -8,6 +8,7 @@
 #include "pg_genrec.h"
 #include "pg_cache.h"
 #include "pg_progress.h"
+#include "pg_security.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -20,12 +21,19 @@ void		_PG_init(void);
 char	   *genrec_default_model = NULL;
 int			genrec_device_guc = GENREC_DEVICE_AUTO;
 int			genrec_threads = 1;
-char	   *genrec_cuda_math = NULL;
+int			genrec_cuda_math_guc = GENREC_MATH_TF32;
 
 static const struct config_enum_entry device_options[] = {
 	{"auto", GENREC_DEVICE_AUTO, false},
 	{"cpu", GENREC_DEVICE_CPU, false},
 	{"cuda", GENREC_DEVICE_CUDA, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry math_options[] = {
+	{"tf32", GENREC_MATH_TF32, false},
+	{"fp32", GENREC_MATH_FP32, false},
+	{"bf16", GENREC_MATH_BF16, false},
 	{NULL, 0, false}
 };
 
@@ -48,10 +56,11 @@ _PG_init(void)
 							"CPU threads one backend uses for BLAS and the engine's loops.",
 							NULL, &genrec_threads, 1, 1, 64, PGC_USERSET, 0,
 							NULL, NULL, NULL);
-	DefineCustomStringVariable("genrec.cuda_math",
-							   "GPU math mode for GEMMs: tf32 (default), fp32 or bf16.",
-							   NULL, &genrec_cuda_math, "tf32", PGC_USERSET, 0,
-							   NULL, NULL, NULL);
+	DefineCustomEnumVariable("genrec.cuda_math",
+							 "GPU math mode for GEMMs: tf32 (default), fp32 or bf16; a change "
+							 "reopens the device.",
+							 NULL, &genrec_cuda_math_guc, GENREC_MATH_TF32, math_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	genrec_cache_init();
 	MarkGUCPrefixReserved("genrec");
 	genrec_progress_preload();
@@ -63,5 +72,5 @@ PG_FUNCTION_INFO_V1(genrec_version);
 Datum
 genrec_version(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text("0.2.0"));
+	PG_RETURN_TEXT_P(cstring_to_text(GENREC_LIBRARY_VERSION));
 }

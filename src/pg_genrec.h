@@ -15,24 +15,31 @@
 extern char *genrec_default_model;	/* genrec.default_model */
 extern int	genrec_device_guc;		/* genrec.device: GENREC_DEVICE_* */
 extern int	genrec_threads;			/* genrec.threads */
-extern char *genrec_cuda_math;		/* genrec.cuda_math */
+extern int	genrec_cuda_math_guc;	/* genrec.cuda_math: GENREC_MATH_* */
 
 #define GENREC_DEVICE_AUTO 0
 #define GENREC_DEVICE_CPU 1
 #define GENREC_DEVICE_CUDA 2
 
+#define GENREC_MATH_TF32 0
+#define GENREC_MATH_FP32 1
+#define GENREC_MATH_BF16 2
+
 /*
  * Fill env for an engine call whose allocations belong to mcxt (freed with it on error or
  * cancel), whose interrupt check reports pending query cancels and statement timeouts, and
  * whose ops are the backend's device (genrec.device; the CUDA module is opened on first use,
- * never in _PG_init); on the CPU the backend's buffers come from mcxt as well. progress/user
- * may be NULL.
+ * never in _PG_init), held until mcxt is reset or deleted; on the CPU the backend's buffers
+ * come from mcxt as well. progress/user may be NULL.
  */
 void		genrec_engine_env(gr_env *env, MemoryContext mcxt,
 							  void (*progress) (void *user, const gr_progress *p), void *user);
 
-/* The compute backend for genrec.device, opening it on first use (NOTICE on fallback). */
-const gr_ops *genrec_backend_ops(void);
+/*
+ * The generation of the device for genrec.device and genrec.cuda_math, opening it on first
+ * use; a change of either opens the new device and retires everything built on the old one.
+ */
+uint64		genrec_device_generation(void);
 
 /*
  * Raise the ERROR for a failed engine call: GR_ERR_CANCELLED runs CHECK_FOR_INTERRUPTS (so

@@ -15,6 +15,7 @@
  *    disabled, e.g. ALTER TABLE ... DISABLE TRIGGER ALL, are not seen by the second memo.)
  */
 #include "pg_cache.h"
+#include "pg_security.h"
 
 #include "access/transam.h"
 #include "access/xact.h"
@@ -24,6 +25,7 @@
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "storage/proc.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -257,7 +259,72 @@ genrec_models_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* The version that serves name in the current snapshot: deployed, else the newest. */
+/* Raise the error for a name the lookup did not find: 42501 if it exists, else 42704. */
+static void
+lookup_not_found(const char *name) pg_attribute_noreturn();
+static void
+lookup_not_found(const char *name)
+{
+	static SPIPlanPtr names_plan = NULL;
+	bool		isnull;
+	Oid			owner;
+
+	if (names_plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+
+		names_plan = genrec_keep_plan("SELECT n.owner FROM genrec.model_names n "
+									  "WHERE n.name OPERATOR(pg_catalog.=) $1", 1, types);
+	}
+	run_catalogue_plan(names_plan, name, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("Models are the rows of genrec.models.")));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										   &isnull));
+	genrec_require_use(name, owner, NULL, 0);
+	/* the owner's privileges but no visible row: the name has no version */
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" has no version", name)));
+}
+
+/* Fill id's owner and grantees from column 6 and 7 of the lookup row. */
+static void
+lookup_read_access(HeapTuple tup, TupleDesc desc, GenrecIdent *id)
+{
+	bool		isnull;
+	Datum		d;
+
+	id->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+	id->n_grantees = 0;
+	d = SPI_getbinval(tup, desc, 7, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+		if (n > GENREC_MEMO_GRANTEES)
+			id->n_grantees = -1;
+		else
+		{
+			for (int i = 0; i < n; i++)
+				id->grantees[i] = DatumGetObjectId(elems[i]);
+			id->n_grantees = n;
+		}
+	}
+}
+
+/*
+ * The version that serves name in the current snapshot (deployed, else the newest), and a
+ * check on every call that the current role may use it: a remembered lookup may have been
+ * made by another role (SET ROLE on a pooled connection).
+ */
 void
 genrec_catalogue_lookup(const char *name, GenrecIdent *id)
 {
@@ -272,11 +339,15 @@ genrec_catalogue_lookup(const char *name, GenrecIdent *id)
 	TransactionId writer;
 
 	if (have_key && lookup_memo_find(name, &key, id))
+	{
+		genrec_require_use(name, id->owner, id->grantees, id->n_grantees);
 		return;
+	}
 	if (have_key && !catalogue_written && genrec_catalogue_generation(&gen, &writer))
 		reusable = !TransactionIdIsValid(writer) || TransactionIdPrecedes(writer, key.xmin);
 	if (reusable && xact_memo_find(name, gen, id))
 	{
+		genrec_require_use(name, id->owner, id->grantees, id->n_grantees);
 		lookup_memo_add(name, &key, id);
 		return;
 	}
@@ -285,19 +356,24 @@ genrec_catalogue_lookup(const char *name, GenrecIdent *id)
 	{
 		Oid			types[1] = {TEXTOID};
 
-		lookup_plan = genrec_keep_plan("SELECT version::int4, coalesce(deployed, false), "
-								"created::timestamptz, pg_column_size(weights)::int8 "
-								"FROM genrec.models "
-								"WHERE name = $1 "
-								"ORDER BY deployed DESC NULLS LAST, version DESC LIMIT 1",
-								1, types);
+		/* every function, operator and type schema-qualified: the caller's search_path */
+		lookup_plan = genrec_keep_plan(
+									   "SELECT m.version::pg_catalog.int4, "
+									   "COALESCE(m.deployed, false), "
+									   "m.created::pg_catalog.timestamptz, "
+									   "pg_catalog.pg_column_size(m.weights)::pg_catalog.int8, "
+									   "m.weights_sha256, m.owner, "
+									   "ARRAY(SELECT g.grantee FROM genrec.model_grants g "
+									   "WHERE g.name OPERATOR(pg_catalog.=) m.name "
+									   "ORDER BY g.grantee) "
+									   "FROM genrec.models m "
+									   "WHERE m.name OPERATOR(pg_catalog.=) $1 "
+									   "ORDER BY m.deployed DESC NULLS LAST, m.version DESC "
+									   "LIMIT 1", 1, types);
 	}
 	run_catalogue_plan(lookup_plan, name, 0);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name),
-				 errhint("Models are the rows of genrec.models.")));
+		lookup_not_found(name);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	memset(id, 0, sizeof(*id));
@@ -312,11 +388,20 @@ genrec_catalogue_lookup(const char *name, GenrecIdent *id)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("model \"%s\" version %d has no weights", name, id->version)));
 	id->stored_size = DatumGetInt64(d);
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	if (isnull || VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)) != sizeof(id->sha256))
+		elog(ERROR, "model \"%s\" version %d has no weights_sha256", name, id->version);
+	memcpy(id->sha256, VARDATA_ANY(DatumGetByteaPP(d)), sizeof(id->sha256));
+	lookup_read_access(tup, desc, id);
+	genrec_require_use(name, id->owner, id->grantees, Max(id->n_grantees, 0));
 	id->name_hash = hash_bytes_extended((const unsigned char *) name, (int) strlen(name), 0);
-	id->key = hash_combine64(id->name_hash,
+	id->key = hash_combine64(hash_combine64(id->name_hash, (uint64) MyDatabaseId),
 							 hash_combine64((uint64) (uint32) id->version,
 											hash_combine64((uint64) id->created,
 														   (uint64) id->stored_size)));
+	id->key = hash_combine64(id->key, hash_bytes_extended(id->sha256, sizeof(id->sha256), 0));
+	if (id->n_grantees < 0)
+		return;					/* too many grantees to remember: look up every call */
 	if (have_key)
 		lookup_memo_add(name, &key, id);
 	if (reusable)
@@ -389,16 +474,24 @@ genrec_read_source(GenrecModel *m)
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 
-		source_plan = genrec_keep_plan("SELECT source->>'relation', source->>'query', "
-								"source->>'user_col', source->>'item_col', "
-								"CASE jsonb_typeof(source->'action_cols') "
-								"WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text("
-								"source->'action_cols')) "
-								"WHEN 'string' THEN ARRAY[source->>'action_cols'] END, "
-								"source->>'time_col', source->>'tiebreak_col', "
-								"jsonb_typeof(source), owner "
-								"FROM genrec.models WHERE name = $1 AND version = $2",
-								2, types);
+		source_plan = genrec_keep_plan(
+									   "SELECT m.source OPERATOR(pg_catalog.->>) 'relation', "
+									   "m.source OPERATOR(pg_catalog.->>) 'query', "
+									   "m.source OPERATOR(pg_catalog.->>) 'user_col', "
+									   "m.source OPERATOR(pg_catalog.->>) 'item_col', "
+									   "CASE WHEN pg_catalog.jsonb_typeof(m.source OPERATOR(pg_catalog.->) "
+									   "'action_cols') OPERATOR(pg_catalog.=) 'array' "
+									   "THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text("
+									   "m.source OPERATOR(pg_catalog.->) 'action_cols')) "
+									   "WHEN pg_catalog.jsonb_typeof(m.source OPERATOR(pg_catalog.->) "
+									   "'action_cols') OPERATOR(pg_catalog.=) 'string' "
+									   "THEN ARRAY[m.source OPERATOR(pg_catalog.->>) 'action_cols'] END, "
+									   "m.source OPERATOR(pg_catalog.->>) 'time_col', "
+									   "m.source OPERATOR(pg_catalog.->>) 'tiebreak_col', "
+									   "pg_catalog.jsonb_typeof(m.source), m.owner "
+									   "FROM genrec.models m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+									   "AND m.version OPERATOR(pg_catalog.=) $2",
+									   2, types);
 	}
 	run_catalogue_plan(source_plan, m->name, m->version);
 	if (SPI_processed == 0)
@@ -425,7 +518,7 @@ genrec_read_source(GenrecModel *m)
 		s->relation = rel ? quote_qualified(rel) : NULL;
 		s->physical = rel != NULL && relation_is_physical(rel);
 		s->query = query;
-		s->query_owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+		s->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 														SPI_tuptable->tupdesc, 9, &isnull));
 		s->user_col = pstrdup(quote_identifier(user));
 		s->item_col = pstrdup(quote_identifier(item));

@@ -3,6 +3,7 @@
  * genrec.training_progress view (see pg_progress.h).
  */
 #include "pg_progress.h"
+#include "pg_security.h"
 
 #include <math.h>
 
@@ -294,6 +295,9 @@ genrec_training_progress(PG_FUNCTION_ARGS)
 		bool		nulls[15] = {0};
 
 		if (s->pid == 0)
+			continue;
+		/* other databases' and other roles' trainings: superusers only */
+		if (!superuser() && (s->dbid != MyDatabaseId || !genrec_has_privs_of(s->roleid)))
 			continue;
 		values[0] = Int32GetDatum(s->pid);
 		values[1] = ObjectIdGetDatum(s->dbid);

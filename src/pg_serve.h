@@ -2,7 +2,8 @@
  * pg_serve.h — reading a model's interactions from its source (genrec.models.source) for
  * serving and evaluation, shared by pg_serve.c and pg_evaluate.c.
  *
- * A user's history is read with a prepared plan kept per backend per model version:
+ * A user's history is read as the model's owner in a security-restricted operation
+ * (pg_security.h) with a prepared plan kept per backend per model version (and owner):
  *
  *     SELECT item, action... FROM source WHERE user_col = $1
  *      ORDER BY time_col DESC, tiebreak_col DESC LIMIT $2
@@ -20,7 +21,7 @@
 #include "pg_cache.h"
 
 /* The most interactions read for one user. */
-#define GENREC_MAX_HISTORY_ROWS 10000000
+#define GENREC_MAX_HISTORY_ROWS 1000000
 
 /* One user's history, oldest first, in external ids and raw action values. */
 typedef struct ServeHistory
@@ -49,7 +50,8 @@ char	   *genrec_history_sql(const GenrecModel *m);
 
 /*
  * Read a user's history from the model's source into memory of cxt: the most recent
- * history_cap + 1 interactions, or all of them when whole. Needs SPI connected.
+ * history_cap + 1 interactions, or all of them (at most GENREC_MAX_HISTORY_ROWS + 1, then
+ * ERROR 54000) when whole. Needs SPI connected.
  */
 void		genrec_history_from_source(GenrecModel *m, int64 user, bool whole,
 									   MemoryContext cxt, ServeHistory *h);

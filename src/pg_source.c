@@ -1,7 +1,14 @@
 /*
  * pg_source.c — a model's interactions read from its source with SPI (see pg_serve.h).
+ *
+ * Every read runs as the model's owner inside a security-restricted operation with
+ * search_path = pg_catalog, pg_temp (pg_security.h), whoever calls: the source is the owner's
+ * SQL (a view or query may call the owner's functions) and must never run with the caller's
+ * rights. The texts built here name their operators and functions with their schema, and a
+ * query source was stored schema-qualified by genrec_train or genrec_import.
  */
 #include "pg_serve.h"
+#include "pg_security.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,11 +32,7 @@ genrec_model_history_actions(const GenrecModel *m)
 	return gr_layout_needs_actions(m->model->layout) ? m->model->cfg.n_actions : 0;
 }
 
-/*
- * Raise the error for a model without a source mapping, or whose source is SQL text stored
- * by a role whose privileges the caller lacks: that text runs with the caller's rights, so
- * running another role's query would let its author act as whoever scores the model.
- */
+/* Raise the error for a model without a source mapping or whose owner was dropped. */
 static void
 require_source(const GenrecModel *m)
 {
@@ -37,17 +40,9 @@ require_source(const GenrecModel *m)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("model \"%s\" has no source table", m->name),
-				 errhint("Pass a genrec_history instead of a user id, or record the source "
-						 "in genrec.models.source.")));
-	if (m->source.query != NULL && !has_privs_of_role(GetUserId(), m->source.query_owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("model \"%s\" reads histories through a query stored by role %s",
-						m->name, GetUserNameFromId(m->source.query_owner, true) ?
-						GetUserNameFromId(m->source.query_owner, true) : "(dropped)"),
-				 errdetail("Only roles with that role's privileges run its query text."),
-				 errhint("Pass a genrec_history instead of a user id, or retrain the model on "
-						 "a table or view.")));
+				 errhint("Pass a genrec_history instead of a user id, or name a source when "
+						 "importing the model.")));
+	genrec_require_owner_exists(m->source.owner, m->name);
 }
 
 /* Check that the source names enough action columns for K. */
@@ -77,7 +72,7 @@ append_from(StringInfo sql, const GenrecSource *s, bool desc, bool whole, String
 		(whole || s->time_col == NULL);
 
 	if (numbered)
-		appendStringInfo(sql, " FROM (SELECT genrec_q.*, row_number() OVER () AS genrec_rn "
+		appendStringInfo(sql, " FROM (SELECT genrec_q.*, pg_catalog.row_number() OVER () AS genrec_rn "
 						 "FROM %s%s%s AS genrec_q) AS genrec_source",
 						 s->relation ? "" : "(", s->relation ? s->relation : s->query,
 						 s->relation ? "" : ")");
@@ -114,25 +109,33 @@ genrec_history_sql(const GenrecModel *m)
 	for (int k = 0; k < K; k++)
 		appendStringInfo(&sql, ", %s", s->action_cols[k]);
 	append_from(&sql, s, true, false, &order);
-	appendStringInfo(&sql, " WHERE %s = $1 ORDER BY %s LIMIT $2", s->user_col, order.data);
+	appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s LIMIT $2",
+					 s->user_col, order.data);
 	pfree(order.data);
 	return sql.data;
 }
 
-/* Prepare and keep the model's history plan. */
+/* Prepare and keep the model's history plan (inside the owner's restricted section). */
 static void
 prepare_history_plan(GenrecModel *m)
 {
 	Oid			types[2] = {INT8OID, INT8OID};
 	char	   *sql = genrec_history_sql(m);
-	SPIPlanPtr	plan = SPI_prepare(sql, 2, types);
+	SPIPlanPtr	plan;
 
+	if (m->history_plan != NULL)
+	{
+		SPI_freeplan(m->history_plan);
+		m->history_plan = NULL;
+	}
+	plan = SPI_prepare(sql, 2, types);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the history query of model \"%s\": %s", m->name,
 			 SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
 	m->history_plan = plan;
+	m->plan_owner = m->source.owner;
 	pfree(sql);
 }
 
@@ -210,17 +213,22 @@ genrec_history_from_source(GenrecModel *m, int64 user, bool whole, MemoryContext
 {
 	int			K = genrec_model_history_actions(m);
 	int			cap = m->model->layout->history_cap(m->model->cfg.max_len) + 1;
+	/* a whole history is capped in the query too, so SPI never holds more rows */
+	int64		limit = whole ? (int64) GENREC_MAX_HISTORY_ROWS + 1 : cap;
 	Datum		values[2];
-	char		nulls[2] = {' ', whole ? 'n' : ' '};
 	int			rc;
 	uint64		n;
 	TupleDesc	desc;
+	GenrecRestricted r;
 
-	if (m->history_plan == NULL)
+	require_source(m);
+	genrec_restrict_begin(m->source.owner, &r);
+	if (m->history_plan == NULL || m->plan_owner != m->source.owner)
 		prepare_history_plan(m);
 	values[0] = Int64GetDatum(user);
-	values[1] = Int64GetDatum(cap);
-	rc = SPI_execute_plan(m->history_plan, values, nulls, true, 0);
+	values[1] = Int64GetDatum(limit);
+	rc = SPI_execute_plan(m->history_plan, values, NULL, true, limit);
+	genrec_restrict_end(&r);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "history query of model \"%s\" failed: %s", m->name,
 			 SPI_result_code_string(rc));
@@ -305,10 +313,12 @@ genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows)
 	SPIPlanPtr	plan;
 	Portal		portal;
 	size_t		cap = 0;
+	GenrecRestricted r;
 
 	require_source(m);
 	if (K_read < K && gr_layout_needs_actions(m->model->layout))
 		require_actions(m, K);
+	genrec_restrict_begin(s->owner, &r);
 	initStringInfo(&sql);
 	initStringInfo(&order);
 	appendStringInfo(&sql, "SELECT %s, %s", s->user_col, s->item_col);
@@ -361,4 +371,5 @@ genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows)
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
+	genrec_restrict_end(&r);
 }

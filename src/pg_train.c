@@ -53,6 +53,7 @@
 #pragma GCC diagnostic pop
 #include "pg_catalog.h"
 #include "pg_progress.h"
+#include "pg_security.h"
 
 #define TRAIN_FETCH_ROWS	10000
 #define TRAIN_RESULT_COLS	18
@@ -338,7 +339,8 @@ train_resolve_source(TrainSpec *spec)
 
 		while (len > 0 && (spec->source[len - 1] == ';' || scanner_isspace(spec->source[len - 1])))
 			len--;
-		spec->query = pnstrdup(spec->source, len);
+		/* one plain read, checked before anything runs, stored with its names qualified */
+		spec->query = genrec_check_query_source("genrec_train", pnstrdup(spec->source, len));
 		appendStringInfo(&sql, "SELECT * FROM (%s\n) AS genrec_source LIMIT 0", spec->query);
 	}
 	else

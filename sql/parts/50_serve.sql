@@ -2,29 +2,32 @@
 --
 -- Every model-dependent function is STABLE: it reads genrec.models (the version that serves a
 -- name: the deployed one, else the newest) and the model's source in the caller's snapshot.
--- All are STRICT: a NULL argument gives NULL (no rows for the set-returning ones).
--- Scoring and retrieval are PARALLEL SAFE: they only read tables through SPI and map the
--- shared model segments, which works in parallel workers (a model whose source is a
--- temporary table can only be served by its own session, never in a parallel plan).
--- Evaluation is PARALLEL RESTRICTED (a single heavy call reading a whole source).
+-- All are STRICT: a NULL argument gives NULL (no rows for the set-returning ones). The calling
+-- role must be allowed to use the model (its owner, a grantee, a superuser: 42501 otherwise),
+-- checked on every call.
+-- The functions that take a user id read the user's history from the model's source with the
+-- owner's rights inside a security-restricted operation (README "Security"); they are PARALLEL
+-- RESTRICTED (a parallel worker cannot switch its search_path). Those given a genrec_history
+-- run no user SQL and are PARALLEL SAFE. Evaluation is PARALLEL RESTRICTED.
 --
--- SQLSTATEs: 42704 unknown model; 22023 invalid argument (k < 1, bad split or cut-offs,
--- multi-dimensional arrays, genrec.default_model unset); P0002 a user without interactions
--- (or an empty history) where the layout needs one; XX001 corrupt weights; 42P17 an unusable
--- source mapping; 42804 a source column of an unsupported type; 55000 a model without
--- weights, or without a source where a user id is given.
+-- SQLSTATEs: 42704 unknown model; 42501 a model the caller may not use; 22023 invalid
+-- argument (k < 1, bad split or cut-offs, multi-dimensional arrays, genrec.default_model
+-- unset); P0002 a user without interactions (or an empty history) where the layout needs one;
+-- XX001 corrupt weights; 42P17 an unusable source mapping; 42804 a source column of an
+-- unsupported type; 55000 a model without weights, or without a source where a user id is
+-- given.
 
 CREATE FUNCTION genrec_score(model text, user_id bigint, candidates bigint[])
     RETURNS real[]
     AS 'MODULE_PATHNAME', 'genrec_score_user'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION genrec_score(text, bigint, bigint[]) IS
 'Score candidate items for a user in one pass: one real per candidate, aligned with the array: the predicted first action (raw scale; a probability for a binary column) for action layouts (lac, int, pc), the retrieval logit for the item layout. The history is the user''s most recent interactions in the model''s source (an index on the user column makes it cheap). NULL or unknown candidates give NULL; an empty array gives an empty array; a user without interactions is a cold start for lac/int and ERROR P0002 for item/pc.';
 
 CREATE FUNCTION genrec_score(user_id bigint, candidates bigint[])
     RETURNS real[]
     AS 'MODULE_PATHNAME', 'genrec_score_default'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION genrec_score(bigint, bigint[]) IS
 'genrec_score(genrec.default_model, user_id, candidates); ERROR 22023 when genrec.default_model is not set.';
 
@@ -38,7 +41,7 @@ COMMENT ON FUNCTION genrec_score(text, genrec_history, bigint[]) IS
 CREATE FUNCTION genrec_score_detail(model text, user_id bigint, candidates bigint[])
     RETURNS TABLE (item_id bigint, known boolean, retrieval_logit real, actions real[])
     AS 'MODULE_PATHNAME', 'genrec_score_detail_user'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 100;
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 100;
 COMMENT ON FUNCTION genrec_score_detail(text, bigint, bigint[]) IS
 'Everything the model predicts for each candidate, one row per array element in order: whether the model knows the item, the retrieval logit, and every action column (raw scale; NULL for the item layout). Unknown or NULL candidates get NULL predictions.';
 
@@ -53,7 +56,7 @@ CREATE FUNCTION genrec_recommend(model text, user_id bigint, k integer DEFAULT 1
                                  exclude_seen boolean DEFAULT true)
     RETURNS TABLE (rank integer, item_id bigint, score real)
     AS 'MODULE_PATHNAME', 'genrec_recommend_user'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION genrec_recommend(text, bigint, integer, boolean) IS
 'Top k items over the whole catalogue for a user, best first, by retrieval logit (score). exclude_seen drops every item in the user''s history. k < 1 is ERROR 22023, k above the catalogue is the catalogue; a user without interactions is ERROR P0002.';
 
@@ -71,7 +74,7 @@ CREATE FUNCTION genrec_recommend(user_id bigint, k bigint DEFAULT 10,
                                  exclude_seen boolean DEFAULT true)
     RETURNS TABLE (rank integer, item_id bigint, score real)
     AS 'MODULE_PATHNAME', 'genrec_recommend_default'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION genrec_recommend(bigint, bigint, boolean) IS
 'genrec_recommend(genrec.default_model, user_id, k, exclude_seen); ERROR 22023 when genrec.default_model is not set.';
 
@@ -100,7 +103,7 @@ CREATE FUNCTION genrec_cache_status()
     AS 'MODULE_PATHNAME', 'genrec_cache_status'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION genrec_cache_status() IS
-'Models in memory: one row per version in the shared registry (state ready, loading or superseded, bytes of its segment, backends attached, when and how fast it was loaded) and one per private copy of this backend (state private); segment is the dynamic shared memory handle (the file /dev/shm/PostgreSQL.<segment> with the default posix implementation).';
+'Models in memory (other databases'' models and those of roles whose privileges the caller lacks are shown to superusers only): one row per version in the shared registry (state ready, loading or superseded, bytes of its segment, backends attached, when and how fast it was loaded) and one per private copy of this backend (state private); segment is the dynamic shared memory handle (the file /dev/shm/PostgreSQL.<segment> with the default posix implementation).';
 
 CREATE FUNCTION genrec_cache_evict(model text DEFAULT NULL)
     RETURNS integer
@@ -123,3 +126,15 @@ CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ge
 ALTER TABLE genrec.models ENABLE ALWAYS TRIGGER models_changed;
 COMMENT ON TRIGGER models_changed ON genrec.models IS
 'Tells serving (genrec_score and friends) that the catalogue changed; see genrec_models_changed().';
+CREATE TRIGGER model_grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON genrec.model_grants FOR EACH STATEMENT EXECUTE FUNCTION genrec_models_changed();
+ALTER TABLE genrec.model_grants ENABLE ALWAYS TRIGGER model_grants_changed;
+COMMENT ON TRIGGER model_grants_changed ON genrec.model_grants IS
+'Tells serving that who may use a model changed (serving remembers the grants with the lookup).';
+
+CREATE FUNCTION genrec_device_info(OUT setting text, OUT device text, OUT math text,
+                                   OUT detail text)
+    AS 'MODULE_PATHNAME', 'genrec_device_info'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION genrec_device_info() IS
+'The compute device this backend uses for genrec.device and genrec.cuda_math (opening it if needed): the setting, the device (cpu or cuda), its GEMM math mode (fp32 on the CPU) and why the CPU is used when auto found no usable GPU (said once in the server log and at DEBUG1, not to every client).';

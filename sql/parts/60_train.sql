@@ -49,7 +49,7 @@ CREATE FUNCTION genrec_training_progress(
     AS 'MODULE_PATHNAME', 'genrec_training_progress'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION genrec_training_progress() IS
-'Running genrec_train calls of the whole cluster, from shared memory (see the view genrec.training_progress).';
+'Running genrec_train calls, from shared memory (see the view genrec.training_progress): those of this database by roles whose privileges the caller has; superusers see the whole cluster.';
 
 CREATE VIEW genrec.training_progress AS
 SELECT p.pid,
@@ -70,4 +70,4 @@ SELECT p.pid,
   FROM genrec.genrec_training_progress() p
   LEFT JOIN pg_catalog.pg_database d ON d.oid = p.datid;
 COMMENT ON VIEW genrec.training_progress IS
-'One row per running genrec_train in the cluster: backend pid, database, role, model name, phase (reading, training, saving), rows read, epoch in progress of epochs, optimiser steps so far (estimated within an epoch), last training loss and validation NDCG@10, the best validation NDCG@10, start and last update. Empty without shared memory for it (see the README).';
+'One row per running genrec_train of this database by a role whose privileges the caller has (superusers: of the whole cluster): backend pid, database, role, model name, phase (reading, training, saving), rows read, epoch in progress of epochs, optimiser steps so far (estimated within an epoch), last training loss and validation NDCG@10, the best validation NDCG@10, start and last update. Empty without shared memory for it (see the README).';

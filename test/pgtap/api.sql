@@ -52,7 +52,8 @@ INSERT INTO api VALUES
   ('genrec_model_info',         '{text}',                                    'setof record',               'STABLE',    true,  false),
   ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
   ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false),
-  ('genrec_models_changed',     '{}',                                        'trigger',                    'VOLATILE',  false, false);
+  ('genrec_models_changed',     '{}',                                        'trigger',                    'VOLATILE',  false, false),
+  ('genrec_device_info',        '{}',                                        'record',                     'VOLATILE',  true,  false);
 
 -- model catalogue and training (sql/parts/40_catalog.sql, 60_train.sql)
 INSERT INTO api VALUES
@@ -65,7 +66,11 @@ INSERT INTO api VALUES
   ('genrec_import',             '{text,bytea,boolean,jsonb}',                'integer',                    'VOLATILE',  false, false),
   ('genrec_train',              '{text,text,text,text,text[],text,text,text,integer,integer,integer,integer,integer,integer,real,real,integer,bigint,jsonb,boolean}',
                                                                              'setof record',               'VOLATILE',  false, false),
-  ('genrec_training_progress',  '{}',                                        'setof record',               'VOLATILE',  true,  false);
+  ('genrec_training_progress',  '{}',                                        'setof record',               'VOLATILE',  true,  false),
+  ('genrec_grant',              '{text,text}',                               'void',                       'VOLATILE',  true,  false),
+  ('genrec_revoke',             '{text,text}',                               'void',                       'VOLATILE',  true,  false),
+  ('genrec_has_privs_of',       '{oid}',                                     'boolean',                    'STABLE',    true,  false),
+  ('genrec_models_claim_name',  '{}',                                        'trigger',                    'VOLATILE',  false, false);
 
 -- functions that are not PARALLEL SAFE, with their marking (r restricted, u unsafe)
 CREATE TEMP TABLE api_parallel (sig text, par "char");
@@ -79,7 +84,17 @@ INSERT INTO api_parallel VALUES
   ('genrec_evaluate(text,text,integer[])', 'r'),
   ('genrec_cache_status()',                'r'),
   ('genrec_cache_evict(text)',             'u'),
-  ('genrec_models_changed()',              'u');
+  ('genrec_models_changed()',              'u'),
+  ('genrec_models_claim_name()',           'u'),
+  ('genrec_grant(text,text)',              'u'),
+  ('genrec_revoke(text,text)',             'u'),
+  ('genrec_device_info()',                 'r'),
+  -- the user-id forms run the model's source SQL as its owner (not in parallel workers)
+  ('genrec_score(text,bigint,bigint[])',   'r'),
+  ('genrec_score(bigint,bigint[])',        'r'),
+  ('genrec_score_detail(text,bigint,bigint[])', 'r'),
+  ('genrec_recommend(text,bigint,integer,boolean)', 'r'),
+  ('genrec_recommend(bigint,bigint,boolean)', 'r');
 
 -- the functions of the extension, by signature
 CREATE TEMP VIEW ext_procs AS

@@ -24,7 +24,8 @@ SELECT plan(75);
 -- the table
 SELECT has_table('genrec', 'models', 'genrec.models exists');
 SELECT columns_are('genrec', 'models', ARRAY['name', 'version', 'layout', 'config', 'source',
-                   'n_items', 'metrics', 'weights', 'owner', 'created', 'deployed'],
+                   'n_items', 'metrics', 'weights', 'owner', 'created', 'deployed',
+                   'weights_sha256'],
                    'genrec.models has the documented columns');
 SELECT col_type_is('genrec', 'models', 'config', 'jsonb', 'config is jsonb');
 SELECT col_type_is('genrec', 'models', 'weights', 'bytea', 'weights is bytea');
@@ -34,18 +35,22 @@ SELECT is((SELECT indexdef FROM pg_indexes WHERE schemaname = 'genrec' AND index
           'CREATE UNIQUE INDEX models_one_deployed ON genrec.models USING btree (name) WHERE deployed',
           'a unique partial index allows one deployed version per name');
 SELECT is((SELECT (relrowsecurity, relforcerowsecurity)::text FROM pg_class
-            WHERE oid = 'genrec.models'::regclass), '(t,t)', 'row level security enabled and forced');
+            WHERE oid = 'genrec.models'::regclass), '(t,f)',
+          'row level security enabled (genrec writes as the table owner)');
 SELECT is((SELECT array_agg(polname::text ORDER BY polname) FROM pg_policy
             WHERE polrelid = 'genrec.models'::regclass),
-          ARRAY['models_delete', 'models_insert', 'models_select', 'models_update'],
-          'one policy per command');
+          ARRAY['models_select'], 'one policy: who may read a model');
 SELECT ok((SELECT 'genrec.models'::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'genrec'),
           'pg_dump dumps the rows (extension configuration table)');
-SELECT ok(has_table_privilege('public', 'genrec.models', 'SELECT, INSERT, DELETE'),
-          'PUBLIC may SELECT, INSERT and DELETE (rows are guarded by the policies)');
-SELECT ok(NOT has_table_privilege('public', 'genrec.models', 'UPDATE')
-          AND has_column_privilege('public', 'genrec.models', 'deployed', 'UPDATE'),
-          'PUBLIC may UPDATE only the deployed column');
+SELECT ok(has_table_privilege('public', 'genrec.models', 'SELECT')
+          AND has_table_privilege('public', 'genrec.model_names', 'SELECT')
+          AND has_table_privilege('public', 'genrec.model_grants', 'SELECT'),
+          'PUBLIC may SELECT the catalogue tables (rows of genrec.models are guarded by the policy)');
+SELECT ok(NOT has_any_column_privilege('public', 'genrec.models', 'INSERT, UPDATE')
+          AND NOT has_table_privilege('public', 'genrec.models', 'DELETE, TRUNCATE')
+          AND NOT has_any_column_privilege('public', 'genrec.model_names', 'INSERT, UPDATE')
+          AND NOT has_any_column_privilege('public', 'genrec.model_grants', 'INSERT, UPDATE'),
+          'PUBLIC may not write them: genrec''s functions do');
 SELECT isnt(obj_description('genrec.models'::regclass, 'pg_class'), NULL, 'the table has a comment');
 SELECT is_empty($$SELECT attname FROM pg_attribute WHERE attrelid = 'genrec.models'::regclass
                    AND attnum > 0 AND col_description(attrelid, attnum) IS NULL$$,
@@ -130,11 +135,14 @@ SELECT is((SELECT (weights = (SELECT weights FROM genrec.models WHERE name = 'ca
                    deployed, layout, n_items)::text FROM genrec.models WHERE name = 'copy'),
           (SELECT format('(t,t,lac,%s)', n_items) FROM genrec.models WHERE name = 'cat' AND version = 2),
           'the bytes are stored as they are; the first version is deployed');
-SELECT is((SELECT (c.config = m.config, c.source = m.source, c.metrics - 'imported' = m.metrics,
+SELECT is((SELECT (c.config -> 'model' = m.config -> 'model', c.source = 'null',
+                   c.metrics -> 'test' = m.metrics -> 'test', c.metrics -> 'valid' = m.metrics -> 'valid',
+                   c.metrics -> 'epochs_run' = m.metrics -> 'epochs_run', c.metrics ? 'data',
                    c.metrics -> 'imported')::text
              FROM genrec.models c, genrec.models m
             WHERE c.name = 'copy' AND m.name = 'cat' AND m.version = 2),
-          '(t,t,t,true)', 'config, source and metrics come from the summary in the bytes');
+          '(t,t,t,t,t,f,true)',
+          'the model config and the well-typed metrics come from the bytes; their source mapping does not');
 SELECT is(genrec_import('copy', genrec_export('cat', 3), false,
                         '{"relation": "cat_syn", "action_cols": ["action"], "tiebreak_col": null}'), 2,
           'import a second version with a source mapping, not deployed');

@@ -1,7 +1,8 @@
--- Privileges on the model catalogue: every role reads every model; only a role with the
--- privileges of a model's owner (the owner, an inheriting member, a superuser) may retrain,
--- import, deploy, roll back or drop it (42501), and the row level security policies hold for
--- direct DML too. Roles are created inside the test's transaction and rolled back with it.
+-- Privileges on the model catalogue: a role reads the models it may use (owner, grantees,
+-- superusers); only a role with the privileges of a model's owner (the owner, an inheriting
+-- member, a superuser) may retrain, import, deploy, roll back, drop or grant it (42501); no
+-- role writes the catalogue tables directly. Roles are created inside the test's transaction
+-- and rolled back with it. (test/pgtap/security.sql covers grants and source execution.)
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
@@ -37,17 +38,17 @@ $f$;
 
 SELECT plan(38);
 
--- alice trains a model; bob can read it but not change it
+-- alice trains a model; bob may not use it until she grants it, and may never change it
 SELECT is(pg_temp.as_role('genrec_tap_alice', pg_temp.train_sql('alice_m')), 1::bigint,
           'alice trains alice_m');
 SELECT is((SELECT owner FROM genrec.models WHERE name = 'alice_m'),
           (SELECT oid FROM pg_roles WHERE rolname = 'genrec_tap_alice'), 'alice owns it');
 SELECT is(pg_temp.as_role('genrec_tap_bob', $$SELECT name FROM genrec.models WHERE name = 'alice_m'$$),
-          1::bigint, 'bob can read alice''s model (scoring needs it)');
+          0::bigint, 'bob cannot read alice''s model');
+SELECT lives_ok($$SELECT pg_temp.as_role('genrec_tap_alice', 'SELECT genrec.genrec_grant(''alice_m'', ''genrec_tap_bob'')')$$,
+                'alice grants bob its use');
 SELECT is(pg_temp.as_role('genrec_tap_bob', $$SELECT genrec.genrec_model_items('alice_m')$$), 1::bigint,
-          'bob can decode its items');
-SELECT is(pg_temp.as_role('genrec_tap_bob', $$SELECT genrec.genrec_export('alice_m')$$), 1::bigint,
-          'bob can export it');
+          'then bob can decode its items (and export it)');
 SELECT throws_ok(format('SELECT pg_temp.as_role(%L, %L)', 'genrec_tap_bob', pg_temp.train_sql('alice_m')),
                  '42501', 'must be owner of model "alice_m" to train a new version of it',
                  'bob cannot retrain alice''s model');
@@ -65,15 +66,15 @@ SELECT throws_ok($$SELECT pg_temp.as_role('genrec_tap_bob',
                  'bob cannot import a version of it');
 SELECT is(current_user::text, session_user::text, 'the failed calls left the role as it was');
 
--- direct DML by bob: the policies and the column grant hold
-SELECT is(pg_temp.as_role('genrec_tap_bob', $$UPDATE genrec.models SET deployed = false WHERE name = 'alice_m'$$),
-          0::bigint, 'bob''s UPDATE sees none of alice''s rows');
-SELECT is(pg_temp.as_role('genrec_tap_bob', $$DELETE FROM genrec.models WHERE name = 'alice_m'$$),
-          0::bigint, 'bob''s DELETE sees none of alice''s rows');
+-- direct DML by bob: no role may write the catalogue tables
+SELECT throws_ok($$SELECT pg_temp.as_role('genrec_tap_bob', 'UPDATE genrec.models SET deployed = false WHERE name = ''alice_m''')$$,
+                 '42501', NULL, 'bob may not UPDATE genrec.models');
+SELECT throws_ok($$SELECT pg_temp.as_role('genrec_tap_bob', 'DELETE FROM genrec.models WHERE name = ''alice_m''')$$,
+                 '42501', NULL, 'nor DELETE from it');
 SELECT is((SELECT (count(*), bool_or(deployed))::text FROM genrec.models WHERE name = 'alice_m'), '(1,t)',
           'alice''s model is intact and deployed');
 SELECT throws_ok($$SELECT pg_temp.as_role('genrec_tap_bob', 'UPDATE genrec.models SET weights = ''\x00'' WHERE name = ''alice_m''')$$,
-                 '42501', NULL, 'no role may UPDATE the weights column');
+                 '42501', NULL, 'nor UPDATE the weights');
 SELECT throws_ok($$SELECT pg_temp.as_role('genrec_tap_bob',
                      'INSERT INTO genrec.models (name, version, layout, config, source, n_items, weights, owner)
                       SELECT ''alice_m'', 2, layout, config, source, n_items, weights,
@@ -94,7 +95,7 @@ SELECT is(pg_temp.as_role('genrec_tap_bob', $$SELECT genrec.genrec_rollback('bob
 SELECT is((SELECT array_agg(version) FROM genrec.models WHERE name = 'bob_m' AND deployed), ARRAY[1],
           'version 1 of bob''s model is deployed');
 SELECT is(pg_temp.as_role('genrec_tap_bob', $$SELECT genrec.genrec_import('bob_copy', genrec.genrec_export('alice_m'))$$),
-          1::bigint, 'bob may import a copy of alice''s model under his own name');
+          1::bigint, 'bob, a grantee, may import a copy of alice''s model under his own name');
 SELECT is((SELECT owner FROM genrec.models WHERE name = 'bob_copy'),
           (SELECT oid FROM pg_roles WHERE rolname = 'genrec_tap_bob'), 'the copy is bob''s');
 SELECT is(pg_temp.as_role('genrec_tap_bob', $$SELECT genrec.genrec_drop_model('bob_m')$$), 1::bigint,
@@ -119,14 +120,13 @@ SELECT is((SELECT array_agg(DISTINCT owner) FROM genrec.models WHERE name = 'tea
 SELECT throws_ok(format('SELECT pg_temp.as_role(%L, %L)', 'genrec_tap_bob', pg_temp.train_sql('team_m')),
                  '42501', NULL, 'a non-member cannot');
 
--- a query source is SQL text its owner wrote: other roles never run it (it would run with
--- their rights); a table source is read with the caller's own privileges
+-- a query source runs as its owner (alice): a grantee scores through it with alice's rights
 SELECT is(pg_temp.as_role('genrec_tap_alice',
           $q$SELECT * FROM genrec.genrec_train('alice_q', 'SELECT * FROM public.priv_syn', d_model => 8,
                   n_layer => 1, max_len => 6, epochs => 1, options => '{"head_hidden": 8, "n_buckets": 4}')$q$),
           1::bigint, 'alice trains a model on a query source');
 SELECT throws_ok($$SELECT pg_temp.as_role('genrec_tap_bob', 'SELECT genrec.genrec_score(''alice_q'', 1::bigint, ARRAY[1,2]::bigint[])')$$,
-                 '42501', NULL, 'bob cannot score through alice''s query text');
+                 '42501', 'permission denied for model "alice_q"', 'bob may not score it without a grant');
 SELECT is(pg_temp.as_role('genrec_tap_alice', $$SELECT genrec.genrec_score('alice_q', 1::bigint, ARRAY[1,2]::bigint[])$$),
           1::bigint, 'alice can');
 

@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS genrec;
 SET search_path = public, genrec;
 SET genrec.device = cpu;
-SELECT plan(64);
+SELECT plan(66);
 
 CREATE TEMP TABLE cands AS
   SELECT array_agg(i::bigint ORDER BY i) || 99999::bigint AS c FROM generate_series(1, 20) i;
@@ -296,21 +296,33 @@ RESET genrec.shared_cache;
 
 -- ---------------------------------------------------------------- a parallel plan
 
-CREATE TABLE genrec_fixture.requests AS SELECT u AS user_id FROM generate_series(1, 150) u;
+-- the history forms run in parallel workers; the user-id forms read the owner's source with a
+-- switched user and search_path, which workers cannot do, so they run above the Gather
+CREATE TABLE genrec_fixture.requests AS
+SELECT u AS user_id,
+       (SELECT genrec_history(e.item_id, e.rating::real, e.ts ORDER BY e.ts)
+          FROM genrec_fixture.events e WHERE e.user_id = u) AS h
+  FROM generate_series(1, 150) u;
 CREATE TEMP TABLE serial AS
-SELECT user_id, genrec_score('fx_lac', user_id, ARRAY[1, 2, 3]::bigint[]) AS s FROM genrec_fixture.requests;
+SELECT user_id, genrec_score('fx_lac', h, ARRAY[1, 2, 3]::bigint[]) AS s,
+       genrec_score('fx_lac', user_id, ARRAY[1, 2, 3]::bigint[]) AS su FROM genrec_fixture.requests;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
 SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_leader_participation = off;
-SELECT ok(pg_temp.plan_text($$SELECT user_id, genrec.genrec_score('fx_lac', user_id, ARRAY[1, 2, 3]::bigint[])
+SELECT ok(pg_temp.plan_text($$SELECT user_id, genrec.genrec_score('fx_lac', h, ARRAY[1, 2, 3]::bigint[])
                                 FROM genrec_fixture.requests$$) ~ 'Parallel Seq Scan.*\n.*Output: user_id, genrec_score',
-          'genrec_score runs below Gather, in parallel workers');
+          'genrec_score of a history runs below Gather, in parallel workers');
 SELECT is((SELECT count(*)::int FROM (
-             SELECT user_id, genrec_score('fx_lac', user_id, ARRAY[1, 2, 3]::bigint[]) AS s
+             SELECT user_id, genrec_score('fx_lac', h, ARRAY[1, 2, 3]::bigint[]) AS s
                FROM genrec_fixture.requests) p JOIN serial USING (user_id) WHERE p.s = serial.s), 150,
           'parallel workers score like the leader');
+SELECT ok(pg_temp.plan_text($$SELECT user_id, genrec.genrec_score('fx_lac', user_id, ARRAY[1, 2, 3]::bigint[])
+                                FROM genrec_fixture.requests$$) !~ 'Parallel Seq Scan.*\n.*Output: user_id, genrec_score',
+          'genrec_score of a user id stays above the Gather (PARALLEL RESTRICTED)');
+SELECT is((SELECT count(*)::int FROM serial WHERE s = su), 150,
+          'a user''s stored history scores like the same history given as a value');
 
 SELECT * FROM finish();
 ROLLBACK;
