@@ -1321,6 +1321,8 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 
 		if (m->seg != NULL)
 			continue;
+		if (!superuser() && !genrec_has_privs_of(m->source.owner))
+			continue;
 		v[0] = CStringGetTextDatum(m->name);
 		v[1] = Int32GetDatum(m->version);
 		v[2] = CStringGetTextDatum("private");

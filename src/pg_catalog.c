@@ -662,7 +662,7 @@ import_probe_source(const char *source_json)
  * types it expects (a file is untrusted: a string where a number belongs would break
  * genrec.model_overview for every reader): of the file's "metrics" object (or its valid/test
  * objects and result counts) the valid, test and baselines objects whose numbers are at most
- * 1e300 in magnitude and whose strings have at most 256 characters, and the seconds and epoch
+ * 1e300 in magnitude and whose strings have at most 255 characters, and the seconds and epoch
  * counts when they are numbers in [0, 1e9] (whole for the counts); nothing else.
  */
 static const char *const import_metric_objects[] = {"valid", "test", "baselines", NULL};
@@ -736,7 +736,7 @@ genrec_import(PG_FUNCTION_ARGS)
 							  "   AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'object' "
 							  "   AND NOT pg_catalog.jsonb_path_exists(kv.value, "
 							  "    'strict $.** ? ((@.type() == \"number\" && (@ > 1e300 || @ < -1e300)) "
-							  "    || (@.type() == \"string\" && !(@ like_regex \"^.{0,256}$\" flag \"s\")))')) "
+							  "    || (@.type() == \"string\" && !(@ like_regex \"^.{0,255}$\" flag \"s\")))')) "
 							  "  OR (kv.key OPERATOR(pg_catalog.=) ANY ($4::pg_catalog.text[]) "
 							  "   AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'number' "
 							  "   AND pg_catalog.jsonb_path_exists(kv.value, '$ ? (@ >= 0 && @ <= 1000000000)') "

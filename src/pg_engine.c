@@ -152,7 +152,10 @@ device_current(void)
 		old->retired = true;
 		old->next_retired = retired_devices;
 		retired_devices = old;
+		/* hold it while its models go: the last one's release must not free it under us */
+		old->refs++;
 		genrec_cache_retire_device(current_device->gen);
+		old->refs--;
 		device_close_if_unused(old);
 	}
 	return current_device;

@@ -12,7 +12,7 @@
 #     from a private copy with a NOTICE, with the same scores
 #  5. no role can block another's deploy with an advisory lock, and two roles' concurrent first
 #     trainings of one name leave one owner (the other gets 42501)
-#  6. with no room left for a segment (a server whose dynamic shared memory lives on a 16 kB
+#  6. with no room left for a segment (a server whose dynamic shared memory lives on a 2 MB
 #     tmpfs), serving falls back to a private copy with a NOTICE, never an ERROR (skipped when
 #     this machine cannot mount a tmpfs)
 set -uo pipefail
@@ -46,22 +46,24 @@ done
 psql -d gsec_a -c "SET client_min_messages = warning" \
 	-c "SELECT 1 FROM genrec.genrec_train('twin', 'ev', seed => 1, $train)" >/dev/null || exit 1
 psql -d gsec_a -At -c "SELECT encode(genrec.genrec_export('twin'), 'hex')" | xxd -r -p >"$tmp/twin" || exit 1
-# flip the sign of the first float of the first F32 tensor: same length, other weights
+# negate every parameter (the sign bit of each F32): same length, other weights
 python3 - "$tmp/twin" "$tmp/twin_b" <<'PY' || exit 1
 import json, struct, sys
 raw = open(sys.argv[1], 'rb').read()
 n = struct.unpack('<Q', raw[:8])[0]
 head = json.loads(raw[8:8 + n])
-name, t = next((k, v) for k, v in head.items() if k != '__metadata__' and v['dtype'] == 'F32')
-at = 8 + n + t['data_offsets'][0] + 3
 out = bytearray(raw)
-out[at] ^= 0x80
+for k, t in head.items():
+    if k != '__metadata__' and t['dtype'] == 'F32':
+        lo, hi = t['data_offsets']
+        for at in range(8 + n + lo + 3, 8 + n + hi, 4):
+            out[at] ^= 0x80
 open(sys.argv[2], 'wb').write(out)
 PY
 created=$(psql -d gsec_a -At -c "SELECT created FROM genrec.models WHERE name = 'twin'")
 psql -d gsec_b -q -c "SET client_min_messages = warning" \
 	-c "SELECT genrec.genrec_import('twin', decode('$(xxd -p "$tmp/twin_b" | tr -d '\n')', 'hex'), true,
-	       '{\"relation\": \"public.ev\"}')" \
+	       '{\"relation\": \"public.ev\", \"action_cols\": [\"action\"]}')" \
 	-c "UPDATE genrec.models SET created = '$created' WHERE name = 'twin'" >/dev/null || exit 1
 same=$(psql -d gsec_b -At -c "SELECT (SELECT pg_column_size(weights) FROM genrec.models WHERE name = 'twin')
 	= $(psql -d gsec_a -At -c "SELECT pg_column_size(weights) FROM genrec.models WHERE name = 'twin'")")
@@ -91,7 +93,7 @@ check "$(eq "$n" 1)" "a 90-byte multibyte name keeps one slot across three sessi
 
 # ---- 3. an idle session holding 64 models
 psql -d gsec_a -c "SET client_min_messages = warning" \
-	-c "SELECT genrec.genrec_import('many_' || i, genrec.genrec_export('twin'), true, '{\"relation\": \"public.ev\"}')
+	-c "SELECT genrec.genrec_import('many_' || i, genrec.genrec_export('twin'), true, '{\"relation\": \"public.ev\", \"action_cols\": [\"action\"]}')
 	      FROM generate_series(1, 65) i" >/dev/null || exit 1
 psql -d gsec_a -c "SELECT genrec.genrec_cache_evict()" >/dev/null
 psql -d gsec_a -At -c "SET client_min_messages = warning" \
@@ -112,11 +114,11 @@ check "$r" "without a NOTICE about private copies"
 psql -d gsec_a -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
 
 # ---- 4. genrec.shared_cache_size
-psql -d gsec_a -c "ALTER SYSTEM SET genrec.shared_cache_size = 0" -c "SELECT pg_reload_conf()" >/dev/null || exit 1
+psql -d gsec_a -c "SELECT genrec.genrec_version()" -c "ALTER SYSTEM SET genrec.shared_cache_size = 0" -c "SELECT pg_reload_conf()" >/dev/null || exit 1
 sleep 0.5
 out=$(psql -d gsec_a -At -c "SELECT genrec.genrec_cache_evict()" -c "$score" \
 	-c "SELECT string_agg(state, ',') FROM genrec.genrec_cache_status() WHERE name = 'twin' AND in_this_backend" 2>&1)
-psql -d gsec_a -c "ALTER SYSTEM RESET genrec.shared_cache_size" -c "SELECT pg_reload_conf()" >/dev/null
+psql -d gsec_a -c "SELECT genrec.genrec_version()" -c "ALTER SYSTEM RESET genrec.shared_cache_size" -c "SELECT pg_reload_conf()" >/dev/null
 case "$out" in *"NOTICE:  model \"twin\" version 1 is kept in this backend's memory"*) r=ok ;; *) r="no ($out)" ;; esac
 check "$r" "with genrec.shared_cache_size = 0 a model is kept privately, with a NOTICE"
 check "$(eq "$(echo "$out" | grep -v NOTICE | grep -v DETAIL | tail -n 1)" private)" "its cache entry is private"
@@ -163,11 +165,16 @@ check "$(eq "$owners" 1/gsec_bob)" "the name has one owner"
 (
 	. test/pg/cluster.sh
 	genrec_cluster_start >/dev/null || exit 1
-	trap 'umount "$GENREC_PG_DIR/data/pg_dynshmem" 2>/dev/null; genrec_cluster_stop' EXIT
+	# stop the server, then unmount, then remove the cluster (in that order: the tmpfs is busy
+	# while the server runs, and the directory cannot go while it is mounted)
+	trap 'genrec_cluster_run "$pgbin/pg_ctl" -D "$GENREC_PG_DIR/data" -m fast -w stop >/dev/null 2>&1
+	      umount "$GENREC_PG_DIR/data/pg_dynshmem" 2>/dev/null; genrec_cluster_stop' EXIT
 	genrec_cluster_run "$pgbin/pg_ctl" -D "$GENREC_PG_DIR/data" -w stop >/dev/null || exit 1
+	# segments as files in pg_dynshmem, mounted as a 2 MB tmpfs: the server's own statistics
+	# take about 1 MB of it at start, the model's segment (1.6 MB) cannot fit in the rest
 	printf "dynamic_shared_memory_type = mmap\nmax_parallel_workers_per_gather = 0\n" \
 		>>"$GENREC_PG_DIR/data/postgresql.conf"
-	if ! mount -t tmpfs -o size=16k,mode=700,uid="$(id -u postgres 2>/dev/null || id -u)" tmpfs \
+	if ! mount -t tmpfs -o size=2m,mode=700,uid="$(id -u postgres 2>/dev/null || id -u)" tmpfs \
 		"$GENREC_PG_DIR/data/pg_dynshmem" 2>/dev/null; then
 		echo "ok - # SKIP dynamic shared memory exhaustion: cannot mount a tmpfs here"
 		exit 0
@@ -176,7 +183,7 @@ check "$(eq "$owners" 1/gsec_bob)" "the name has one owner"
 		start >/dev/null || exit 1
 	psql -d postgres -c "SET client_min_messages = warning" -c "CREATE EXTENSION genrec" \
 		-c "CREATE TABLE ev AS SELECT * FROM genrec.genrec_synthetic(80, 60, 10, 3)" \
-		-c "SELECT 1 FROM genrec.genrec_train('big', 'ev', d_model => 32, n_layer => 2, max_len => 6, epochs => 1)" \
+		-c "SELECT 1 FROM genrec.genrec_train('big', 'ev', d_model => 128, n_layer => 2, max_len => 6, epochs => 1)" \
 		>/dev/null || exit 1
 	out=$(psql -d postgres -At -c "$bigscore" 2>&1)
 	rc=$?

@@ -63,22 +63,22 @@ check "$([ $? = 0 ] && echo ok || echo no)" "the upgraded catalogue is managed b
 
 # every object of the extension, described in text, in both databases
 describe="
-SELECT 'function ' || p.oid::regprocedure || ' ' || p.provolatile || p.proisstrict || p.proparallel
-       || p.prosecdef || ' ' || l.lanname || ' ' || pg_get_function_result(p.oid) || ' '
+SELECT 'function ' || p.oid::regprocedure || ' ' || p.provolatile::text || p.proisstrict::text
+       || p.proparallel::text || p.prosecdef::text || ' ' || l.lanname || ' ' || pg_get_function_result(p.oid) || ' '
        || coalesce(array_to_string(p.proconfig, ','), '') || ' ' || md5(p.prosrc) || ' '
        || coalesce(md5(obj_description(p.oid, 'pg_proc')), 'no comment')
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
   JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'genrec'
 UNION ALL
-SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind || ' rls ' || c.relrowsecurity || c.relforcerowsecurity
+SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' rls ' || c.relrowsecurity::text || c.relforcerowsecurity::text
        || ' acl ' || coalesce(c.relacl::text, '') || ' '
        || coalesce(md5(obj_description(c.oid, 'pg_class')), 'no comment')
        || CASE WHEN c.relkind = 'v' THEN ' ' || md5(pg_get_viewdef(c.oid)) ELSE '' END
   FROM pg_class c WHERE c.relnamespace = 'genrec'::regnamespace
 UNION ALL
 SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-       || ' ' || a.attnotnull || ' ' || a.attgenerated || ' ' || a.attnum || ' '
+       || ' ' || a.attnotnull::text || ' ' || a.attgenerated::text || ' ' || a.attnum::text || ' '
        || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '') || ' acl ' || coalesce(nullif(a.attacl::text, '{}'), '') || ' '
        || coalesce(md5(col_description(a.attrelid, a.attnum)), 'no comment')
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
@@ -90,12 +90,12 @@ SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_co
 UNION ALL
 SELECT 'index ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'genrec'
 UNION ALL
-SELECT 'policy ' || polname || ' ' || polcmd || ' ' || coalesce(pg_get_expr(polqual, polrelid), '')
+SELECT 'policy ' || polname || ' ' || polcmd::text || ' ' || coalesce(pg_get_expr(polqual, polrelid), '')
        || ' ' || coalesce(pg_get_expr(polwithcheck, polrelid), '')
        || ' ' || coalesce(md5(obj_description(oid, 'pg_policy')), 'no comment')
   FROM pg_policy WHERE polrelid::regclass::text LIKE 'genrec.%'
 UNION ALL
-SELECT 'trigger ' || tgname || ' ' || tgenabled || ' ' || pg_get_triggerdef(oid)
+SELECT 'trigger ' || tgname || ' ' || tgenabled::text || ' ' || pg_get_triggerdef(oid)
        || ' ' || coalesce(md5(obj_description(oid, 'pg_trigger')), 'no comment')
   FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'genrec.%' AND NOT tgisinternal
 UNION ALL
