@@ -981,6 +981,7 @@ entry_build(const GenrecIdent *id)
 	m->deployed = id->deployed;
 	m->created = id->created;
 	m->stored_size = id->stored_size;
+	m->owner = id->owner;
 	m->slot = -1;
 	PG_TRY();
 	{
@@ -1321,7 +1322,7 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 
 		if (m->seg != NULL)
 			continue;
-		if (!superuser() && !genrec_has_privs_of(m->source.owner))
+		if (!superuser() && !genrec_has_privs_of(m->owner))
 			continue;
 		v[0] = CStringGetTextDatum(m->name);
 		v[1] = Int32GetDatum(m->version);

@@ -74,6 +74,7 @@ typedef struct GenrecModel
 	bool		deployed;
 	TimestampTz created;
 	int64		stored_size;	/* pg_column_size(weights) */
+	Oid			owner;			/* the model's owner */
 	MemoryContext cxt;			/* owns everything below */
 	gr_env		env;
 	uint64		device_gen;		/* genrec_device_generation() when the view was built */
