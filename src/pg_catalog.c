@@ -717,7 +717,7 @@ genrec_import(PG_FUNCTION_ARGS)
 		import_probe_source(source);
 	else
 		source = "null";
-	/* config from the engine; metrics: only known keys with numeric leaves */
+	/* config from the engine; metrics: only well-typed known keys (NULL when none) */
 	args[0] = CStringGetTextDatum(wi.config);
 	args[1] = wi.extra ? CStringGetTextDatum(wi.extra) : (Datum) 0;
 	nulls[1] = wi.extra ? ' ' : 'n';
@@ -744,9 +744,8 @@ genrec_import(PG_FUNCTION_ARGS)
 							  "    OR pg_catalog.jsonb_path_exists(kv.value, '$ ? (@ == @.floor())')))) "
 							  "SELECT pg_catalog.jsonb_build_object('model', $1::pg_catalog.jsonb, 'train', "
 							  "  '{}'::pg_catalog.jsonb)::pg_catalog.text, "
-							  " (COALESCE((SELECT pg_catalog.jsonb_object_agg(k.key, k.value) FROM k), "
-							  "  '{}'::pg_catalog.jsonb) OPERATOR(pg_catalog.||) "
-							  "  '{\"imported\": true}'::pg_catalog.jsonb)::pg_catalog.text "
+							  " ((SELECT pg_catalog.jsonb_object_agg(k.key, k.value) FROM k) "
+							  "  OPERATOR(pg_catalog.||) '{\"imported\": true}'::pg_catalog.jsonb)::pg_catalog.text "
 							  "FROM x",
 							  4, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID},
 							  (Datum[]) {args[0], args[1], keys_array(import_metric_objects),
