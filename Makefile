@@ -192,6 +192,7 @@ fuzz: $(FUZZ_BINS)
 #   make cuda-emu         build/genrec_cuda_emu.so: the same sources compiled for the CPU
 #                         against cuda/gr_cuda_emu.h, to test the kernels without a GPU
 #   make gpu-tests        build/gpu/test_cuda_ops (test/gpu/) and build/gpu/gpu_bench (bench/)
+#   make cuda-emu-check   the op suite on the emulation, every kernel's grid-stride path
 GR_CUDA         ?= auto
 NVCC            ?= $(firstword $(shell command -v nvcc 2>/dev/null) \
                    $(wildcard /usr/local/cuda/bin/nvcc))
@@ -254,8 +255,13 @@ $(BUILD)/gpu/gpu_bench: bench/gpu_bench.c $(ENGINE_LIB) | $(BUILD)/gpu
 
 gpu-tests: $(patsubst test/gpu/%.c,$(BUILD)/gpu/%,$(wildcard test/gpu/*.c)) $(BUILD)/gpu/gpu_bench
 
+# The op suite on the CPU emulation with a grid cap of 3 blocks, so every kernel's grid-stride
+# and multi-pass path runs (scripts/test.sh runs it; no GPU or nvcc needed).
+cuda-emu-check: cuda-emu gpu-tests
+	GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops --module $(CUDA_EMU_MODULE) --math fp32
+
 all: cuda-module
-unit: cuda-module
+unit: cuda-module cuda-emu
 
 ifndef NO_PGXS
 install: install-cuda
@@ -265,4 +271,4 @@ install-cuda: cuda-module
 		echo "$(INSTALL_SHLIB) $(CUDA_MODULE) '$(DESTDIR)$(pkglibdir)/'"; \
 		$(INSTALL_SHLIB) $(CUDA_MODULE) '$(DESTDIR)$(pkglibdir)/'; fi
 
-.PHONY: cuda-module cuda-emu gpu-tests install-cuda
+.PHONY: cuda-module cuda-emu cuda-emu-check gpu-tests install-cuda

@@ -10,6 +10,14 @@
  * Built with GR_CUDA_EMU, the same sources compile as plain C++ against gr_cuda_emu.h, a CPU
  * emulation of the few runtime, cuBLAS and kernel features used, so the kernels' logic can be
  * tested on machines without a GPU (make cuda-emu).
+ *
+ * Rules every kernel follows (the emulation checks the launch limits; make cuda-emu-check runs
+ * the op suite with GENREC_CUDA_GRID_CAP=3 so the loops run):
+ *   - launch with GR_LAUNCH, never <<<>>> directly (errors are attributed to the right kernel);
+ *   - size grids with gr_cuda_blocks / gr_cuda_dim and loop (grid-stride) over whatever the
+ *     grid does not cover, in every dimension;
+ *   - declare static shared memory with GR_SHARED, dynamic with GR_DYN_SMEM; dynamic shared
+ *     memory above 48 KB is granted once per context at open (cudaFuncSetAttribute).
  */
 #ifndef GR_CUDA_H
 #define GR_CUDA_H
@@ -32,15 +40,30 @@ extern "C"
 #include "gr_ops.h"
 }
 
-/* Launch a kernel on a stream (the emulation runs it on the CPU). */
+/*
+ * Launch a kernel on the context's stream and check the launch; true when it was accepted.
+ * An error pending from earlier, asynchronous work is reported first, naming the kernels
+ * queued since the last synchronisation (gr_cuda_before_launch), so a fault is never blamed on
+ * the kernel that happens to be launched next. The emulation runs the kernel on the CPU and
+ * checks the launch against the limits of an sm_90 GPU (gr_cuda_emu.cc).
+ */
 #ifdef GR_CUDA_EMU
-#define GR_LAUNCH(kern, grid, block, smem, stream, ...) \
-	gr_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kern(__VA_ARGS__); })
+#define GR_LAUNCH(c, kern, grid, block, smem, ...) \
+	(gr_cuda_before_launch(c) && \
+	 (gr_emu_launch((const void *) &kern, #kern, dim3(grid), dim3(block), (smem), \
+					[=]() { kern(__VA_ARGS__); }), \
+	  gr_cuda_after_launch(c, #kern)))
 #define GR_DYN_SMEM(type, name) type *name = (type *) gr_emu_dyn_smem()
+/* Static shared memory: declare with GR_SHARED(type, name, [dims]) so the emulation counts it. */
+#define GR_SHARED(type, name, dims) \
+	static thread_local type name dims; gr_emu_static_smem(&name, sizeof(name))
 #else
-#define GR_LAUNCH(kern, grid, block, smem, stream, ...) \
-	kern<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#define GR_LAUNCH(c, kern, grid, block, smem, ...) \
+	(gr_cuda_before_launch(c) && \
+	 (kern<<<(grid), (block), (smem), (c)->stream>>>(__VA_ARGS__), \
+	  gr_cuda_after_launch(c, #kern)))
 #define GR_DYN_SMEM(type, name) extern __shared__ __align__(16) type name[]
+#define GR_SHARED(type, name, dims) __shared__ type name dims
 #endif
 
 /* Unroll a loop with a constant trip count (keeps small arrays in registers). */
@@ -50,7 +73,8 @@ extern "C"
 #define GR_UNROLL _Pragma("unroll")
 #endif
 
-#define GR_CUDA_MSG_LEN 256
+#define GR_CUDA_MSG_LEN GR_ERROR_MESSAGE_LEN
+#define GR_CUDA_QUEUED_NAMES 6	/* last kernels remembered for an asynchronous error */
 
 typedef struct gr_cuda_ctx
 {
@@ -61,6 +85,23 @@ typedef struct gr_cuda_ctx
 	cublasComputeType_t compute;
 	int			n_sm;
 	size_t		smem_optin;		/* largest dynamic shared memory a block may ask for */
+
+	/*
+	 * Grid caps: every kernel loops (grid-stride) over the work its grid does not cover, so
+	 * any cap is correct; GENREC_CUDA_GRID_CAP=N lowers both (tests use a tiny N so every
+	 * multi-pass path runs).
+	 */
+	unsigned	grid_cap;		/* blocks along x (default 65535 * 8) */
+	unsigned	grid_yz_cap;	/* blocks along y and z (default and hardware limit 65535) */
+	bool		sync_each;		/* GENREC_CUDA_SYNC=1: synchronise after every launch */
+
+	/* tiled attention kernels whose shared memory was granted at open (DH 32, 64, 128) */
+	bool		attn_fwd_tiled[3];
+	bool		attn_bwd_tiled[3];
+
+	/* kernels launched since the last successful synchronisation, for error messages */
+	const char *queued[GR_CUDA_QUEUED_NAMES];
+	unsigned	n_queued;
 
 	/* the first failure since the last check() */
 	gr_status	err_status;
@@ -81,23 +122,39 @@ void		gr_cuda_fail(gr_cuda_ctx *c, gr_status st, const char *fmt,...)
 /* Record a failed runtime call; returns true on success. */
 bool		gr_cuda_ok(gr_cuda_ctx *c, cudaError_t e, const char *what);
 
-/* Check the launch of a kernel; returns true on success. */
-bool		gr_cuda_launched(gr_cuda_ctx *c, const char *kernel);
+/* Before a launch: report an error left by earlier asynchronous work; true when none. */
+bool		gr_cuda_before_launch(gr_cuda_ctx *c);
+
+/* After a launch: check that kernel was accepted (and, with sync_each, that it ran). */
+bool		gr_cuda_after_launch(gr_cuda_ctx *c, const char *kernel);
+
+/* Check a call that waits for the stream: a failure names the kernels that were queued. */
+bool		gr_cuda_synced(gr_cuda_ctx *c, cudaError_t e, const char *what);
+
+/* Grant the tiled attention kernels their dynamic shared memory, once per context. */
+bool		gr_cuda_attn_setup(gr_cuda_ctx *c);
 
 /* Scratch memory of at least bytes (contents undefined), or NULL after recording a failure. */
 void	   *gr_cuda_scratch(gr_cuda_ctx *c, size_t bytes);
 
 /* Blocks of `threads` threads covering n items, capped for grid-stride loops. */
 static inline unsigned
-gr_cuda_blocks(size_t n, unsigned threads)
+gr_cuda_blocks(const gr_cuda_ctx *c, size_t n, unsigned threads)
 {
 	size_t		b = (n + threads - 1) / threads;
 
 	if (b < 1)
 		b = 1;
-	if (b > 65535u * 8u)
-		b = 65535u * 8u;
+	if (b > c->grid_cap)
+		b = c->grid_cap;
 	return (unsigned) b;
+}
+
+/* A grid dimension covering n items (at least 1), capped at cap. */
+static inline unsigned
+gr_cuda_dim(size_t n, unsigned cap)
+{
+	return n < 1 ? 1u : n > cap ? cap : (unsigned) n;
 }
 
 #define GR_CTX(ctx) ((gr_cuda_ctx *) (ctx))

@@ -16,7 +16,10 @@
  * query tiles that can see them, recomputing P = exp(S - lse); dQ is accumulated across key
  * blocks with atomicAdd into a zeroed dqkv.
  * Head sizes up to 128 use these tiled kernels (padded to 32, 64 or 128 with zeros); larger
- * heads fall back to a simple kernel with one block per (query, head).
+ * heads fall back to a simple kernel with one block per (query, head). The tiled kernels'
+ * shared memory is granted once per context (gr_cuda_attn_setup, at open), not per launch.
+ * Every kernel loops over the (sequence, head, tile) items and D's (token, head) pairs that its
+ * capped grid does not cover, so no size is silently dropped.
  * Arithmetic is fp32 FFMA in every math mode.
  */
 #include "gr_cuda.h"
@@ -64,23 +67,21 @@ attn_fwd_kernel(float *out, float *lse, const float *qkv, const int32_t *seq_off
 	float	   *Vs = Ks + AT_BK * LD;
 	float	   *Ps = Vs + AT_BK * LD;
 	int			tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
-	int			h = blockIdx.y;
 	size_t		ld = 3 * (size_t) d;
 
+	/* grid-stride over (sequence, head, query tile); every bound is uniform over the block */
 	for (int s = blockIdx.z; s < n_seq; s += gridDim.z)
+	for (int h = blockIdx.y; h < n_head; h += gridDim.y)
+	for (int q0 = blockIdx.x * AT_BQ; q0 < seq_off[s + 1] - seq_off[s]; q0 += gridDim.x * AT_BQ)
 	{
 		int			base = seq_off[s], T = seq_off[s + 1] - base, H = n_hist[s];
-		int			q0 = blockIdx.x * AT_BQ;
-
-		if (q0 >= T)
-			continue;			/* uniform over the block */
 		int			q1 = min(q0 + AT_BQ, T);
 		const float *Qg = qkv + (size_t) base * ld + (size_t) h * dh;
 		const float *Kg = Qg + d;
 		const float *Vg = Qg + 2 * (size_t) d;
 		float		o[4][NC], m[4], l[4];
 
-		__syncthreads();		/* the previous sequence's readers are done */
+		__syncthreads();		/* the previous item's readers are done */
 		for (int i = tid; i < AT_BQ * DH; i += AT_THREADS)
 		{
 			int			r = i / DH, cc = i % DH, q = q0 + r;
@@ -219,27 +220,29 @@ attn_fwd_kernel(float *out, float *lse, const float *qkv, const int32_t *seq_off
 	}
 }
 
-/* D[t, h] = dot(dO[t, h], O[t, h]), one warp per (token, head). */
+/* D[t, h] = dot(dO[t, h], O[t, h]), one warp per (token, head), grid-stride. */
 static __global__ void
 attn_delta_kernel(float *D, const float *dout, const float *out, int n_tokens, int n_head,
 				  int d, int dh)
 {
-	size_t		w = ((size_t) blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+	size_t		n = (size_t) n_tokens * n_head;
+	size_t		stride = ((size_t) gridDim.x * blockDim.x) >> 5;
 	int			lane = threadIdx.x & 31;
 
-	if (w >= (size_t) n_tokens * n_head)
-		return;
-	size_t		t = w / n_head;
-	int			h = (int) (w % n_head);
-	const float *a = dout + t * d + (size_t) h * dh;
-	const float *b = out + t * d + (size_t) h * dh;
-	float		s = 0.0f;
+	for (size_t w = ((size_t) blockIdx.x * blockDim.x + threadIdx.x) >> 5; w < n; w += stride)
+	{
+		size_t		t = w / n_head;
+		int			h = (int) (w % n_head);
+		const float *a = dout + t * d + (size_t) h * dh;
+		const float *b = out + t * d + (size_t) h * dh;
+		float		s = 0.0f;
 
-	for (int i = lane; i < dh; i += 32)
-		s += a[i] * b[i];
-	s = gr_warp_sum(s);
-	if (lane == 0)
-		D[w] = s;
+		for (int i = lane; i < dh; i += 32)
+			s += a[i] * b[i];
+		s = gr_warp_sum(s);
+		if (lane == 0)
+			D[w] = s;
+	}
 }
 
 /* Tiled backward: block (key tile, head, sequence); thread (ty, tx) owns key rows ty + 16a
@@ -264,16 +267,14 @@ attn_bwd_kernel(float *dqkv, const float *dout, const float *qkv, const float *l
 	float	   *Ls = dSs + AT_BQ * LP;
 	float	   *Dd = Ls + AT_BQ;
 	int			tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
-	int			h = blockIdx.y;
 	size_t		ld = 3 * (size_t) d;
 
+	/* grid-stride over (sequence, head, key tile); every bound is uniform over the block */
 	for (int s = blockIdx.z; s < n_seq; s += gridDim.z)
+	for (int h = blockIdx.y; h < n_head; h += gridDim.y)
+	for (int k0 = blockIdx.x * AT_BK; k0 < seq_off[s + 1] - seq_off[s]; k0 += gridDim.x * AT_BK)
 	{
 		int			base = seq_off[s], T = seq_off[s + 1] - base, H = n_hist[s];
-		int			k0 = blockIdx.x * AT_BK;
-
-		if (k0 >= T)
-			continue;
 		int			k1 = min(k0 + AT_BK, T);
 		/* history keys are seen by every later query; candidate keys only by themselves */
 		int			qend = k0 < H ? T : k1;
@@ -474,11 +475,11 @@ static __global__ void
 attn_fwd_naive_kernel(float *out, float *lse, const float *qkv, const int32_t *seq_off,
 					  const int32_t *n_hist, int n_seq, int n_head, int d, int dh, float scale)
 {
-	__shared__ float red[4];
-	int			h = blockIdx.y;
+	GR_SHARED(float, red, [4]);
 	size_t		ld = 3 * (size_t) d;
 
 	for (int s = blockIdx.z; s < n_seq; s += gridDim.z)
+	for (int h = blockIdx.y; h < n_head; h += gridDim.y)
 	{
 		int			base = seq_off[s], T = seq_off[s + 1] - base, H = n_hist[s];
 
@@ -527,11 +528,11 @@ attn_bwd_naive_kernel(float *dqkv, const float *dout, const float *qkv, const fl
 					  const float *Dbuf, const int32_t *seq_off, const int32_t *n_hist,
 					  int n_seq, int n_head, int d, int dh, float scale)
 {
-	__shared__ float red[4];
-	int			h = blockIdx.y;
+	GR_SHARED(float, red, [4]);
 	size_t		ld = 3 * (size_t) d;
 
 	for (int s = blockIdx.z; s < n_seq; s += gridDim.z)
+	for (int h = blockIdx.y; h < n_head; h += gridDim.y)
 	{
 		int			base = seq_off[s], T = seq_off[s + 1] - base, H = n_hist[s];
 
@@ -577,14 +578,55 @@ attn_bwd_naive_kernel(float *dqkv, const float *dout, const float *qkv, const fl
 	}
 }
 
-/* Head size rounded up to a tiled kernel's, or 0 for the fallback. */
+/* Index of a tiled kernel's padded head size (32, 64, 128) in the setup flags, or -1. */
+static int
+tile_slot(int DH)
+{
+	return DH == 32 ? 0 : DH == 64 ? 1 : DH == 128 ? 2 : -1;
+}
+
+/* Ask for one tiled kernel's dynamic shared memory; false (and a recorded failure) if refused. */
+template <typename K>
+static bool
+grant_smem(gr_cuda_ctx *c, K kernel, size_t smem, const char *name, bool *granted)
+{
+	*granted = false;
+	if (smem > c->smem_optin)
+		return true;			/* too large for this device: the fallback kernel runs */
+	if (!gr_cuda_ok(c, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+											(int) smem), name))
+		return false;
+	*granted = true;
+	return true;
+}
+
+/* Grant the tiled kernels their dynamic shared memory, once per context (at open). */
+bool
+gr_cuda_attn_setup(gr_cuda_ctx *c)
+{
+	return grant_smem(c, attn_fwd_kernel<32>, fwd_smem(32), "attn_fwd_kernel<32> (smem attribute)",
+					  &c->attn_fwd_tiled[0]) &&
+		grant_smem(c, attn_fwd_kernel<64>, fwd_smem(64), "attn_fwd_kernel<64> (smem attribute)",
+				   &c->attn_fwd_tiled[1]) &&
+		grant_smem(c, attn_fwd_kernel<128>, fwd_smem(128),
+				   "attn_fwd_kernel<128> (smem attribute)", &c->attn_fwd_tiled[2]) &&
+		grant_smem(c, attn_bwd_kernel<32>, bwd_smem(32), "attn_bwd_kernel<32> (smem attribute)",
+				   &c->attn_bwd_tiled[0]) &&
+		grant_smem(c, attn_bwd_kernel<64>, bwd_smem(64), "attn_bwd_kernel<64> (smem attribute)",
+				   &c->attn_bwd_tiled[1]) &&
+		grant_smem(c, attn_bwd_kernel<128>, bwd_smem(128),
+				   "attn_bwd_kernel<128> (smem attribute)", &c->attn_bwd_tiled[2]);
+}
+
+/* Head size rounded up to a tiled kernel's whose shared memory was granted, or 0. */
 static int
 tile_dh(gr_cuda_ctx *c, int dh, bool bwd)
 {
 	int			DH = dh <= 32 ? 32 : dh <= 64 ? 64 : dh <= 128 ? 128 : 0;
+	int			slot = tile_slot(DH);
 
-	if (DH != 0 && (bwd ? bwd_smem(DH) : fwd_smem(DH)) > c->smem_optin)
-		DH = 0;
+	if (slot < 0 || !(bwd ? c->attn_bwd_tiled[slot] : c->attn_fwd_tiled[slot]))
+		return 0;
 	return DH;
 }
 
@@ -599,21 +641,12 @@ max_seq_len(const gr_attn_seqs *seqs)
 	return mx;
 }
 
-/* Launch the tiled forward kernel for one padded head size. */
-template <int DH>
-static void
-launch_fwd(gr_cuda_ctx *c, dim3 grid, float *out, float *lse, const float *qkv,
-		   const gr_attn_seqs *seqs, int n_head, int d, int dh, float scale)
+/* Grid over (tiles or queries, heads, sequences), each dimension capped. */
+static dim3
+attn_grid(const gr_cuda_ctx *c, int n_x, int n_head, int n_seq)
 {
-	size_t		smem = fwd_smem(DH);
-
-	if (!gr_cuda_ok(c, cudaFuncSetAttribute(attn_fwd_kernel<DH>,
-											cudaFuncAttributeMaxDynamicSharedMemorySize,
-											(int) smem), "attn_fwd (smem attribute)"))
-		return;
-	GR_LAUNCH(attn_fwd_kernel<DH>, grid, AT_THREADS, smem, c->stream, out, lse, qkv,
-			  seqs->dev_seq_off, seqs->dev_n_hist, seqs->n_seq, n_head, d, dh, scale);
-	gr_cuda_launched(c, "attn_fwd_kernel");
+	return dim3(gr_cuda_dim(n_x, c->grid_yz_cap), gr_cuda_dim(n_head, c->grid_yz_cap),
+				gr_cuda_dim(n_seq, c->grid_yz_cap));
 }
 
 /* Attention forward over all sequences and heads (the strict mask and a second value
@@ -625,9 +658,11 @@ gr_cuda_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const floa
 	gr_cuda_ctx *c = GR_CTX(ctx);
 	int			dh = d / n_head, T = max_seq_len(seqs);
 	float		scale = 1.0f / sqrtf((float) dh);
-	unsigned	gz = (unsigned) GR_MIN(seqs->n_seq, 65535);
+	int			n_seq = seqs->n_seq;
+	dim3		tiles = attn_grid(c, (T + AT_BQ - 1) / AT_BQ, n_head, n_seq);
+	const int32_t *off = seqs->dev_seq_off, *nh = seqs->dev_n_hist;
 
-	if (seqs->n_seq <= 0 || T <= 0 || GR_CUDA_PENDING(c))
+	if (n_seq <= 0 || T <= 0 || GR_CUDA_PENDING(c))
 		return;
 	if (mask != GR_MASK_CAUSAL || v2 != NULL)
 	{
@@ -637,42 +672,22 @@ gr_cuda_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const floa
 	switch (tile_dh(c, dh, false))
 	{
 		case 32:
-			launch_fwd<32>(c, dim3((T + AT_BQ - 1) / AT_BQ, n_head, gz), out, lse, qkv, seqs,
-						   n_head, d, dh, scale);
+			(void) GR_LAUNCH(c, attn_fwd_kernel<32>, tiles, AT_THREADS, fwd_smem(32), out, lse,
+							 qkv, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 		case 64:
-			launch_fwd<64>(c, dim3((T + AT_BQ - 1) / AT_BQ, n_head, gz), out, lse, qkv, seqs,
-						   n_head, d, dh, scale);
+			(void) GR_LAUNCH(c, attn_fwd_kernel<64>, tiles, AT_THREADS, fwd_smem(64), out, lse,
+							 qkv, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 		case 128:
-			launch_fwd<128>(c, dim3((T + AT_BQ - 1) / AT_BQ, n_head, gz), out, lse, qkv, seqs,
-							n_head, d, dh, scale);
+			(void) GR_LAUNCH(c, attn_fwd_kernel<128>, tiles, AT_THREADS, fwd_smem(128), out, lse,
+							 qkv, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 		default:
-			GR_LAUNCH(attn_fwd_naive_kernel, dim3(GR_MIN(T, 65535), n_head, gz), 128, 0,
-					  c->stream, out, lse, qkv, seqs->dev_seq_off, seqs->dev_n_hist,
-					  seqs->n_seq, n_head, d, dh, scale);
-			gr_cuda_launched(c, "attn_fwd_naive_kernel");
+			(void) GR_LAUNCH(c, attn_fwd_naive_kernel, attn_grid(c, T, n_head, n_seq), 128, 0,
+							 out, lse, qkv, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 	}
-}
-
-/* Launch the tiled backward kernel for one padded head size. */
-template <int DH>
-static void
-launch_bwd(gr_cuda_ctx *c, dim3 grid, float *dqkv, const float *dout, const float *qkv,
-		   const float *lse, const float *D, const gr_attn_seqs *seqs, int n_head, int d,
-		   int dh, float scale)
-{
-	size_t		smem = bwd_smem(DH);
-
-	if (!gr_cuda_ok(c, cudaFuncSetAttribute(attn_bwd_kernel<DH>,
-											cudaFuncAttributeMaxDynamicSharedMemorySize,
-											(int) smem), "attn_bwd (smem attribute)"))
-		return;
-	GR_LAUNCH(attn_bwd_kernel<DH>, grid, AT_THREADS, smem, c->stream, dqkv, dout, qkv, lse, D,
-			  seqs->dev_seq_off, seqs->dev_n_hist, seqs->n_seq, n_head, d, dh, scale);
-	gr_cuda_launched(c, "attn_bwd_kernel");
 }
 
 /* Attention backward over all sequences and heads: dqkv (and dv2) are overwritten. */
@@ -685,11 +700,13 @@ gr_cuda_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout, const fl
 	int			dh = d / n_head, T = max_seq_len(seqs);
 	int			N = seqs->n_seq > 0 ? seqs->seq_off[seqs->n_seq] : 0;
 	float		scale = 1.0f / sqrtf((float) dh);
-	unsigned	gz = (unsigned) GR_MIN(seqs->n_seq, 65535);
+	int			n_seq = seqs->n_seq;
+	dim3		tiles = attn_grid(c, (T + AT_BK - 1) / AT_BK, n_head, n_seq);
+	const int32_t *off = seqs->dev_seq_off, *nh = seqs->dev_n_hist;
 	size_t		nw = (size_t) N * n_head;
 	float	   *D;
 
-	if (seqs->n_seq <= 0 || T <= 0 || N <= 0 || GR_CUDA_PENDING(c))
+	if (n_seq <= 0 || T <= 0 || N <= 0 || GR_CUDA_PENDING(c))
 		return;
 	if (mask != GR_MASK_CAUSAL || v2 != NULL)
 	{
@@ -702,29 +719,26 @@ gr_cuda_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout, const fl
 	if (!gr_cuda_ok(c, cudaMemsetAsync(dqkv, 0, (size_t) N * 3 * d * sizeof(float), c->stream),
 					"attn_bwd (zero dqkv)"))
 		return;
-	GR_LAUNCH(attn_delta_kernel, gr_cuda_blocks(nw * 32, 256), 256, 0, c->stream, D, dout, out,
-			  N, n_head, d, dh);
-	if (!gr_cuda_launched(c, "attn_delta_kernel"))
+	if (!GR_LAUNCH(c, attn_delta_kernel, gr_cuda_blocks(c, nw * 32, 256), 256, 0, D, dout, out, N,
+				   n_head, d, dh))
 		return;
 	switch (tile_dh(c, dh, true))
 	{
 		case 32:
-			launch_bwd<32>(c, dim3((T + AT_BK - 1) / AT_BK, n_head, gz), dqkv, dout, qkv, lse, D,
-						   seqs, n_head, d, dh, scale);
+			(void) GR_LAUNCH(c, attn_bwd_kernel<32>, tiles, AT_THREADS, bwd_smem(32), dqkv, dout,
+							 qkv, lse, D, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 		case 64:
-			launch_bwd<64>(c, dim3((T + AT_BK - 1) / AT_BK, n_head, gz), dqkv, dout, qkv, lse, D,
-						   seqs, n_head, d, dh, scale);
+			(void) GR_LAUNCH(c, attn_bwd_kernel<64>, tiles, AT_THREADS, bwd_smem(64), dqkv, dout,
+							 qkv, lse, D, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 		case 128:
-			launch_bwd<128>(c, dim3((T + AT_BK - 1) / AT_BK, n_head, gz), dqkv, dout, qkv, lse,
-							D, seqs, n_head, d, dh, scale);
+			(void) GR_LAUNCH(c, attn_bwd_kernel<128>, tiles, AT_THREADS, bwd_smem(128), dqkv,
+							 dout, qkv, lse, D, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 		default:
-			GR_LAUNCH(attn_bwd_naive_kernel, dim3(GR_MIN(T, 65535), n_head, gz), 128, 0,
-					  c->stream, dqkv, dout, qkv, lse, D, seqs->dev_seq_off, seqs->dev_n_hist,
-					  seqs->n_seq, n_head, d, dh, scale);
-			gr_cuda_launched(c, "attn_bwd_naive_kernel");
+			(void) GR_LAUNCH(c, attn_bwd_naive_kernel, attn_grid(c, T, n_head, n_seq), 128, 0,
+							 dqkv, dout, qkv, lse, D, off, nh, n_seq, n_head, d, dh, scale);
 			break;
 	}
 }

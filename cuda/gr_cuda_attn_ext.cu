@@ -51,7 +51,7 @@ attn_ext_fwd_kernel(float *out, float *lse, const float *qkv, const float *v2,
 					const int32_t *seq_off, const int32_t *n_hist, int n_seq, int mask,
 					int n_head, int d, int dh, float scale)
 {
-	__shared__ float red[4];
+	GR_SHARED(float, red, [4]);
 	size_t		ld = 3 * (size_t) d;
 
 	for (int s = blockIdx.z; s < n_seq; s += gridDim.z)
@@ -107,7 +107,7 @@ attn_ext_bwd_kernel(float *dqkv, float *dv2, const float *dout, const float *qkv
 					const int32_t *seq_off, const int32_t *n_hist, int n_seq, int mask,
 					int n_head, int d, int dh, float scale)
 {
-	__shared__ float red[4];
+	GR_SHARED(float, red, [4]);
 	size_t		ld = 3 * (size_t) d;
 
 	for (int s = blockIdx.z; s < n_seq; s += gridDim.z)
@@ -168,10 +168,10 @@ attn_ext_bwd_kernel(float *dqkv, float *dv2, const float *dout, const float *qkv
 
 /* Grid of (queries, heads, sequences), each dimension capped. */
 static dim3
-ext_grid(int T, int n_head, int n_seq)
+ext_grid(const gr_cuda_ctx *c, int T, int n_head, int n_seq)
 {
-	return dim3((unsigned) GR_MIN(T, 65535), (unsigned) GR_MIN(n_head, 65535),
-				(unsigned) GR_MIN(n_seq, 65535));
+	return dim3(gr_cuda_dim(T, c->grid_yz_cap), gr_cuda_dim(n_head, c->grid_yz_cap),
+				gr_cuda_dim(n_seq, c->grid_yz_cap));
 }
 
 /* Forward with a mask mode and an optional second value stream. */
@@ -181,10 +181,9 @@ gr_cuda_attn_ext_fwd(gr_cuda_ctx *c, float *out, float *lse, const float *qkv, c
 {
 	int			dh = d / n_head;
 
-	GR_LAUNCH(attn_ext_fwd_kernel, ext_grid(T, n_head, seqs->n_seq), EXT_THREADS, 0, c->stream,
-			  out, lse, qkv, v2, seqs->dev_seq_off, seqs->dev_n_hist, seqs->n_seq, (int) mask,
-			  n_head, d, dh, 1.0f / sqrtf((float) dh));
-	gr_cuda_launched(c, "attn_ext_fwd_kernel");
+	(void) GR_LAUNCH(c, attn_ext_fwd_kernel, ext_grid(c, T, n_head, seqs->n_seq), EXT_THREADS, 0,
+					 out, lse, qkv, v2, seqs->dev_seq_off, seqs->dev_n_hist, seqs->n_seq,
+					 (int) mask, n_head, d, dh, 1.0f / sqrtf((float) dh));
 }
 
 /* Backward with a mask mode and an optional second value stream; dqkv and dv2 overwritten. */
@@ -203,8 +202,8 @@ gr_cuda_attn_ext_bwd(gr_cuda_ctx *c, float *dqkv, float *dv2, const float *dout,
 		!gr_cuda_ok(c, cudaMemsetAsync(dv2, 0, (size_t) N * d * sizeof(float), c->stream),
 					"attn_bwd (zero dv2)"))
 		return;
-	GR_LAUNCH(attn_ext_bwd_kernel, ext_grid(T, n_head, seqs->n_seq), EXT_THREADS, 0, c->stream,
-			  dqkv, v2 ? dv2 : NULL, dout, qkv, v2, out, lse, seqs->dev_seq_off,
-			  seqs->dev_n_hist, seqs->n_seq, (int) mask, n_head, d, dh, 1.0f / sqrtf((float) dh));
-	gr_cuda_launched(c, "attn_ext_bwd_kernel");
+	(void) GR_LAUNCH(c, attn_ext_bwd_kernel, ext_grid(c, T, n_head, seqs->n_seq), EXT_THREADS, 0,
+					 dqkv, v2 ? dv2 : NULL, dout, qkv, v2, out, lse, seqs->dev_seq_off,
+					 seqs->dev_n_hist, seqs->n_seq, (int) mask, n_head, d, dh,
+					 1.0f / sqrtf((float) dh));
 }

@@ -11,7 +11,19 @@
  * the engine's reference GEMM (gr_gemm_ref) after mapping cuBLAS's column-major convention
  * back to row-major, so the backend's row-major-to-column-major mapping is tested too.
  *
- * GR_EMU_NO_DEVICE=1 in the environment makes cudaGetDeviceCount report no device.
+ * Launches are checked against what an sm_90 GPU (H100 / H200) accepts, and refused with the
+ * error the runtime would give: at most 1024 threads per block (x, y <= 1024, z <= 64), grid
+ * y and z <= 65535, dynamic shared memory above 48 KB only after cudaFuncSetAttribute
+ * (MaxDynamicSharedMemorySize) granted it to that kernel, at most 48 KB of static shared
+ * memory (declared with GR_SHARED, which the emulation counts; a bare __shared__ does not
+ * compile here) and at most 227 KB of both. A refused launch is printed to stderr and counted.
+ *
+ * Asynchronous faults are modelled too: GR_EMU_FAULT=kernel (the name GR_LAUNCH gives it)
+ * makes that kernel "fault" instead of running, leaving a sticky cudaErrorIllegalAddress that
+ * every later runtime call returns, as a real context would after an illegal access.
+ *
+ * Environment: GR_EMU_NO_DEVICE=1 makes cudaGetDeviceCount report no device;
+ * GR_EMU_FAIL=cublasSetMathMode makes that call fail. Counters for tests: gr_emu_counters().
  * This header is test machinery: it is never part of genrec_cuda.so.
  */
 #ifndef GR_CUDA_EMU_H
@@ -31,7 +43,8 @@
 #define __launch_bounds__(...)
 #define __restrict__
 #define __align__(n) __attribute__((aligned(n)))
-#define __shared__ static thread_local
+/* static shared memory must be declared with GR_SHARED (gr_cuda.h) so it is counted */
+#define __shared__ static_assert(false, "declare shared memory with GR_SHARED") ;
 
 struct dim3
 {
@@ -49,7 +62,9 @@ typedef enum cudaError
 	cudaSuccess = 0,
 	cudaErrorInvalidValue = 1,
 	cudaErrorMemoryAllocation = 2,
-	cudaErrorNoDevice = 100
+	cudaErrorInvalidConfiguration = 9,
+	cudaErrorNoDevice = 100,
+	cudaErrorIllegalAddress = 700
 } cudaError_t;
 typedef enum cudaMemcpyKind
 {
@@ -85,12 +100,13 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 							cudaStream_t s);
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t bytes, cudaStream_t s);
 cudaError_t cudaGetLastError(void);
+cudaError_t gr_emu_func_set_attribute(const void *fn, int attr, int value);
 
 template <typename F>
 cudaError_t
-cudaFuncSetAttribute(F, int, int)
+cudaFuncSetAttribute(F fn, int attr, int value)
 {
-	return cudaSuccess;
+	return gr_emu_func_set_attribute((const void *) fn, attr, value);
 }
 
 /* cuBLAS */
@@ -137,8 +153,11 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
 							cublasComputeType_t compute, cublasGemmAlgo_t algo);
 
 /* kernels */
-void		gr_emu_launch(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
+void		gr_emu_launch(const void *fn, const char *name, dim3 grid, dim3 block, size_t smem,
+						  std::function<void()> body);
 void	   *gr_emu_dyn_smem(void);
+void		gr_emu_static_smem(const void *addr, size_t bytes);
+unsigned	gr_emu_warp_ballot(int pred);
 void		gr_emu_syncthreads(void);
 void		gr_emu_syncwarp(void);
 void		gr_emu_warp_exchange(uint64_t *v, int src_lane);
@@ -211,6 +230,18 @@ atomicSub(int *p, int v)
 }
 
 static inline unsigned
+__ballot_sync(unsigned, int pred)
+{
+	return gr_emu_warp_ballot(pred);
+}
+
+static inline int
+__popc(unsigned v)
+{
+	return __builtin_popcount(v);
+}
+
+static inline unsigned
 __float_as_uint(float f)
 {
 	unsigned	u;
@@ -243,5 +274,22 @@ rsqrtf(float x)
 {
 	return 1.0f / sqrtf(x);
 }
+
+/* What the emulation counted, for tests (exported by genrec_cuda_emu.so). */
+typedef struct gr_emu_counters_t
+{
+	unsigned long launches;		/* kernels run */
+	unsigned long refused;		/* launches refused (limits) */
+	unsigned long func_attribute_calls; /* cudaFuncSetAttribute calls */
+	long		live_streams;	/* streams created and not destroyed */
+	long		live_allocations;	/* cudaMalloc'd blocks not freed */
+} gr_emu_counters_t;
+
+extern "C" void gr_emu_counters(gr_emu_counters_t *out);
+
+/* Try a launch of an empty kernel; the error the emulation gives (tests of the limits). */
+extern "C" int gr_emu_try_launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+								 unsigned by, unsigned bz, size_t dyn_smem, size_t static_smem,
+								 int granted_dyn_smem);
 
 #endif							/* GR_CUDA_EMU_H */

@@ -8,10 +8,18 @@
  * holds the target).
  *
  * Top-k is a radix select, not a sort: four 8-bit histogram passes over order-preserving keys
- * of the scores (spread over many blocks per row) find the k-th largest key; one more pass
- * collects the k winners (ties at the threshold by arrival), and one block per row sorts just
- * those k with a bitonic sort in shared memory. Excluded columns are subtracted from each
- * histogram (their list is short) and skipped when collecting. k above 4096 takes a host path.
+ * of the scores (spread over many blocks per row) find the k-th largest key; a counting pass
+ * and a collecting pass take the k winners, and one block per row sorts just those k with a
+ * bitonic sort in shared memory. Excluded columns are subtracted from each histogram (their
+ * list is short) and skipped when collecting. k above 4096 takes a host path.
+ *
+ * The order is the CPU's (gr_ops_cpu_loss.c), so results never depend on scheduling: value
+ * descending, equal values (-0.0 equal to +0.0) by ascending column, NaN scores skipped. Of
+ * the columns tied at the threshold, the ones with the lowest column numbers are taken: each
+ * chunk's tied columns are counted first, and the collecting pass ranks a tied column by the
+ * count before its chunk plus a block-wide prefix count within it.
+ *
+ * Every kernel loops over the rows and chunks its grid does not cover (grid-stride).
  */
 #include "gr_cuda.h"
 
@@ -39,82 +47,98 @@ lse_merge(float *m, float *s, float m2, float s2)
 	*m = mn;
 }
 
-/* Pass 1: (max, sum exp) of each chunk of each row; block (chunk, row). */
+/* Pass 1: (max, sum exp) of each chunk of each row; block (chunks, rows), grid-stride. */
 static __global__ void
-xent_partial_kernel(float *part, const float *logits, int ld, int cols, int chunk)
+xent_partial_kernel(float *part, const float *logits, int ld, int rows, int cols, int chunk,
+					int nch)
 {
-	__shared__ float sm[XE_THREADS / 32], ss[XE_THREADS / 32];
-	int			r = blockIdx.y, c0 = blockIdx.x * chunk, c1 = min(cols, c0 + chunk);
-	const float *x = logits + (size_t) r * ld;
-	float		m = -INFINITY, s = 0.0f;
+	GR_SHARED(float, sm, [XE_THREADS / 32]);
+	GR_SHARED(float, ss, [XE_THREADS / 32]);
 
-	for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
-		lse_merge(&m, &s, x[c], 1.0f);
-	for (int o = 16; o > 0; o >>= 1)
-	{
-		float		m2 = __shfl_xor_sync(0xffffffffu, m, o);
-		float		s2 = __shfl_xor_sync(0xffffffffu, s, o);
+	for (int r = blockIdx.y; r < rows; r += gridDim.y)
+		for (int ch = blockIdx.x; ch < nch; ch += gridDim.x)
+		{
+			int			c0 = ch * chunk, c1 = min(cols, c0 + chunk);
+			const float *x = logits + (size_t) r * ld;
+			float		m = -INFINITY, s = 0.0f;
 
-		lse_merge(&m, &s, m2, s2);
-	}
-	if ((threadIdx.x & 31) == 0)
-	{
-		sm[threadIdx.x >> 5] = m;
-		ss[threadIdx.x >> 5] = s;
-	}
-	__syncthreads();
-	if (threadIdx.x == 0)
-	{
-		for (int w = 1; w < XE_THREADS / 32; w++)
-			lse_merge(&m, &s, sm[w], ss[w]);
-		part[((size_t) r * gridDim.x + blockIdx.x) * 2] = m;
-		part[((size_t) r * gridDim.x + blockIdx.x) * 2 + 1] = s;
-	}
+			for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
+				lse_merge(&m, &s, x[c], 1.0f);
+			for (int o = 16; o > 0; o >>= 1)
+			{
+				float		m2 = __shfl_xor_sync(0xffffffffu, m, o);
+				float		s2 = __shfl_xor_sync(0xffffffffu, s, o);
+
+				lse_merge(&m, &s, m2, s2);
+			}
+			__syncthreads();	/* the previous item's partials were read */
+			if ((threadIdx.x & 31) == 0)
+			{
+				sm[threadIdx.x >> 5] = m;
+				ss[threadIdx.x >> 5] = s;
+			}
+			__syncthreads();
+			if (threadIdx.x == 0)
+			{
+				for (int w = 1; w < XE_THREADS / 32; w++)
+					lse_merge(&m, &s, sm[w], ss[w]);
+				part[((size_t) r * nch + ch) * 2] = m;
+				part[((size_t) r * nch + ch) * 2 + 1] = s;
+			}
+		}
 }
 
 /* Pass 2: combine a row's chunks, write the scaled gradient in place and the loss. */
 static __global__ void
-xent_grad_kernel(float *logits, int ld, const int32_t *target, int cols, int chunk,
-				 const float *part, float *loss, float grad_scale)
+xent_grad_kernel(float *logits, int ld, const int32_t *target, int rows, int cols, int chunk,
+				 int nch, const float *part, float *loss, float grad_scale)
 {
-	__shared__ float row_m, row_s;
-	int			r = blockIdx.y, c0 = blockIdx.x * chunk, c1 = min(cols, c0 + chunk);
-	int			t = target[r];
-	float	   *x = logits + (size_t) r * ld;
+	GR_SHARED(float, row_m, [1]);
+	GR_SHARED(float, row_s, [1]);
 
-	if (t < 0 || t >= cols)
-	{
-		for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
-			x[c] = 0.0f;
-		if (blockIdx.x == 0 && threadIdx.x == 0)
-			loss[r] = 0.0f;
-		return;
-	}
-	if (threadIdx.x == 0)
-	{
-		float		m = -INFINITY, s = 0.0f;
-
-		for (unsigned i = 0; i < gridDim.x; i++)
-			lse_merge(&m, &s, part[((size_t) r * gridDim.x + i) * 2],
-					  part[((size_t) r * gridDim.x + i) * 2 + 1]);
-		row_m = m;
-		row_s = s;
-	}
-	__syncthreads();
-	float		m = row_m, inv = grad_scale / row_s;
-
-	for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
-	{
-		float		v = x[c];
-		float		g = expf(v - m) * inv;
-
-		if (c == t)
+	for (int r = blockIdx.y; r < rows; r += gridDim.y)
+		for (int ch = blockIdx.x; ch < nch; ch += gridDim.x)
 		{
-			loss[r] = logf(row_s) - (v - m);
-			g -= grad_scale;
+			int			c0 = ch * chunk, c1 = min(cols, c0 + chunk);
+			int			t = target[r];
+			float	   *x = logits + (size_t) r * ld;
+
+			if (t < 0 || t >= cols)
+			{
+				/* uniform over the block */
+				for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
+					x[c] = 0.0f;
+				if (ch == 0 && threadIdx.x == 0)
+					loss[r] = 0.0f;
+				continue;
+			}
+			__syncthreads();	/* the previous item's row_m and row_s were read */
+			if (threadIdx.x == 0)
+			{
+				float		m = -INFINITY, s = 0.0f;
+
+				for (int i = 0; i < nch; i++)
+					lse_merge(&m, &s, part[((size_t) r * nch + i) * 2],
+							  part[((size_t) r * nch + i) * 2 + 1]);
+				row_m[0] = m;
+				row_s[0] = s;
+			}
+			__syncthreads();
+			float		m = row_m[0], inv = grad_scale / row_s[0];
+
+			for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
+			{
+				float		v = x[c];
+				float		g = expf(v - m) * inv;
+
+				if (c == t)
+				{
+					loss[r] = logf(row_s[0]) - (v - m);
+					g -= grad_scale;
+				}
+				x[c] = g;
+			}
 		}
-		x[c] = g;
-	}
 }
 
 /* Softmax cross-entropy over rows of logits, in place. */
@@ -135,20 +159,13 @@ gr_cuda_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target, in
 	part = (float *) gr_cuda_scratch(c, (size_t) rows * nch * 2 * sizeof(float));
 	if (part == NULL)
 		return;
-	for (int r0 = 0; r0 < rows; r0 += 65535)
-	{
-		int			n = GR_MIN(65535, rows - r0);
+	dim3		grid(gr_cuda_dim(nch, c->grid_cap), gr_cuda_dim(rows, c->grid_yz_cap));
 
-		GR_LAUNCH(xent_partial_kernel, dim3(nch, n), XE_THREADS, 0, c->stream,
-				  part + (size_t) r0 * nch * 2, logits + (size_t) r0 * ld, ld, cols, chunk);
-		if (!gr_cuda_launched(c, "xent_partial_kernel"))
-			return;
-		GR_LAUNCH(xent_grad_kernel, dim3(nch, n), XE_THREADS, 0, c->stream,
-				  logits + (size_t) r0 * ld, ld, target + r0, cols, chunk,
-				  part + (size_t) r0 * nch * 2, loss + r0, grad_scale);
-		if (!gr_cuda_launched(c, "xent_grad_kernel"))
-			return;
-	}
+	if (!GR_LAUNCH(c, xent_partial_kernel, grid, XE_THREADS, 0, part, logits, ld, rows, cols,
+				   chunk, nch))
+		return;
+	(void) GR_LAUNCH(c, xent_grad_kernel, grid, XE_THREADS, 0, logits, ld, target, rows, cols,
+					 chunk, nch, part, loss, grad_scale);
 }
 
 typedef struct col_scales
@@ -206,9 +223,8 @@ gr_cuda_action_loss(void *ctx, const float *pred, const float *target, int rows,
 	memset(&sc, 0, sizeof(sc));
 	for (int j = 0; j < k; j++)
 		sc.v[j] = col_scale[j];
-	GR_LAUNCH(action_loss_kernel, gr_cuda_blocks((size_t) rows * k, 256), 256, 0, c->stream, pred,
-			  target, rows, k, sc, binary_mask, loss, grad);
-	gr_cuda_launched(c, "action_loss_kernel");
+	(void) GR_LAUNCH(c, action_loss_kernel, gr_cuda_blocks(c, (size_t) rows * k, 256), 256, 0,
+					 pred, target, rows, k, sc, binary_mask, loss, grad);
 }
 
 /* AdamW step; c1, c2 are the bias corrections computed on the host as the CPU does. */
@@ -241,35 +257,33 @@ gr_cuda_adamw(void *ctx, float *param, const float *grad, float *m, float *v, si
 
 	if (n == 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(adamw_kernel, gr_cuda_blocks(n, 256), 256, 0, c->stream, param, grad, m, v, n, lr,
-			  beta1, beta2, eps, weight_decay, c1, c2);
-	gr_cuda_launched(c, "adamw_kernel");
+	(void) GR_LAUNCH(c, adamw_kernel, gr_cuda_blocks(c, n, 256), 256, 0, param, grad, m, v, n, lr,
+					 beta1, beta2, eps, weight_decay, c1, c2);
 }
 
-/* Sum an int over a block of TK_THREADS threads (thread 0 gets the sum). */
+/* Sum an int over a block of TK_THREADS threads; every thread gets the sum. */
 static __device__ int
 block_sum_int(int v, int *red)
 {
 	for (int o = 16; o > 0; o >>= 1)
 		v += __shfl_xor_sync(0xffffffffu, v, o);
+	__syncthreads();			/* red is free again */
 	if ((threadIdx.x & 31) == 0)
 		red[threadIdx.x >> 5] = v;
 	__syncthreads();
 	int			s = 0;
 
-	if (threadIdx.x == 0)
-		for (int w = 0; w < TK_THREADS / 32; w++)
-			s += red[w];
-	__syncthreads();
+	for (int w = 0; w < TK_THREADS / 32; w++)
+		s += red[w];
 	return s;
 }
 
-/* Ranks of the targets: a block per row. */
+/* Ranks of the targets: a block per row, grid-stride. */
 static __global__ void
 rank_kernel(const float *scores, int ld, const int32_t *target, const int32_t *excl_off,
 			const int32_t *excl, int rows, int cols, int32_t *rank_all, int32_t *rank_excl)
 {
-	__shared__ int red[TK_THREADS / 32];
+	GR_SHARED(int, red, [TK_THREADS / 32]);
 
 	for (int r = blockIdx.x; r < rows; r += gridDim.x)
 	{
@@ -321,28 +335,28 @@ gr_cuda_rank_targets(void *ctx, const float *scores, int ld, const int32_t *targ
 
 	if (rows <= 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(rank_kernel, GR_MIN(rows, 65535 * 8), TK_THREADS, 0, c->stream, scores, ld, target,
-			  excl_off, excl, rows, cols, rank_all, rank_excl);
-	gr_cuda_launched(c, "rank_kernel");
+	(void) GR_LAUNCH(c, rank_kernel, gr_cuda_dim(rows, c->grid_cap), TK_THREADS, 0, scores, ld,
+					 target, excl_off, excl, rows, cols, rank_all, rank_excl);
 }
 
 /* Per-row state of the radix select. */
 typedef struct topk_state
 {
 	unsigned	prefix;			/* the threshold key's digits found so far */
-	int			k_rem;			/* how many of the keys matching prefix to take */
+	int			k_rem;			/* how many of the keys equal to the threshold to take */
 	int			take_all;		/* fewer valid columns than k: take them all */
 	int			n_taken;		/* collect: slots filled */
-	int			n_eq;			/* collect: threshold-equal keys seen */
 	int			hist[256];
 } topk_state;
 
-/* Order-preserving key of a float (larger float, larger key). */
+/* Order-preserving key of a float (larger float, larger key; -0 and +0 the same key). */
 static __device__ __forceinline__ unsigned
 fkey(float x)
 {
 	unsigned	u = __float_as_uint(x);
 
+	if (u == 0x80000000u)
+		u = 0u;					/* -0.0 ties with +0.0, as float comparison (and the CPU) has it */
 	return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
@@ -364,202 +378,307 @@ is_excluded(const int32_t *excl, int lo, int hi, int c)
 	return lo < end && excl[lo] == c;
 }
 
-/* Reset the per-row state. */
+/* Reset the per-row state; a block per row, grid-stride. */
 static __global__ void
 topk_init_kernel(topk_state *st, int rows, int k)
 {
-	topk_state *s = st + blockIdx.x;
-
-	for (int i = threadIdx.x; i < 256; i += blockDim.x)
-		s->hist[i] = 0;
-	if (threadIdx.x == 0)
+	for (int r = blockIdx.x; r < rows; r += gridDim.x)
 	{
-		s->prefix = 0;
-		s->k_rem = k;
-		s->take_all = 0;
-		s->n_taken = 0;
-		s->n_eq = 0;
+		topk_state *s = st + r;
+
+		for (int i = threadIdx.x; i < 256; i += blockDim.x)
+			s->hist[i] = 0;
+		if (threadIdx.x == 0)
+		{
+			s->prefix = 0;
+			s->k_rem = k;
+			s->take_all = 0;
+			s->n_taken = 0;
+		}
 	}
 }
 
-/* Histogram of digit `pass` of the keys matching the prefix; block (chunk, row). */
+/* Histogram of digit `pass` of the keys matching the prefix; block (chunks, rows). */
 static __global__ void
-topk_hist_kernel(topk_state *st, const float *scores, int ld, int cols, int pass)
+topk_hist_kernel(topk_state *st, const float *scores, int ld, int rows, int cols, int nch,
+				 int pass)
 {
-	__shared__ int h[256];
-	topk_state *s = st + blockIdx.y;
+	GR_SHARED(int, h, [256]);
 	int			shift = 24 - 8 * pass;
 	unsigned	hi_mask = pass == 0 ? 0u : ~0u << (32 - 8 * pass);
-	const float *x = scores + (size_t) blockIdx.y * ld;
-	int			c0 = blockIdx.x * TK_CHUNK, c1 = min(cols, c0 + TK_CHUNK);
 
-	if (s->take_all)
-		return;					/* uniform over the block */
-	for (int i = threadIdx.x; i < 256; i += blockDim.x)
-		h[i] = 0;
-	__syncthreads();
-	unsigned	prefix = s->prefix;
-
-	for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
+	for (int r = blockIdx.y; r < rows; r += gridDim.y)
 	{
-		float		v = x[c];
+		topk_state *s = st + r;
+		const float *x = scores + (size_t) r * ld;
 
-		if (isnan(v))
-			continue;
-		unsigned	key = fkey(v);
+		if (s->take_all)
+			continue;			/* uniform over the block */
+		__syncthreads();		/* the previous row's histogram was flushed */
+		for (int i = threadIdx.x; i < 256; i += blockDim.x)
+			h[i] = 0;
+		__syncthreads();
+		unsigned	prefix = s->prefix;
 
-		if ((key & hi_mask) == prefix)
-			atomicAdd(&h[(key >> shift) & 255u], 1);
+		for (int ch = blockIdx.x; ch < nch; ch += gridDim.x)
+		{
+			int			c0 = ch * TK_CHUNK, c1 = min(cols, c0 + TK_CHUNK);
+
+			for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
+			{
+				float		v = x[c];
+
+				if (isnan(v))
+					continue;
+				unsigned	key = fkey(v);
+
+				if ((key & hi_mask) == prefix)
+					atomicAdd(&h[(key >> shift) & 255u], 1);
+			}
+		}
+		__syncthreads();
+		for (int i = threadIdx.x; i < 256; i += blockDim.x)
+			if (h[i] != 0)
+				atomicAdd(&s->hist[i], h[i]);
 	}
-	__syncthreads();
-	for (int i = threadIdx.x; i < 256; i += blockDim.x)
-		if (h[i] != 0)
-			atomicAdd(&s->hist[i], h[i]);
 }
 
 /* Remove excluded columns from the histogram and pick the digit; a block per row. */
 static __global__ void
 topk_select_kernel(topk_state *st, const float *scores, int ld, const int32_t *excl_off,
-				   const int32_t *excl, int cols, int k, int pass)
+				   const int32_t *excl, int rows, int cols, int k, int pass)
 {
-	topk_state *s = st + blockIdx.x;
 	int			shift = 24 - 8 * pass;
 	unsigned	hi_mask = pass == 0 ? 0u : ~0u << (32 - 8 * pass);
-	const float *x = scores + (size_t) blockIdx.x * ld;
 
-	if (s->take_all)
-		return;
-	if (excl != NULL)
-		for (int j = excl_off[blockIdx.x] + threadIdx.x; j < excl_off[blockIdx.x + 1];
-			 j += blockDim.x)
-		{
-			int			c = excl[j];
-
-			if (c < 0 || c >= cols || isnan(x[c]))
-				continue;
-			unsigned	key = fkey(x[c]);
-
-			if ((key & hi_mask) == s->prefix)
-				atomicSub(&s->hist[(key >> shift) & 255u], 1);
-		}
-	__syncthreads();
-	if (threadIdx.x == 0)
+	for (int r = blockIdx.x; r < rows; r += gridDim.x)
 	{
-		int			cum = 0, b = 255;
+		topk_state *s = st + r;
+		const float *x = scores + (size_t) r * ld;
 
-		if (pass == 0)
-		{
-			int			n_valid = 0;
-
-			for (int i = 0; i < 256; i++)
-				n_valid += s->hist[i];
-			if (n_valid <= k)
-				s->take_all = 1;
-		}
-		if (!s->take_all)
-		{
-			for (; b > 0; b--)
+		if (s->take_all)
+			continue;
+		if (excl != NULL)
+			for (int j = excl_off[r] + threadIdx.x; j < excl_off[r + 1]; j += blockDim.x)
 			{
-				if (cum + s->hist[b] >= s->k_rem)
-					break;
-				cum += s->hist[b];
+				int			c = excl[j];
+
+				if (c < 0 || c >= cols || isnan(x[c]))
+					continue;
+				unsigned	key = fkey(x[c]);
+
+				if ((key & hi_mask) == s->prefix)
+					atomicSub(&s->hist[(key >> shift) & 255u], 1);
 			}
-			s->k_rem -= cum;
-			s->prefix |= (unsigned) b << shift;
+		__syncthreads();
+		if (threadIdx.x == 0)
+		{
+			int			cum = 0, b = 255;
+
+			if (pass == 0)
+			{
+				int			n_valid = 0;
+
+				for (int i = 0; i < 256; i++)
+					n_valid += s->hist[i];
+				if (n_valid <= k)
+					s->take_all = 1;
+			}
+			if (!s->take_all)
+			{
+				for (; b > 0; b--)
+				{
+					if (cum + s->hist[b] >= s->k_rem)
+						break;
+					cum += s->hist[b];
+				}
+				s->k_rem -= cum;
+				s->prefix |= (unsigned) b << shift;
+			}
 		}
+		__syncthreads();
+		for (int i = threadIdx.x; i < 256; i += blockDim.x)
+			s->hist[i] = 0;
 	}
-	__syncthreads();
-	for (int i = threadIdx.x; i < 256; i += blockDim.x)
-		s->hist[i] = 0;
 }
 
-/* Collect the winners: keys above the threshold, and k_rem keys equal to it. */
+/* Whether column c of row x has a score (not NaN); its key goes to *key. */
+static __device__ __forceinline__ bool
+topk_valid(const float *x, int c, int cols, unsigned *key)
+{
+	if (c >= cols)
+		return false;
+	float		v = x[c];
+
+	if (isnan(v))
+		return false;
+	*key = fkey(v);
+	return true;
+}
+
+/* Count the columns of each chunk whose key equals the threshold; block (chunks, rows). */
+static __global__ void
+topk_eqcount_kernel(const topk_state *st, const float *scores, int ld,
+					const int32_t *excl_off, const int32_t *excl, int rows, int cols, int nch,
+					int *eq_count)
+{
+	GR_SHARED(int, red, [TK_THREADS / 32]);
+
+	for (int r = blockIdx.y; r < rows; r += gridDim.y)
+	{
+		const topk_state *s = st + r;
+		const float *x = scores + (size_t) r * ld;
+		int			lo = excl ? excl_off[r] : 0, hi = excl ? excl_off[r + 1] : 0;
+
+		if (s->take_all)
+			continue;			/* uniform over the block */
+		for (int ch = blockIdx.x; ch < nch; ch += gridDim.x)
+		{
+			int			c0 = ch * TK_CHUNK, c1 = min(cols, c0 + TK_CHUNK), n = 0;
+			unsigned	key;
+
+			for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
+				n += topk_valid(x, c, cols, &key) && key == s->prefix &&
+					!(hi > lo && is_excluded(excl, lo, hi, c));
+			n = block_sum_int(n, red);
+			if (threadIdx.x == 0)
+				eq_count[(size_t) r * nch + ch] = n;
+		}
+	}
+}
+
+/*
+ * Collect the winners: every key above the threshold, and of the keys equal to it the k_rem
+ * with the lowest columns (the CPU's rule), found by counting in column order: the chunks
+ * before this one (eq_count), then a block-wide prefix count over each 256-column tile.
+ */
 static __global__ void
 topk_collect_kernel(topk_state *st, const float *scores, int ld, const int32_t *excl_off,
-					const int32_t *excl, int cols, int k, float *cand_val, int32_t *cand_idx)
+					const int32_t *excl, int rows, int cols, int nch, int k,
+					const int *eq_count, float *cand_val, int32_t *cand_idx)
 {
-	topk_state *s = st + blockIdx.y;
-	const float *x = scores + (size_t) blockIdx.y * ld;
-	int			c0 = blockIdx.x * TK_CHUNK, c1 = min(cols, c0 + TK_CHUNK);
-	int			lo = excl ? excl_off[blockIdx.y] : 0, hi = excl ? excl_off[blockIdx.y + 1] : 0;
-	unsigned	thr = s->prefix;
-	bool		all = s->take_all != 0;
-	int			k_rem = s->k_rem;
-	float	   *cv = cand_val + (size_t) blockIdx.y * k;
-	int32_t    *ci = cand_idx + (size_t) blockIdx.y * k;
+	GR_SHARED(int, red, [TK_THREADS / 32]);
+	GR_SHARED(int, warp_eq, [TK_THREADS / 32]);
+	int			lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-	for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x)
+	for (int r = blockIdx.y; r < rows; r += gridDim.y)
 	{
-		float		v = x[c];
+		topk_state *s = st + r;
+		const float *x = scores + (size_t) r * ld;
+		int			lo = excl ? excl_off[r] : 0, hi = excl ? excl_off[r + 1] : 0;
+		unsigned	thr = s->prefix;
+		bool		all = s->take_all != 0;
+		int			k_rem = s->k_rem;
+		float	   *cv = cand_val + (size_t) r * k;
+		int32_t    *ci = cand_idx + (size_t) r * k;
 
-		if (isnan(v))
-			continue;
-		unsigned	key = fkey(v);
-
-		if (!all && key < thr)
-			continue;
-		if (hi > lo && is_excluded(excl, lo, hi, c))
-			continue;
-		if (!all && key == thr && atomicAdd(&s->n_eq, 1) >= k_rem)
-			continue;
-		int			slot = atomicAdd(&s->n_taken, 1);
-
-		if (slot < k)
+		for (int ch = blockIdx.x; ch < nch; ch += gridDim.x)
 		{
-			cv[slot] = v;
-			ci[slot] = c;
+			int			c0 = ch * TK_CHUNK, c1 = min(cols, c0 + TK_CHUNK);
+			int			before = 0;	/* threshold-equal columns before this tile */
+
+			if (!all)
+			{
+				for (int j = threadIdx.x; j < ch; j += blockDim.x)
+					before += eq_count[(size_t) r * nch + j];
+				before = block_sum_int(before, red);
+			}
+			for (int t0 = c0; t0 < c1; t0 += TK_THREADS)
+			{
+				int			c = t0 + threadIdx.x;
+				unsigned	key = 0;
+				bool		valid = c < c1 && topk_valid(x, c, cols, &key) &&
+					!(hi > lo && (all || key >= thr) && is_excluded(excl, lo, hi, c));
+				bool		take = valid && (all || key > thr);
+				bool		eq = valid && !all && key == thr;
+
+				if (!all)
+				{
+					/* rank of this column among the tile's threshold-equal columns */
+					unsigned	ballot = __ballot_sync(0xffffffffu, eq);
+					int			in_warp = __popc(ballot & ((1u << lane) - 1u));
+
+					__syncthreads();	/* warp_eq is free again */
+					if (lane == 0)
+						warp_eq[warp] = __popc(ballot);
+					__syncthreads();
+					int			in_tile = 0, tile_total = 0;
+
+					for (int w = 0; w < TK_THREADS / 32; w++)
+					{
+						in_tile += w < warp ? warp_eq[w] : 0;
+						tile_total += warp_eq[w];
+					}
+					take |= eq && before + in_tile + in_warp < k_rem;
+					before += tile_total;
+				}
+				if (take)
+				{
+					int			slot = atomicAdd(&s->n_taken, 1);
+
+					if (slot < k)
+					{
+						cv[slot] = x[c];
+						ci[slot] = c;
+					}
+				}
+			}
 		}
 	}
 }
 
 /* Sort each row's winners (value descending, column ascending) and write the outputs. */
 static __global__ void
-topk_sort_kernel(topk_state *st, const float *cand_val, const int32_t *cand_idx, int k,
-				 int pow2, int32_t *out_idx, float *out_val)
+topk_sort_kernel(const topk_state *st, const float *cand_val, const int32_t *cand_idx,
+				 int rows, int k, int pow2, int32_t *out_idx, float *out_val)
 {
 	GR_DYN_SMEM(float, sm);
 	float	   *sv = sm;
 	int32_t    *si = (int32_t *) (sm + pow2);
-	int			r = blockIdx.x;
-	int			n = min(st[r].n_taken, k);
 
-	for (int i = threadIdx.x; i < pow2; i += blockDim.x)
+	for (int r = blockIdx.x; r < rows; r += gridDim.x)
 	{
-		sv[i] = i < n ? cand_val[(size_t) r * k + i] : -INFINITY;
-		si[i] = i < n ? cand_idx[(size_t) r * k + i] : 0x7fffffff;
-	}
-	__syncthreads();
-	for (int size = 2; size <= pow2; size <<= 1)
-		for (int stride = size >> 1; stride > 0; stride >>= 1)
+		int			n = min(st[r].n_taken, k);
+
+		__syncthreads();		/* the previous row's outputs were written */
+		for (int i = threadIdx.x; i < pow2; i += blockDim.x)
 		{
-			for (int i = threadIdx.x; i < pow2; i += blockDim.x)
+			sv[i] = i < n ? cand_val[(size_t) r * k + i] : -INFINITY;
+			si[i] = i < n ? cand_idx[(size_t) r * k + i] : 0x7fffffff;
+		}
+		__syncthreads();
+		for (int size = 2; size <= pow2; size <<= 1)
+			for (int stride = size >> 1; stride > 0; stride >>= 1)
 			{
-				int			j = i ^ stride;
-
-				if (j > i)
+				for (int i = threadIdx.x; i < pow2; i += blockDim.x)
 				{
-					/* "first" = better: higher value, then lower column */
-					bool		i_first = sv[i] > sv[j] || (sv[i] == sv[j] && si[i] < si[j]);
-					bool		desc = (i & size) == 0;
+					int			j = i ^ stride;
 
-					if (desc != i_first)
+					if (j > i)
 					{
-						float		tv = sv[i];
-						int32_t		ti = si[i];
+						/* "first" = better: higher value, then lower column */
+						bool		i_first = sv[i] > sv[j] || (sv[i] == sv[j] && si[i] < si[j]);
+						bool		desc = (i & size) == 0;
 
-						sv[i] = sv[j];
-						si[i] = si[j];
-						sv[j] = tv;
-						si[j] = ti;
+						if (desc != i_first)
+						{
+							float		tv = sv[i];
+							int32_t		ti = si[i];
+
+							sv[i] = sv[j];
+							si[i] = si[j];
+							sv[j] = tv;
+							si[j] = ti;
+						}
 					}
 				}
+				__syncthreads();
 			}
-			__syncthreads();
+		for (int i = threadIdx.x; i < k; i += blockDim.x)
+		{
+			out_idx[(size_t) r * k + i] = i < n ? si[i] : -1;
+			out_val[(size_t) r * k + i] = i < n ? sv[i] : -INFINITY;
 		}
-	for (int i = threadIdx.x; i < k; i += blockDim.x)
-	{
-		out_idx[(size_t) r * k + i] = i < n ? si[i] : -1;
-		out_val[(size_t) r * k + i] = i < n ? sv[i] : -INFINITY;
 	}
 }
 
@@ -595,7 +714,7 @@ topk_host(gr_cuda_ctx *c, const float *scores, int ld, const int32_t *excl_off,
 	{
 		if (!gr_cuda_ok(c, cudaMemcpyAsync(off, excl_off, sizeof(int32_t) * ((size_t) rows + 1),
 										   cudaMemcpyDeviceToHost, c->stream), "topk (offsets)") ||
-			!gr_cuda_ok(c, cudaStreamSynchronize(c->stream), "topk (synchronize)"))
+			!gr_cuda_synced(c, cudaStreamSynchronize(c->stream), "topk (synchronize)"))
 			goto done;
 		ex = (int32_t *) malloc(sizeof(int32_t) * ((size_t) off[rows] + 1));
 		if (ex == NULL ||
@@ -609,7 +728,7 @@ topk_host(gr_cuda_ctx *c, const float *scores, int ld, const int32_t *excl_off,
 
 		if (!gr_cuda_ok(c, cudaMemcpyAsync(x, scores + (size_t) r * ld, sizeof(float) * cols,
 										   cudaMemcpyDeviceToHost, c->stream), "topk (scores)") ||
-			!gr_cuda_ok(c, cudaStreamSynchronize(c->stream), "topk (synchronize)"))
+			!gr_cuda_synced(c, cudaStreamSynchronize(c->stream), "topk (synchronize)"))
 			goto done;
 		for (int col = 0; col < cols; col++)
 		{
@@ -634,7 +753,7 @@ topk_host(gr_cuda_ctx *c, const float *scores, int ld, const int32_t *excl_off,
 										   cudaMemcpyHostToDevice, c->stream), "topk (upload)") ||
 			!gr_cuda_ok(c, cudaMemcpyAsync(out_val + (size_t) r * k, ov, sizeof(float) * k,
 										   cudaMemcpyHostToDevice, c->stream), "topk (upload)") ||
-			!gr_cuda_ok(c, cudaStreamSynchronize(c->stream), "topk (synchronize)"))
+			!gr_cuda_synced(c, cudaStreamSynchronize(c->stream), "topk (synchronize)"))
 			goto done;
 	}
 done:
@@ -652,9 +771,9 @@ gr_cuda_topk(void *ctx, const float *scores, int ld, const int32_t *excl_off,
 			 const int32_t *excl, int rows, int cols, int k, int32_t *out_idx, float *out_val)
 {
 	gr_cuda_ctx *c = GR_CTX(ctx);
-	int			chunks = (cols + TK_CHUNK - 1) / TK_CHUNK;
+	int			nch = (cols + TK_CHUNK - 1) / TK_CHUNK;
 	int			pow2 = 1;
-	size_t		st_bytes, bytes;
+	size_t		st_bytes, eq_bytes, bytes;
 	char	   *scratch;
 
 	if (rows <= 0 || k <= 0 || GR_CUDA_PENDING(c))
@@ -667,41 +786,31 @@ gr_cuda_topk(void *ctx, const float *scores, int ld, const int32_t *excl_off,
 	while (pow2 < k)
 		pow2 <<= 1;
 	st_bytes = ((sizeof(topk_state) * (size_t) rows) + 255) & ~(size_t) 255;
-	bytes = st_bytes + (size_t) rows * k * (sizeof(float) + sizeof(int32_t)) + 256;
+	eq_bytes = ((sizeof(int) * (size_t) rows * nch) + 255) & ~(size_t) 255;
+	bytes = st_bytes + eq_bytes + (size_t) rows * k * (sizeof(float) + sizeof(int32_t)) + 256;
 	scratch = (char *) gr_cuda_scratch(c, bytes);
 	if (scratch == NULL)
 		return;
 	topk_state *st = (topk_state *) scratch;
-	float	   *cv = (float *) (scratch + st_bytes);
+	int		   *eq = (int *) (scratch + st_bytes);
+	float	   *cv = (float *) (scratch + st_bytes + eq_bytes);
 	int32_t    *ci = (int32_t *) (cv + (size_t) rows * k);
+	unsigned	row_blocks = gr_cuda_dim(rows, c->grid_cap);
+	dim3		grid(gr_cuda_dim(nch, c->grid_cap), gr_cuda_dim(rows, c->grid_yz_cap));
 
-	for (int r0 = 0; r0 < rows; r0 += 65535)
-	{
-		int			n = GR_MIN(65535, rows - r0);
-		const float *x = scores + (size_t) r0 * ld;
-		const int32_t *eo = excl ? excl_off + r0 : NULL;
-
-		GR_LAUNCH(topk_init_kernel, n, 256, 0, c->stream, st, n, k);
-		if (!gr_cuda_launched(c, "topk_init_kernel"))
+	if (!GR_LAUNCH(c, topk_init_kernel, row_blocks, 256, 0, st, rows, k))
+		return;
+	for (int pass = 0; pass < 4; pass++)
+		if (!GR_LAUNCH(c, topk_hist_kernel, grid, TK_THREADS, 0, st, scores, ld, rows, cols, nch,
+					   pass) ||
+			!GR_LAUNCH(c, topk_select_kernel, row_blocks, TK_THREADS, 0, st, scores, ld, excl_off,
+					   excl, rows, cols, k, pass))
 			return;
-		for (int pass = 0; pass < 4; pass++)
-		{
-			GR_LAUNCH(topk_hist_kernel, dim3(chunks, n), TK_THREADS, 0, c->stream, st, x, ld,
-					  cols, pass);
-			if (!gr_cuda_launched(c, "topk_hist_kernel"))
-				return;
-			GR_LAUNCH(topk_select_kernel, n, TK_THREADS, 0, c->stream, st, x, ld, eo, excl, cols,
-					  k, pass);
-			if (!gr_cuda_launched(c, "topk_select_kernel"))
-				return;
-		}
-		GR_LAUNCH(topk_collect_kernel, dim3(chunks, n), TK_THREADS, 0, c->stream, st, x, ld, eo,
-				  excl, cols, k, cv, ci);
-		if (!gr_cuda_launched(c, "topk_collect_kernel"))
-			return;
-		GR_LAUNCH(topk_sort_kernel, n, 512, (size_t) pow2 * 8, c->stream, st, cv, ci, k, pow2,
-				  out_idx + (size_t) r0 * k, out_val + (size_t) r0 * k);
-		if (!gr_cuda_launched(c, "topk_sort_kernel"))
-			return;
-	}
+	if (!GR_LAUNCH(c, topk_eqcount_kernel, grid, TK_THREADS, 0, st, scores, ld, excl_off, excl,
+				   rows, cols, nch, eq) ||
+		!GR_LAUNCH(c, topk_collect_kernel, grid, TK_THREADS, 0, st, scores, ld, excl_off, excl,
+				   rows, cols, nch, k, eq, cv, ci))
+		return;
+	(void) GR_LAUNCH(c, topk_sort_kernel, row_blocks, 512, (size_t) pow2 * 8, st, cv, ci, rows, k,
+					 pow2, out_idx, out_val);
 }

@@ -12,6 +12,8 @@
  */
 #include "gr_cuda.h"
 
+#include <stdlib.h>
+
 /* Record a failure unless one is already pending. */
 void
 gr_cuda_fail(gr_cuda_ctx *c, gr_status st, const char *fmt,...)
@@ -26,22 +28,112 @@ gr_cuda_fail(gr_cuda_ctx *c, gr_status st, const char *fmt,...)
 	va_end(ap);
 }
 
-/* Record a failed runtime call. */
+
+/* Say which kernels were queued since the last synchronisation (the last few, oldest first). */
+static void
+queued_names(const gr_cuda_ctx *c, char *buf, size_t len)
+{
+	unsigned	n = c->n_queued < GR_CUDA_QUEUED_NAMES ? c->n_queued : GR_CUDA_QUEUED_NAMES;
+	size_t		used;
+
+	if (c->n_queued == 1)
+	{
+		snprintf(buf, len, "%s, the one kernel queued since the last synchronisation",
+				 c->queued[0]);
+		return;
+	}
+	used = (size_t) snprintf(buf, len, "one of the %u kernels queued since the last "
+							 "synchronisation%s", c->n_queued,
+							 c->sync_each ? "" : " (GENREC_CUDA_SYNC=1 names the failing one)");
+	for (unsigned i = 0; i < n && used < len; i++)
+	{
+		unsigned	slot = (c->n_queued - n + i) % GR_CUDA_QUEUED_NAMES;
+
+		used += (size_t) snprintf(buf + used, len - used, "%s%s", i ? ", " : "; last: ",
+								  c->queued[slot]);
+	}
+}
+
+/* Record an error that surfaced from queued (asynchronous) work, naming the suspects. */
+static void
+fail_async(gr_cuda_ctx *c, cudaError_t e, const char *what)
+{
+	char		names[GR_CUDA_MSG_LEN];
+
+	queued_names(c, names, sizeof(names));
+	gr_cuda_fail(c, e == cudaErrorMemoryAllocation ? GR_ERR_OUT_OF_MEMORY : GR_ERR_DEVICE,
+				 "CUDA error (%s): %s; from %s", what, cudaGetErrorString(e), names);
+}
+
+/* Record a failed runtime call; an error may also be left by queued kernels (a call that
+ * enqueues work reports the context's sticky error), so those are named too. */
 bool
 gr_cuda_ok(gr_cuda_ctx *c, cudaError_t e, const char *what)
 {
+	char		names[GR_CUDA_MSG_LEN];
+
 	if (e == cudaSuccess)
 		return true;
-	gr_cuda_fail(c, e == cudaErrorMemoryAllocation ? GR_ERR_OUT_OF_MEMORY : GR_ERR_DEVICE,
-				 "CUDA error in %s: %s", what, cudaGetErrorString(e));
+	if (e == cudaErrorMemoryAllocation || c->n_queued == 0)
+	{
+		gr_cuda_fail(c, e == cudaErrorMemoryAllocation ? GR_ERR_OUT_OF_MEMORY : GR_ERR_DEVICE,
+					 "CUDA error in %s: %s", what, cudaGetErrorString(e));
+		return false;
+	}
+	queued_names(c, names, sizeof(names));
+	gr_cuda_fail(c, GR_ERR_DEVICE, "CUDA error in %s: %s (or left by %s)", what,
+				 cudaGetErrorString(e), names);
 	return false;
 }
 
-/* Check that the last kernel launch was accepted. */
+/* Check a call that waited for the stream: a failure came from queued work. */
 bool
-gr_cuda_launched(gr_cuda_ctx *c, const char *kernel)
+gr_cuda_synced(gr_cuda_ctx *c, cudaError_t e, const char *what)
 {
-	return gr_cuda_ok(c, cudaGetLastError(), kernel);
+	if (e == cudaSuccess)
+	{
+		c->n_queued = 0;
+		return true;
+	}
+	fail_async(c, e, what);
+	return false;
+}
+
+/* Before a launch: an error pending now was left by earlier work, not by this kernel. */
+bool
+gr_cuda_before_launch(gr_cuda_ctx *c)
+{
+	cudaError_t e = cudaGetLastError();
+
+	if (e == cudaSuccess)
+		return true;
+	fail_async(c, e, "pending before a launch");
+	return false;
+}
+
+/* After a launch: an error now is this kernel's launch failure (bad configuration, too much
+ * shared memory, no image for the device); with sync_each also its execution. */
+bool
+gr_cuda_after_launch(gr_cuda_ctx *c, const char *kernel)
+{
+	cudaError_t e = cudaGetLastError();
+
+	if (e != cudaSuccess)
+	{
+		gr_cuda_fail(c, GR_ERR_DEVICE, "CUDA error launching %s: %s", kernel,
+					 cudaGetErrorString(e));
+		return false;
+	}
+	c->queued[c->n_queued % GR_CUDA_QUEUED_NAMES] = kernel;
+	c->n_queued++;
+	if (c->sync_each && (e = cudaStreamSynchronize(c->stream)) != cudaSuccess)
+	{
+		gr_cuda_fail(c, GR_ERR_DEVICE, "CUDA error in %s: %s", kernel, cudaGetErrorString(e));
+		return false;
+	}
+	if (c->sync_each)
+		c->n_queued = 0;
+	return true;
 }
 
 /* Return scratch memory of at least bytes, growing it when needed. */
@@ -53,7 +145,7 @@ gr_cuda_scratch(gr_cuda_ctx *c, size_t bytes)
 	if (c->scratch != NULL)
 	{
 		/* the old scratch may still be read by queued work: wait before freeing */
-		if (!gr_cuda_ok(c, cudaStreamSynchronize(c->stream), "scratch (synchronize)"))
+		if (!gr_cuda_synced(c, cudaStreamSynchronize(c->stream), "scratch (synchronize)"))
 			return NULL;
 		cudaFree(c->scratch);
 		c->scratch = NULL;
@@ -117,9 +209,9 @@ cu_download(void *ctx, void *dst, const void *src, size_t bytes)
 
 	if (bytes == 0 || GR_CUDA_PENDING(c))
 		return;
-	if (gr_cuda_ok(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream),
-				   "download (cudaMemcpyAsync)"))
-		gr_cuda_ok(c, cudaStreamSynchronize(c->stream), "download (synchronize)");
+	if (gr_cuda_synced(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream),
+					   "download (cudaMemcpyAsync)"))
+		gr_cuda_synced(c, cudaStreamSynchronize(c->stream), "download (synchronize)");
 }
 
 /* Zero device memory. */
@@ -154,9 +246,8 @@ cu_check(void *ctx, gr_error *err)
 
 	if (c->err_status == GR_OK)
 	{
-		gr_cuda_ok(c, cudaStreamSynchronize(c->stream), "synchronize");
-		if (c->err_status == GR_OK)
-			gr_cuda_ok(c, cudaGetLastError(), "a kernel");
+		if (gr_cuda_synced(c, cudaStreamSynchronize(c->stream), "synchronize"))
+			gr_cuda_synced(c, cudaGetLastError(), "after synchronize");
 	}
 	st = c->err_status;
 	if (st != GR_OK)
@@ -292,6 +383,7 @@ gr_cuda_open(const gr_cuda_options *opt, gr_ops **out, gr_error *err)
 	cudaDeviceProp prop;
 	cudaError_t e;
 	cublasStatus_t s;
+	const char *env;
 	int			n = 0;
 
 	*out = NULL;
@@ -327,21 +419,35 @@ gr_cuda_open(const gr_cuda_options *opt, gr_ops **out, gr_error *err)
 		return set_err(err, GR_ERR_DEVICE, "cannot initialise cuBLAS: %s",
 					   cublasGetStatusString(s));
 	}
-	switch (c->math)
+	/* fp32 is pedantic so cuBLAS never picks TF32 on its own (NVIDIA_TF32_OVERRIDE aside);
+	 * the other modes ask for tensor cores through the compute type */
+	c->compute = c->math == GR_MATH_FP32 ? CUBLAS_COMPUTE_32F :
+		c->math == GR_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F_FAST_TF32;
+	if ((s = cublasSetMathMode(c->blas, c->math == GR_MATH_FP32 ? CUBLAS_PEDANTIC_MATH :
+							   CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
 	{
-		case GR_MATH_FP32:
-			c->compute = CUBLAS_COMPUTE_32F;
-			cublasSetMathMode(c->blas, CUBLAS_PEDANTIC_MATH);
-			break;
-		case GR_MATH_BF16:
-			c->compute = CUBLAS_COMPUTE_32F_FAST_16BF;
-			break;
-		default:
-			c->compute = CUBLAS_COMPUTE_32F_FAST_TF32;
-			break;
+		destroy_ctx(c);
+		return set_err(err, GR_ERR_DEVICE, "cannot set cuBLAS's math mode for %s: %s",
+					   math_name(opt->math), cublasGetStatusString(s));
 	}
 	c->n_sm = prop.multiProcessorCount;
 	c->smem_optin = prop.sharedMemPerBlockOptin;
+	c->grid_cap = 65535u * 8u;
+	c->grid_yz_cap = 65535u;
+	if ((env = getenv("GENREC_CUDA_GRID_CAP")) != NULL && atol(env) > 0)
+	{
+		c->grid_cap = (unsigned) GR_MIN((long) c->grid_cap, atol(env));
+		c->grid_yz_cap = (unsigned) GR_MIN((long) c->grid_yz_cap, atol(env));
+	}
+	c->sync_each = (env = getenv("GENREC_CUDA_SYNC")) != NULL && env[0] == '1';
+	if (!gr_cuda_attn_setup(c))
+	{
+		char		msg[GR_CUDA_MSG_LEN];
+
+		memcpy(msg, c->err_msg, sizeof(msg));
+		destroy_ctx(c);
+		return set_err(err, GR_ERR_DEVICE, "%s", msg);
+	}
 	snprintf(c->name, sizeof(c->name), "cuda:%d %.48s sm_%d%d %s", c->device, prop.name,
 			 prop.major, prop.minor, math_name(c->math));
 	fill_ops(c);

@@ -34,9 +34,8 @@ gr_cuda_scale(gr_cuda_ctx *c, float *x, int rows, int cols, int ld, float beta)
 {
 	if (beta == 1.0f)
 		return;
-	GR_LAUNCH(scale_kernel, gr_cuda_blocks((size_t) rows * cols, PW_THREADS), PW_THREADS, 0,
-			  c->stream, x, rows, cols, ld, beta);
-	gr_cuda_launched(c, "scale_kernel");
+	(void) GR_LAUNCH(c, scale_kernel, gr_cuda_blocks(c, (size_t) rows * cols, PW_THREADS),
+					 PW_THREADS, 0, x, rows, cols, ld, beta);
 }
 
 /* out[r, c] += bias[c]. */
@@ -58,50 +57,57 @@ gr_cuda_add_bias(void *ctx, float *out, const float *bias, int rows, int cols)
 
 	if (rows <= 0 || cols <= 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(add_bias_kernel, gr_cuda_blocks((size_t) rows * cols, PW_THREADS), PW_THREADS, 0,
-			  c->stream, out, bias, rows, cols);
-	gr_cuda_launched(c, "add_bias_kernel");
+	(void) GR_LAUNCH(c, add_bias_kernel, gr_cuda_blocks(c, (size_t) rows * cols, PW_THREADS),
+					 PW_THREADS, 0, out, bias, rows, cols);
 }
 
 /*
- * Column sums of a chunk of rows: block (x = 32-column group, y = row chunk), 256 threads as
- * 8 row lanes of 32 columns. With xhat (LayerNorm), also sum dout * (x - mean) * rstd.
+ * Column sums of chunks of rows: block (x = 32-column groups, y = row chunks, both
+ * grid-stride), 256 threads as 8 row lanes of 32 columns. With xhat (LayerNorm), also sum
+ * dout * (x - mean) * rstd.
  */
 static __global__ void
 colsum_kernel(float *sum_dy, float *sum_dyxh, const float *dout, const float *inp,
 			  const float *mean, const float *rstd, int rows, int cols, int rows_per_block)
 {
-	__shared__ float s1[8][33];
-	__shared__ float s2[8][33];
+	GR_SHARED(float, s1, [8][33]);
+	GR_SHARED(float, s2, [8][33]);
 	int			lane = threadIdx.x & 31, wy = threadIdx.x >> 5;
-	int			col = blockIdx.x * 32 + lane;
-	int			r0 = blockIdx.y * rows_per_block;
-	int			r1 = min(rows, r0 + rows_per_block);
-	float		a = 0.0f, b = 0.0f;
+	int			n_groups = (cols + 31) / 32, n_chunks = (rows + rows_per_block - 1) / rows_per_block;
 
-	if (col < cols)
-		for (int r = r0 + wy; r < r1; r += 8)
+	for (int g = blockIdx.x; g < n_groups; g += gridDim.x)
+		for (int ch = blockIdx.y; ch < n_chunks; ch += gridDim.y)
 		{
-			float		dy = dout[(size_t) r * cols + col];
+			int			col = g * 32 + lane;
+			int			r0 = ch * rows_per_block;
+			int			r1 = min(rows, r0 + rows_per_block);
+			float		a = 0.0f, b = 0.0f;
 
-			a += dy;
-			if (sum_dyxh != NULL)
-				b += dy * (inp[(size_t) r * cols + col] - mean[r]) * rstd[r];
+			if (col < cols)
+				for (int r = r0 + wy; r < r1; r += 8)
+				{
+					float		dy = dout[(size_t) r * cols + col];
+
+					a += dy;
+					if (sum_dyxh != NULL)
+						b += dy * (inp[(size_t) r * cols + col] - mean[r]) * rstd[r];
+				}
+			__syncthreads();	/* the previous item's readers are done */
+			s1[wy][lane] = a;
+			s2[wy][lane] = b;
+			__syncthreads();
+			if (wy == 0 && col < cols)
+			{
+				for (int i = 1; i < 8; i++)
+				{
+					a += s1[i][lane];
+					b += s2[i][lane];
+				}
+				atomicAdd(&sum_dy[col], a);
+				if (sum_dyxh != NULL)
+					atomicAdd(&sum_dyxh[col], b);
+			}
 		}
-	s1[wy][lane] = a;
-	s2[wy][lane] = b;
-	__syncthreads();
-	if (wy == 0 && col < cols)
-	{
-		for (int i = 1; i < 8; i++)
-		{
-			a += s1[i][lane];
-			b += s2[i][lane];
-		}
-		atomicAdd(&sum_dy[col], a);
-		if (sum_dyxh != NULL)
-			atomicAdd(&sum_dyxh[col], b);
-	}
 }
 
 /* Launch colsum_kernel with enough row chunks to fill the device. */
@@ -114,9 +120,9 @@ launch_colsum(gr_cuda_ctx *c, float *sum_dy, float *sum_dyxh, const float *dout,
 	int			rpb = GR_MAX(64, (rows + want - 1) / want);
 	int			row_blocks = (rows + rpb - 1) / rpb;
 
-	GR_LAUNCH(colsum_kernel, dim3(col_blocks, row_blocks), 256, 0, c->stream, sum_dy, sum_dyxh,
-			  dout, inp, mean, rstd, rows, cols, rpb);
-	gr_cuda_launched(c, "colsum_kernel");
+	(void) GR_LAUNCH(c, colsum_kernel, dim3(gr_cuda_dim(col_blocks, c->grid_cap),
+											gr_cuda_dim(row_blocks, c->grid_yz_cap)), 256, 0,
+					 sum_dy, sum_dyxh, dout, inp, mean, rstd, rows, cols, rpb);
 }
 
 /* dbias[c] += sum_r dout[r, c]. */
@@ -147,20 +153,15 @@ gr_cuda_add(void *ctx, float *out, const float *a, const float *b, size_t n)
 
 	if (n == 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(add_kernel, gr_cuda_blocks(n, PW_THREADS), PW_THREADS, 0, c->stream, out, a, b, n);
-	gr_cuda_launched(c, "add_kernel");
+	(void) GR_LAUNCH(c, add_kernel, gr_cuda_blocks(c, n, PW_THREADS), PW_THREADS, 0, out, a, b,
+					 n);
 }
 
-/* LayerNorm forward, one warp per row (eps 1e-5, two-pass variance as on the CPU). */
-static __global__ void
-layernorm_fwd_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
-					 const float *b, int rows, int cols)
+/* LayerNorm forward of one row by one warp (eps 1e-5, two-pass variance as on the CPU). */
+static __device__ __forceinline__ void
+layernorm_fwd_row(float *out, float *mean, float *rstd, const float *inp, const float *w,
+				  const float *b, size_t row, int cols, int lane)
 {
-	int			row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-	int			lane = threadIdx.x & 31;
-
-	if (row >= rows)
-		return;
 	const float *x = inp + (size_t) row * cols;
 	float	   *y = out + (size_t) row * cols;
 	float		m = 0.0f, v = 0.0f;
@@ -186,6 +187,19 @@ layernorm_fwd_kernel(float *out, float *mean, float *rstd, const float *inp, con
 	}
 }
 
+/* LayerNorm forward, one warp per row, grid-stride. */
+static __global__ void
+layernorm_fwd_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
+					 const float *b, int rows, int cols)
+{
+	int			lane = threadIdx.x & 31;
+	size_t		stride = (size_t) gridDim.x * (blockDim.x >> 5);
+
+	for (size_t row = (size_t) blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+		 row < (size_t) rows; row += stride)
+		layernorm_fwd_row(out, mean, rstd, inp, w, b, row, cols, lane);
+}
+
 /* LayerNorm forward over rows. */
 void
 gr_cuda_layernorm_fwd(void *ctx, float *out, float *mean, float *rstd, const float *inp,
@@ -195,21 +209,15 @@ gr_cuda_layernorm_fwd(void *ctx, float *out, float *mean, float *rstd, const flo
 
 	if (rows <= 0 || cols <= 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(layernorm_fwd_kernel, (rows + 7) / 8, 256, 0, c->stream, out, mean, rstd, inp, w,
-			  b, rows, cols);
-	gr_cuda_launched(c, "layernorm_fwd_kernel");
+	(void) GR_LAUNCH(c, layernorm_fwd_kernel, gr_cuda_blocks(c, (size_t) rows * 32, 256), 256, 0,
+					 out, mean, rstd, inp, w, b, rows, cols);
 }
 
-/* LayerNorm input gradient, one warp per row: dinp += rstd (g - mean(g) - xh mean(g xh)). */
-static __global__ void
-layernorm_bwd_kernel(float *dinp, const float *dout, const float *inp, const float *w,
-					 const float *mean, const float *rstd, int rows, int cols)
+/* LayerNorm input gradient of one row by one warp: dinp += rstd (g - mean(g) - xh mean(g xh)). */
+static __device__ __forceinline__ void
+layernorm_bwd_row(float *dinp, const float *dout, const float *inp, const float *w,
+				  const float *mean, const float *rstd, size_t row, int cols, int lane)
 {
-	int			row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-	int			lane = threadIdx.x & 31;
-
-	if (row >= rows)
-		return;
 	const float *x = inp + (size_t) row * cols;
 	const float *dy = dout + (size_t) row * cols;
 	float	   *dx = dinp + (size_t) row * cols;
@@ -233,6 +241,19 @@ layernorm_bwd_kernel(float *dinp, const float *dout, const float *inp, const flo
 	}
 }
 
+/* LayerNorm input gradient, one warp per row, grid-stride. */
+static __global__ void
+layernorm_bwd_kernel(float *dinp, const float *dout, const float *inp, const float *w,
+					 const float *mean, const float *rstd, int rows, int cols)
+{
+	int			lane = threadIdx.x & 31;
+	size_t		stride = (size_t) gridDim.x * (blockDim.x >> 5);
+
+	for (size_t row = (size_t) blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+		 row < (size_t) rows; row += stride)
+		layernorm_bwd_row(dinp, dout, inp, w, mean, rstd, row, cols, lane);
+}
+
 /* LayerNorm backward: accumulate into dinp, dw and db. */
 void
 gr_cuda_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db, const float *dout,
@@ -243,9 +264,8 @@ gr_cuda_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db, const float 
 
 	if (rows <= 0 || cols <= 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(layernorm_bwd_kernel, (rows + 7) / 8, 256, 0, c->stream, dinp, dout, inp, w, mean,
-			  rstd, rows, cols);
-	if (!gr_cuda_launched(c, "layernorm_bwd_kernel"))
+	if (!GR_LAUNCH(c, layernorm_bwd_kernel, gr_cuda_blocks(c, (size_t) rows * 32, 256), 256, 0,
+				   dinp, dout, inp, w, mean, rstd, rows, cols))
 		return;
 	launch_colsum(c, db, dw, dout, inp, mean, rstd, rows, cols);
 }
@@ -292,9 +312,8 @@ gr_cuda_gelu_fwd(void *ctx, float *out, const float *inp, size_t n)
 
 	if (n == 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(gelu_fwd_kernel, gr_cuda_blocks(n, PW_THREADS), PW_THREADS, 0, c->stream, out,
-			  inp, n);
-	gr_cuda_launched(c, "gelu_fwd_kernel");
+	(void) GR_LAUNCH(c, gelu_fwd_kernel, gr_cuda_blocks(c, n, PW_THREADS), PW_THREADS, 0, out,
+					 inp, n);
 }
 
 /* GELU backward over n elements (dinp may alias dout). */
@@ -305,9 +324,8 @@ gr_cuda_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, si
 
 	if (n == 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(gelu_bwd_kernel, gr_cuda_blocks(n, PW_THREADS), PW_THREADS, 0, c->stream, dinp,
-			  inp, dout, n);
-	gr_cuda_launched(c, "gelu_bwd_kernel");
+	(void) GR_LAUNCH(c, gelu_bwd_kernel, gr_cuda_blocks(c, n, PW_THREADS), PW_THREADS, 0, dinp,
+					 inp, dout, n);
 }
 
 /* Inverted dropout with the counter-based mask of gr_rng.h: one Philox draw per thread
@@ -344,9 +362,8 @@ gr_cuda_dropout(void *ctx, float *out, const float *inp, size_t n, float p, uint
 										  c->stream), "dropout (copy)");
 		return;
 	}
-	GR_LAUNCH(dropout_kernel, gr_cuda_blocks((n + 3) / 4, PW_THREADS), PW_THREADS, 0, c->stream,
-			  out, inp, n, p, 1.0f / (1.0f - p), seed, site, step);
-	gr_cuda_launched(c, "dropout_kernel");
+	(void) GR_LAUNCH(c, dropout_kernel, gr_cuda_blocks(c, (n + 3) / 4, PW_THREADS), PW_THREADS, 0,
+					 out, inp, n, p, 1.0f / (1.0f - p), seed, site, step);
 }
 
 /* Gather rows: a block per row (grid-stride), threads over columns. */
@@ -387,9 +404,8 @@ gr_cuda_gather_rows(void *ctx, float *out, const float *table, const int32_t *id
 
 	if (rows <= 0 || cols <= 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(gather_rows_kernel, GR_MIN(rows, 65535 * 8), threads, 0, c->stream, out, table, idx,
-			  rows, cols, scale, accumulate);
-	gr_cuda_launched(c, "gather_rows_kernel");
+	(void) GR_LAUNCH(c, gather_rows_kernel, gr_cuda_dim(rows, c->grid_cap), threads, 0, out,
+					 table, idx, rows, cols, scale, accumulate);
 }
 
 /* Scatter-add rows with atomics (duplicate indices accumulate). */
@@ -421,7 +437,6 @@ gr_cuda_scatter_add_rows(void *ctx, float *dtable, const float *dout, const int3
 
 	if (rows <= 0 || cols <= 0 || GR_CUDA_PENDING(c))
 		return;
-	GR_LAUNCH(scatter_add_rows_kernel, GR_MIN(rows, 65535 * 8), threads, 0, c->stream, dtable,
-			  dout, idx, rows, cols, scale);
-	gr_cuda_launched(c, "scatter_add_rows_kernel");
+	(void) GR_LAUNCH(c, scatter_add_rows_kernel, gr_cuda_dim(rows, c->grid_cap), threads, 0,
+					 dtable, dout, idx, rows, cols, scale);
 }

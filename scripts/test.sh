@@ -3,7 +3,8 @@
 #   1. dependencies (scripts/deps.sh) and the build (PGXS make: extension, engine, CLI,
 #      and the CUDA module when nvcc is present)
 #   2. engine unit tests (make unit: ops vs references with gradient checks, layouts,
-#      leakage, safetensors, the device loader)
+#      leakage, safetensors, the device loader), then the CUDA kernels on the CPU emulation
+#      against the CPU ops with a tiny grid cap (make cuda-emu-check)
 #   3. the command-line program end to end (test/cli/test_cli.sh), then the unit tests and
 #      the CLI tests again built with AddressSanitizer + UndefinedBehaviorSanitizer
 #      (make sanitize; any report fails the step), and a few seconds of each libFuzzer target
@@ -39,6 +40,7 @@ step() {
 scripts/deps.sh || exit 1
 step build make -s -j2
 step unit make -s unit
+step cuda-emu make -s cuda-emu-check
 step cli test/cli/test_cli.sh build/genrec
 step sanitize make -s sanitize
 step fuzz test/fuzz/smoke.sh 5

@@ -148,7 +148,9 @@ typedef struct gr_ops
 								 const int32_t *excl_off, const int32_t *excl, int rows,
 								 int cols, int32_t *rank_all, int32_t *rank_excl);
 	/* Top k columns of each row by score, best first, skipping excluded columns (as above,
-	 * excl may be NULL); fills out_idx/out_val [rows, k], -1 / -inf when fewer exist */
+	 * excl may be NULL) and NaN scores; fills out_idx/out_val [rows, k], -1 / -inf when fewer
+	 * exist. Ties are deterministic on every backend: equal scores (-0.0 equals +0.0) go by
+	 * ascending column, both in the order and in which of them make the cut. */
 	void		(*topk) (void *ctx, const float *scores, int ld, const int32_t *excl_off,
 						 const int32_t *excl, int rows, int cols, int k, int32_t *out_idx,
 						 float *out_val);

@@ -140,7 +140,31 @@ gr_cpu_rank_targets(void *ctx, const float *scores, int ld, const int32_t *targe
 	}
 }
 
-/* Sift the minimum of a k-heap (by value) down from slot i. */
+/*
+ * Top-k order, shared with the CUDA backend: higher score first, equal scores (-0.0 equal to
+ * +0.0, as float comparison has it) by lower column; NaN scores are never returned. The heap
+ * keeps the k best with the worst at its root.
+ */
+static inline bool
+topk_worse(float va, int32_t ca, float vb, int32_t cb)
+{
+	return va < vb || (va == vb && ca > cb);
+}
+
+/* Swap two heap slots. */
+static inline void
+heap_swap(float *val, int32_t *idx, int i, int j)
+{
+	float		tv = val[i];
+	int32_t		ti = idx[i];
+
+	val[i] = val[j];
+	idx[i] = idx[j];
+	val[j] = tv;
+	idx[j] = ti;
+}
+
+/* Sift the worst entry of a k-heap down from slot i. */
 static void
 heap_sift_down(float *val, int32_t *idx, int n, int i)
 {
@@ -148,24 +172,19 @@ heap_sift_down(float *val, int32_t *idx, int n, int i)
 	{
 		int			l = 2 * i + 1, r = l + 1, s = i;
 
-		if (l < n && val[l] < val[s])
+		if (l < n && topk_worse(val[l], idx[l], val[s], idx[s]))
 			s = l;
-		if (r < n && val[r] < val[s])
+		if (r < n && topk_worse(val[r], idx[r], val[s], idx[s]))
 			s = r;
 		if (s == i)
 			return;
-		float		tv = val[i];
-		int32_t		ti = idx[i];
-
-		val[i] = val[s];
-		idx[i] = idx[s];
-		val[s] = tv;
-		idx[s] = ti;
+		heap_swap(val, idx, i, s);
 		i = s;
 	}
 }
 
-/* Top k columns of each row, best first, skipping the sorted excluded columns. */
+/* Top k columns of each row, best first (the order above), skipping the sorted excluded
+ * columns. */
 void
 gr_cpu_topk(void *ctx, const float *scores, int ld, const int32_t *excl_off,
 			const int32_t *excl, int rows, int cols, int k, int32_t *out_idx, float *out_val)
@@ -196,36 +215,24 @@ gr_cpu_topk(void *ctx, const float *scores, int ld, const int32_t *excl_off,
 
 				hv[i] = s;
 				hi[i] = c;
-				while (i > 0 && hv[(i - 1) / 2] > hv[i])
+				while (i > 0 && topk_worse(hv[i], hi[i], hv[(i - 1) / 2], hi[(i - 1) / 2]))
 				{
-					int			p = (i - 1) / 2;
-					float		tv = hv[p];
-					int32_t		ti = hi[p];
-
-					hv[p] = hv[i];
-					hi[p] = hi[i];
-					hv[i] = tv;
-					hi[i] = ti;
-					i = p;
+					heap_swap(hv, hi, i, (i - 1) / 2);
+					i = (i - 1) / 2;
 				}
 			}
 			else if (s > hv[0])
 			{
+				/* columns arrive in ascending order, so an equal score never displaces */
 				hv[0] = s;
 				hi[0] = c;
 				heap_sift_down(hv, hi, n, 0);
 			}
 		}
-		/* heap sort into descending order: repeatedly move the minimum to the end */
+		/* heap sort into best-first order: repeatedly move the worst to the end */
 		for (int m = n; m > 1; m--)
 		{
-			float		tv = hv[0];
-			int32_t		ti = hi[0];
-
-			hv[0] = hv[m - 1];
-			hi[0] = hi[m - 1];
-			hv[m - 1] = tv;
-			hi[m - 1] = ti;
+			heap_swap(hv, hi, 0, m - 1);
 			heap_sift_down(hv, hi, m - 1, 0);
 		}
 		for (int i = n; i < k; i++)

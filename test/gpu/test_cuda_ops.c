@@ -11,7 +11,11 @@
  * so gradients and scores get 1e-4 / 1e-2 / 5e-2. Integer outputs (ranks, top-k indices,
  * dropout masks) must match exactly.
  *
- *   test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] [--seed N] [--probe]
+ *   test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] [--seed N] [--only GROUP]
+ *                 [--probe]
+ *
+ * GROUP is one of gemm, pointwise, layernorm, embedding, attention, softmax_xent,
+ * action_loss, adamw, rank_targets, topk, model.
  *
  * The module defaults to $GENREC_CUDA_MODULE, else build/genrec_cuda.so; pointing it at
  * build/genrec_cuda_emu.so runs the same checks on the CPU emulation (no GPU needed).
@@ -56,6 +60,7 @@ typedef struct harness
 	result_row	rows[MAX_ROWS];
 	const char *op;				/* current op, for the table */
 	bool		ops_done;		/* the mode-independent ops were checked */
+	const char *only;			/* --only GROUP, or NULL for every check */
 } harness;
 
 /* ---- random inputs and buffers ---- */
@@ -951,9 +956,11 @@ test_rank(harness *h)
 	G->free(G->ctx, gra), G->free(G->ctx, gre);
 }
 
-/* One top-k case; scores are distinct so the order is unique. */
+/* One top-k case: distinct scores (a unique order), or heavily tied ones (ties = the number
+ * of distinct levels, -0.0 and +0.0 among them), where the tie rule decides the order. */
 static void
-topk_case(harness *h, const char *what, int rows, int cols, int k, int max_excl, bool use_excl)
+topk_case_ties(harness *h, const char *what, int rows, int cols, int k, int max_excl,
+			   bool use_excl, int ties)
 {
 	const gr_ops *C = h->cpu, *G = h->gpu;
 	int			ld = cols + irand(h, 0, 3);
@@ -977,6 +984,15 @@ topk_case(harness *h, const char *what, int rows, int cols, int k, int max_excl,
 		}
 		for (int c = 0; c < ld; c++)
 			x[(size_t) r * ld + c] = c < cols ? (float) perm[c] * 0.001f - 20.0f : NAN;
+		if (ties > 0)
+			for (int c = 0; c < cols; c++)
+			{
+				int			level = perm[c] % ties;
+
+				/* levels 0 and 1 are +0.0 and -0.0; the rest spread around them */
+				x[(size_t) r * ld + c] = level == 0 ? 0.0f : level == 1 ? -0.0f :
+					(float) (level - ties / 2) * 0.5f;
+			}
 		for (int c = 0; c < cols; c++)
 			if (urand(h, 0, 1) < 0.001f)
 				x[(size_t) r * ld + c] = NAN;	/* NaN scores are skipped */
@@ -1011,6 +1027,21 @@ topk_case(harness *h, const char *what, int rows, int cols, int k, int max_excl,
 
 	snprintf(label, sizeof(label), "%s idx", what);
 	expect_ints(h, label, oi, ci, no);
+	if (ties > 0)
+	{
+		/* the same result again: nothing depends on the order blocks or threads ran in */
+		int32_t    *gi2 = poisoned_ints(G, no);
+		float	   *gv2 = poisoned(G, no);
+
+		G->topk(G->ctx, gx, ld, go, ge, rows, cols, k, gi2, gv2);
+		must_check(h, G);
+		int32_t    *oi2 = get(G, gi2, 4 * no);
+
+		snprintf(label, sizeof(label), "%s idx, run again", what);
+		expect_ints(h, label, oi2, oi, no);
+		free(oi2);
+		G->free(G->ctx, gi2), G->free(G->ctx, gv2);
+	}
 	/* values: finite entries compared, -inf fill must match exactly */
 	size_t		fill_bad = 0;
 
@@ -1030,11 +1061,25 @@ topk_case(harness *h, const char *what, int rows, int cols, int k, int max_excl,
 	G->free(G->ctx, gx), G->free(G->ctx, gi), G->free(G->ctx, gv), G->free(G->ctx, go);
 }
 
-/* Top-k: exclusions or none, k beyond the valid columns, and the host path for large k. */
+/* One top-k case with distinct scores. */
+static void
+topk_case(harness *h, const char *what, int rows, int cols, int k, int max_excl, bool use_excl)
+{
+	topk_case_ties(h, what, rows, cols, k, max_excl, use_excl, 0);
+}
+
+/* Top-k: exclusions or none, k beyond the valid columns, the host path for large k, and
+ * tied scores (across chunks of the device passes, -0.0 beside +0.0) in the CPU's order. */
 static void
 test_topk(harness *h)
 {
 	h->op = "topk";
+	topk_case_ties(h, "ties k100 of 30k, 7 levels", irand(h, 1, 4), irand(h, 20000, 30000), 100,
+				   300, true, 7);
+	topk_case_ties(h, "ties k50 of 9000, +-0 only", 3, 9000, 50, 40, true, 2);
+	topk_case_ties(h, "ties k1000 of 20k, 3 levels", 2, irand(h, 17000, 20000), 1000, 0, false,
+				   3);
+	topk_case_ties(h, "ties k5000 (host path)", 1, 9000, 5000, 50, true, 5);
 	topk_case(h, "k100 of 50k, excl", irand(h, 1, 6), irand(h, 40000, 60000), 100, 300, true);
 	topk_case(h, "k10 of 1682, no excl", irand(h, 1, 40), 1682, 10, 0, false);
 	topk_case(h, "k64 of 70, most excl", 5, 70, 64, 60, true);
@@ -1303,6 +1348,13 @@ print_table(const harness *h)
 	printf("%d passed, %d failed\n", h->checks - h->failures, h->failures);
 }
 
+/* Whether a group of checks was asked for (--only). */
+static bool
+wanted(const harness *h, const char *group)
+{
+	return h->only == NULL || strcmp(h->only, group) == 0;
+}
+
 /* Run every check in one math mode. */
 static int
 run_mode(harness *h, gr_math_mode mode, const char *module)
@@ -1321,23 +1373,30 @@ run_mode(harness *h, gr_math_mode mode, const char *module)
 	h->math = mode;
 	printf("== %s (math %s), seed %llu\n", dev.ops->name, gr_math_mode_name(mode),
 		   (unsigned long long) h->seed);
-	test_gemm(h);
+	if (wanted(h, "gemm"))
+		test_gemm(h);
 	if (!h->ops_done)
 	{
 		/* the non-GEMM ops do not depend on the math mode: check them once */
+		static const struct
+		{
+			const char *name;
+			void		(*run) (harness *h);
+		}			groups[] = {
+			{"pointwise", test_pointwise}, {"layernorm", test_layernorm},
+			{"embedding", test_embedding}, {"attention", test_attention},
+			{"softmax_xent", test_softmax_xent}, {"action_loss", test_action_loss},
+			{"adamw", test_adamw}, {"rank_targets", test_rank}, {"topk", test_topk},
+		};
+
 		h->ops_done = true;
-		test_pointwise(h);
-		test_layernorm(h);
-		test_embedding(h);
-		test_attention(h);
-		test_softmax_xent(h);
-		test_action_loss(h);
-		test_adamw(h);
-		test_rank(h);
-		test_topk(h);
+		for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+			if (wanted(h, groups[i].name))
+				groups[i].run(h);
 	}
-	for (int l = 0; l < GR_LAYOUT_COUNT; l++)
-		model_parity(h, l);
+	if (wanted(h, "model"))
+		for (int l = 0; l < GR_LAYOUT_COUNT; l++)
+			model_parity(h, l);
 	gr_device_close(&dev);
 	return 0;
 }
@@ -1361,10 +1420,12 @@ main(int argc, char **argv)
 			probe = true;
 		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
 			h.seed = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+			h.only = argv[++i];
 		else
 		{
 			fprintf(stderr, "usage: test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] "
-					"[--seed N] [--probe]\n");
+					"[--seed N] [--only GROUP] [--probe]\n");
 			return 2;
 		}
 	}

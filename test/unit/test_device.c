@@ -10,10 +10,55 @@
 #include "gr_device.h"
 #include "unit.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+/* The emulated module of the build this test belongs to (BUILD/genrec_cuda_emu.so, found
+ * from the test's own path BUILD/unit/test_device; a sanitizer build has none). */
+static char emu_path[GR_DEVICE_PATH_LEN];
+
+#define EMU_PATH emu_path
+
+/* The emulation's counters (gr_cuda_emu.h; declared here: that header is C++). */
+typedef struct emu_counters
+{
+	unsigned long launches;
+	unsigned long refused;
+	unsigned long func_attribute_calls;
+	long		live_streams;
+	long		live_allocations;
+} emu_counters;
+
+typedef void (*emu_counters_fn) (emu_counters *out);
+typedef int (*emu_try_launch_fn) (unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+								  unsigned by, unsigned bz, size_t dyn_smem, size_t static_smem,
+								  int granted_dyn_smem);
+
+/* A symbol of the emulated module (loaded by gr_device_open or here). */
+static void *
+emu_sym(const char *name)
+{
+	void	   *h = dlopen(EMU_PATH, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+
+	return h ? dlsym(h, name) : NULL;
+}
+
+/* The emulation's counters now. */
+static emu_counters
+emu_now(void)
+{
+	emu_counters c;
+	emu_counters_fn fn = (emu_counters_fn) emu_sym("gr_emu_counters");
+
+	memset(&c, 0, sizeof(c));
+	if (fn != NULL)
+		fn(&c);
+	return c;
+}
 
 /* Upload, copy and download a buffer through a backend; true when it round-trips. */
 static bool
@@ -172,7 +217,7 @@ test_real_module(void)
 static void
 test_emulated_module(void)
 {
-	const char *path = "build/genrec_cuda_emu.so";
+	const char *path = EMU_PATH;
 	gr_device	dev;
 	gr_error	err;
 	char		notice[GR_DEVICE_NOTICE_LEN];
@@ -206,11 +251,200 @@ test_emulated_module(void)
 	}
 }
 
-int
-main(void)
+/* The emulation refuses what an sm_90 GPU refuses (so a passing op suite respects it). */
+static void
+test_emulated_limits(void)
 {
+	emu_try_launch_fn try_launch = (emu_try_launch_fn) emu_sym("gr_emu_try_launch");
+	emu_counters before = emu_now();
+	enum
+	{
+	OK = 0, INVALID_VALUE = 1, INVALID_CONFIG = 9};
+
+	CHECK(try_launch != NULL);
+	if (try_launch == NULL)
+		return;
+	setenv("GR_EMU_QUIET", "1", 1);		/* the refusals below are expected */
+	CHECK(try_launch(4, 2, 3, 1024, 1, 1, 0, 0, 0) == OK);
+	CHECK(try_launch(1, 1, 1, 32, 32, 1, 0, 0, 0) == OK);
+	CHECK(try_launch(1, 1, 1, 1025, 1, 1, 0, 0, 0) == INVALID_CONFIG);
+	CHECK(try_launch(1, 1, 1, 64, 32, 1, 0, 0, 0) == INVALID_CONFIG);
+	CHECK(try_launch(1, 1, 1, 1, 1, 65, 0, 0, 0) == INVALID_CONFIG);
+	CHECK(try_launch(1, 65536, 1, 32, 1, 1, 0, 0, 0) == INVALID_CONFIG);
+	CHECK(try_launch(1, 1, 65536, 32, 1, 1, 0, 0, 0) == INVALID_CONFIG);
+	CHECK(try_launch(0, 1, 1, 32, 1, 1, 0, 0, 0) == INVALID_CONFIG);
+	CHECK(try_launch(70000, 1, 1, 1, 1, 1, 0, 0, 0) == OK);	/* grid x may exceed 65535 */
+	/* dynamic shared memory: 48 KB freely, more only when granted, never above 227 KB */
+	CHECK(try_launch(1, 1, 1, 32, 1, 1, 48 * 1024, 0, 0) == OK);
+	CHECK(try_launch(1, 1, 1, 32, 1, 1, 48 * 1024 + 4, 0, 0) == INVALID_VALUE);
+	CHECK(try_launch(1, 1, 1, 32, 1, 1, 160 * 1024, 0, 160 * 1024) == OK);
+	CHECK(try_launch(1, 1, 1, 32, 1, 1, 170 * 1024, 0, 160 * 1024) == INVALID_VALUE);
+	CHECK(try_launch(1, 1, 1, 32, 1, 1, 0, 0, 228 * 1024) == INVALID_VALUE);
+	/* static shared memory: 48 KB, and 227 KB with the dynamic part */
+	CHECK(try_launch(2, 1, 1, 32, 1, 1, 0, 40 * 1024, 0) == OK);
+	CHECK(try_launch(2, 1, 1, 32, 1, 1, 0, 49 * 1024, 0) == INVALID_VALUE);
+	CHECK(try_launch(2, 1, 1, 32, 1, 1, 190 * 1024, 40 * 1024, 190 * 1024) == INVALID_VALUE);
+
+	emu_counters after = emu_now();
+
+	unsetenv("GR_EMU_QUIET");
+	CHECK_MSG(after.refused - before.refused == 10, "refused %lu",
+			  after.refused - before.refused);
+}
+
+/* Run attention forward and backward through the ops (head size d / n_head). */
+static bool
+run_attention(const gr_ops *o, int n_head, int d)
+{
+	int32_t		off[3] = {0, 70, 75}, nh[2] = {70, 3};
+	size_t		nq = (size_t) 75 * 3 * d, no = (size_t) 75 * d;
+	float	   *host = calloc(nq, sizeof(float));
+	gr_error	err;
+
+	for (size_t i = 0; i < nq; i++)
+		host[i] = (float) ((i * 37) % 101) / 101.0f - 0.5f;
+	float	   *qkv = o->alloc(o->ctx, nq * 4), *out = o->alloc(o->ctx, no * 4);
+	float	   *lse = o->alloc(o->ctx, 75 * n_head * 4), *dqkv = o->alloc(o->ctx, nq * 4);
+	int32_t    *doff = o->alloc(o->ctx, sizeof(off)), *dnh = o->alloc(o->ctx, sizeof(nh));
+	gr_attn_seqs seqs = {2, 70, off, nh, doff, dnh};
+
+	o->upload(o->ctx, qkv, host, nq * 4);
+	o->upload(o->ctx, doff, off, sizeof(off));
+	o->upload(o->ctx, dnh, nh, sizeof(nh));
+	o->attn_fwd(o->ctx, out, lse, qkv, NULL, &seqs, GR_MASK_CAUSAL, n_head, d);
+	o->attn_bwd(o->ctx, dqkv, NULL, out, qkv, NULL, out, lse, &seqs, GR_MASK_CAUSAL, n_head, d);
+	bool		ok = o->check(o->ctx, &err) == GR_OK;
+
+	if (!ok)
+		fprintf(stderr, "test_device: attention: %s\n", err.message);
+	void	   *bufs[] = {qkv, out, lse, dqkv, doff, dnh};
+
+	for (int i = 0; i < 6; i++)
+		o->free(o->ctx, bufs[i]);
+	free(host);
+	return ok;
+}
+
+/* Shared-memory grants are made once per context, not per launch. */
+static void
+test_emulated_attributes(void)
+{
+	gr_device	dev;
+	gr_error	err;
+	char		notice[GR_DEVICE_NOTICE_LEN];
+	emu_counters a, b;
+
+	CHECK_OK(gr_device_open("cuda", "fp32", EMU_PATH, NULL, &dev, notice, &err), &err);
+	if (dev.ops == NULL)
+		return;
+	a = emu_now();
+	for (int rep = 0; rep < 3; rep++)
+	{
+		CHECK(run_attention(dev.ops, 2, 64));	/* head size 32 */
+		CHECK(run_attention(dev.ops, 1, 64));	/* 64 */
+		CHECK(run_attention(dev.ops, 1, 128));	/* 128 */
+	}
+	b = emu_now();
+	CHECK_MSG(b.launches >= a.launches + 9 * 3 && b.refused == a.refused,
+			  "launches %lu, refused %lu", b.launches - a.launches, b.refused - a.refused);
+	CHECK_MSG(b.func_attribute_calls == a.func_attribute_calls,
+			  "cudaFuncSetAttribute called %lu times by 18 attention launches",
+			  b.func_attribute_calls - a.func_attribute_calls);
+	gr_device_close(&dev);
+
+	/* a failing cublasSetMathMode fails the open, saying so */
+	setenv("GR_EMU_FAIL", "cublasSetMathMode", 1);
+	gr_status	st = gr_device_open("cuda", "fp32", EMU_PATH, NULL, &dev, notice, &err);
+
+	unsetenv("GR_EMU_FAIL");
+	CHECK(st == GR_ERR_DEVICE);
+	CHECK_MSG(st != GR_OK && strstr(err.message, "math mode") != NULL, "%s", err.message);
+	if (st == GR_OK)
+		gr_device_close(&dev);
+}
+
+/* In a child process (a faulted context stays faulted): gelu_fwd faults asynchronously, add
+ * is queued after it; the error must name gelu_fwd_kernel, not blame add_kernel. */
+static int
+fault_child(bool sync_each)
+{
+	gr_device	dev;
+	gr_error	err;
+	char		notice[GR_DEVICE_NOTICE_LEN];
+	float		host[64] = {0};
+	int			bad = 0;
+
+	setenv("GR_EMU_FAULT", "gelu_fwd_kernel", 1);
+	if (sync_each)
+		setenv("GENREC_CUDA_SYNC", "1", 1);
+	if (gr_device_open("cuda", "fp32", EMU_PATH, NULL, &dev, notice, &err) != GR_OK)
+		return 10;
+	const gr_ops *o = dev.ops;
+	float	   *a = o->alloc(o->ctx, sizeof(host)), *b = o->alloc(o->ctx, sizeof(host));
+
+	o->upload(o->ctx, a, host, sizeof(host));
+	o->add(o->ctx, b, a, a, 64);
+	if (o->check(o->ctx, &err) != GR_OK)
+		bad++;					/* nothing faulted yet */
+	o->gelu_fwd(o->ctx, b, a, 64);
+	o->add(o->ctx, b, b, a, 64);
+	o->add(o->ctx, b, b, a, 64);
+	if (o->check(o->ctx, &err) != GR_ERR_DEVICE)
+		bad++;
+	printf("test_device: asynchronous fault (%s): %s\n", sync_each ? "synchronised" : "queued",
+		   err.message);
+	if (strstr(err.message, "gelu_fwd_kernel") == NULL ||
+		strstr(err.message, "illegal memory access") == NULL ||
+		strstr(err.message, "in add_kernel") != NULL ||
+		strstr(err.message, "launching add_kernel") != NULL)
+		bad++;
+	if (sync_each && strstr(err.message, "CUDA error in gelu_fwd_kernel") == NULL)
+		bad++;
+	return bad;
+}
+
+/* Asynchronous faults are reported under the kernel that faulted (each case in a fresh
+ * process: a faulted context stays faulted, and OpenMP does not survive a plain fork). */
+static void
+test_emulated_fault(void)
+{
+	for (int sync_each = 0; sync_each < 2; sync_each++)
+	{
+		int			status = 0;
+		pid_t		pid;
+
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0)
+		{
+			execl("/proc/self/exe", "test_device", "--fault-child", sync_each ? "1" : "0",
+				  (char *) NULL);
+			_exit(127);
+		}
+		CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+		CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fault child (sync %d) "
+				  "status %d", sync_each, status);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	char		dir[GR_DEVICE_PATH_LEN - 32];
+
+	if (!gr_device_exe_dir(dir, sizeof(dir)))
+		snprintf(dir, sizeof(dir), "build/unit");
+	snprintf(emu_path, sizeof(emu_path), "%s/../genrec_cuda_emu.so", dir);
+	if (argc == 3 && strcmp(argv[1], "--fault-child") == 0)
+		return fault_child(argv[2][0] == '1');
 	test_without_module();
 	test_real_module();
 	test_emulated_module();
+	if (access(EMU_PATH, F_OK) == 0)
+	{
+		test_emulated_limits();
+		test_emulated_attributes();
+		test_emulated_fault();
+	}
 	return unit_finish("test_device");
 }

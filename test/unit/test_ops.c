@@ -684,6 +684,67 @@ test_rank_and_topk(void)
 	CHECK(idx[3] == -1 && idx[4] == -1 && isinf(val[4]) && idx[2] >= 0);
 }
 
+/* Best-first order of top-k: higher score, then lower column (the rule of gr_ops.h). */
+static int
+cmp_best_first(const void *pa, const void *pb)
+{
+	const float *a = pa, *b = pb;
+	int32_t		ca, cb;
+
+	if (a[0] != b[0])
+		return a[0] > b[0] ? -1 : 1;
+	memcpy(&ca, a + 1, 4);
+	memcpy(&cb, b + 1, 4);
+	return ca < cb ? -1 : ca > cb;
+}
+
+/* Top-k over heavily tied scores (with -0.0 next to +0.0) against a full sort. */
+static void
+test_topk_ties(void)
+{
+	enum
+	{
+	V = 300, K = 37};
+	static const float levels[] = {1.5f, 0.25f, 0.0f, -0.0f, -0.75f, -INFINITY};
+	float		s[V], val[K], pairs[2 * V];
+	int32_t		idx[K], off[2] = {0, 4}, excl[4] = {3, 40, 41, 299};
+	int			bad = 0;
+
+	for (int rep = 0; rep < 4; rep++)
+	{
+		int			n = 0, e = 0, k = rep == 3 ? 1 : K;
+
+		for (int c = 0; c < V; c++)
+			s[c] = levels[(c * 7 + rep * 3 + c / 11) % 6];
+		s[17] = NAN;
+		ops->topk(ops->ctx, s, V, off, rep & 1 ? excl : NULL, 1, V, k, idx, val);
+		for (int c = 0; c < V; c++)
+		{
+			if (rep & 1)
+			{
+				while (e < 4 && excl[e] < c)
+					e++;
+				if (e < 4 && excl[e] == c)
+					continue;
+			}
+			if (isnan(s[c]))
+				continue;
+			pairs[2 * n] = s[c];
+			memcpy(&pairs[2 * n + 1], &c, 4);
+			n++;
+		}
+		qsort(pairs, n, 2 * sizeof(float), cmp_best_first);
+		for (int i = 0; i < k; i++)
+		{
+			int32_t		c;
+
+			memcpy(&c, &pairs[2 * i + 1], 4);
+			bad += idx[i] != c || val[i] != pairs[2 * i];
+		}
+	}
+	CHECK_MSG(bad == 0, "%d top-k entries differ from the (score desc, column asc) order", bad);
+}
+
 /* Run every op test. */
 int
 main(void)
@@ -704,5 +765,6 @@ main(void)
 	test_action_loss();
 	test_adamw();
 	test_rank_and_topk();
+	test_topk_ties();
 	return unit_finish("test_ops");
 }
