@@ -931,11 +931,10 @@ entry_free(GenrecModel *m)
 	MemoryContextDelete(m->cxt);
 }
 
-/* Take an entry out of the backend's list; free it now or when its last pin goes. */
+/* Free an entry taken out of the backend's list now, or when its last pin goes. */
 static void
-entry_retire(GenrecModel *m)
+entry_drop(GenrecModel *m)
 {
-	local_models = list_delete_ptr(local_models, m);
 	if (m->pins > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cache_cxt);
@@ -946,6 +945,14 @@ entry_retire(GenrecModel *m)
 	}
 	else
 		entry_free(m);
+}
+
+/* Take an entry out of the backend's list; free it now or when its last pin goes. */
+static void
+entry_retire(GenrecModel *m)
+{
+	local_models = list_delete_ptr(local_models, m);
+	entry_drop(m);
 }
 
 /* Build the engine view and session over a complete segment. */
@@ -1132,16 +1139,7 @@ genrec_cache_retire_device(uint64 keep)
 		if (m->device_gen == keep)
 			continue;
 		local_models = foreach_delete_current(local_models, lc);
-		if (m->pins > 0)
-		{
-			MemoryContext old = MemoryContextSwitchTo(cache_cxt);
-
-			m->zombie = true;
-			zombies = lappend(zombies, m);
-			MemoryContextSwitchTo(old);
-		}
-		else
-			entry_free(m);
+		entry_drop(m);
 	}
 }
 
