@@ -5,13 +5,14 @@
 #   build:  build-essential pkg-config postgresql-server-dev-15 libcjson-dev zlib1g-dev
 #   run:    postgresql-15 libopenblas0-openmp (OpenBLAS, opened at run time)
 #   test:   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3-torch
-#           python3-numpy clang libclang-rt-14-dev (libFuzzer, for test/fuzz)
+#           python3-numpy clang libclang-rt-14-dev (libFuzzer, for test/fuzz) chromium (renders
+#           the model report in test/pg/test_report_render.sh)
 # nvcc is optional: when found, the CUDA module is built too.
 set -euo pipefail
 
 packages=(build-essential pkg-config postgresql-15 postgresql-server-dev-15 libcjson-dev
 	zlib1g-dev libopenblas0-openmp libopenblas-openmp-dev postgresql-15-pgtap
-	libtap-parser-sourcehandler-pgtap-perl python3-torch python3-numpy clang libclang-rt-14-dev)
+	libtap-parser-sourcehandler-pgtap-perl python3-torch python3-numpy clang libclang-rt-14-dev chromium)
 
 missing=()
 for p in "${packages[@]}"; do

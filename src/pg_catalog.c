@@ -661,11 +661,12 @@ import_probe_source(const char *source_json)
  * The summary of an imported file, keeping only what the catalogue shows and only with the
  * types it expects (a file is untrusted: a string where a number belongs would break
  * genrec.model_overview for every reader): of the file's "metrics" object (or its valid/test
- * objects and result counts) the valid, test and baselines objects whose numbers are at most
+ * objects, per-epoch history and result counts) the valid, test and baselines objects and the
+ * history array whose numbers are at most
  * 1e300 in magnitude and whose strings have at most 255 characters, and the seconds and epoch
  * counts when they are numbers in [0, 1e9] (whole for the counts); nothing else.
  */
-static const char *const import_metric_objects[] = {"valid", "test", "baselines", NULL};
+static const char *const import_metric_objects[] = {"valid", "test", "baselines", "history", NULL};
 
 /* Top-level numbers kept: in [0, 1e9], and whole for the epoch counts. */
 static const char *const import_metric_counts[] = {"epochs_run", "best_epoch", "train_seconds",
@@ -727,13 +728,15 @@ genrec_import(PG_FUNCTION_ARGS)
 							  "  OPERATOR(pg_catalog.=) 'object' THEN e OPERATOR(pg_catalog.->) 'metrics' "
 							  "  ELSE pg_catalog.jsonb_build_object('valid', e OPERATOR(pg_catalog.->) 'valid', "
 							  "  'test', e OPERATOR(pg_catalog.->) 'test', "
+							  "  'history', e OPERATOR(pg_catalog.->) 'history', "
 							  "  'epochs_run', e OPERATOR(pg_catalog.#>) '{result,epochs_run}', "
 							  "  'best_epoch', e OPERATOR(pg_catalog.#>) '{result,best_epoch}', "
 							  "  'train_seconds', e OPERATOR(pg_catalog.#>) '{result,train_seconds}') END AS mt "
 							  "  FROM x), "
 							  "k AS (SELECT kv.key, kv.value FROM m, pg_catalog.jsonb_each(m.mt) kv "
 							  "  WHERE (kv.key OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.text[]) "
-							  "   AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'object' "
+							  "   AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) "
+							  "    CASE WHEN kv.key OPERATOR(pg_catalog.=) 'history' THEN 'array' ELSE 'object' END "
 							  "   AND NOT pg_catalog.jsonb_path_exists(kv.value, "
 							  "    'strict $.** ? ((@.type() == \"number\" && (@ > 1e300 || @ < -1e300)) "
 							  "    || (@.type() == \"string\" && !(@ like_regex \"^.{0,255}$\" flag \"s\")))')) "

@@ -27,6 +27,7 @@ int			cli_cmd_eval(cli_opts *opts);
 int			cli_cmd_score(cli_opts *opts);
 int			cli_cmd_recommend(cli_opts *opts);
 int			cli_cmd_info(cli_opts *opts);
+int			cli_cmd_report(cli_opts *opts);
 int			cli_cmd_synth(cli_opts *opts);
 
 /* Set up env for a command: allocator, device, threads, Ctrl-C handling. */

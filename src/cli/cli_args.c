@@ -88,6 +88,8 @@ static const cli_option options[] = {
 	"write the best model (safetensors)"},
 	{"json", "FILE", OPT_STR, O(json), 0, 0, CLI_G_JSON,
 	"also write the results as JSON (\"-\" = stdout; the table then goes to stderr)"},
+	{"out", "FILE", OPT_STR, O(out), 0, 0, CLI_G_REPORT,
+	"write the HTML report there (default: stdout)"},
 	/* evaluation */
 	{"split", "NAME", OPT_STR, O(split), 0, 0, CLI_G_SPLIT,
 	"test (last interaction) | valid (second to last)"},

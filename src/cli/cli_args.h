@@ -30,6 +30,7 @@
 #define CLI_G_CANDS		0x0200u		/* --candidates */
 #define CLI_G_TOPK		0x0400u		/* --k --include-seen */
 #define CLI_G_SYNTH		0x0800u		/* --users --items --per-user (and --seed) */
+#define CLI_G_REPORT	0x1000u		/* --out */
 
 #define CLI_MAX_OPTIONS 64
 
@@ -55,6 +56,7 @@ typedef struct cli_opts
 	/* outputs */
 	const char *save;
 	const char *json;
+	const char *out;
 	/* evaluation */
 	const char *model;
 	const char *split;

@@ -62,7 +62,7 @@ read_data(const char *cmd, const cli_opts *opts, cli_data *d)
 /* The training summary stored in the model file. */
 static char *
 summary_json(const cli_opts *opts, const cli_data *d, const gr_dataset *ds, const gr_model *m,
-			 const gr_train_result *res)
+			 const gr_train_result *res, const cJSON *epochs)
 {
 	cJSON	   *root = cJSON_CreateObject();
 	cJSON	   *names = cJSON_CreateArray();
@@ -77,6 +77,9 @@ summary_json(const cli_opts *opts, const cli_data *d, const gr_dataset *ds, cons
 	cJSON_AddItemToObject(root, "result", cli_json_result(res));
 	cJSON_AddItemToObject(root, "valid", cli_json_metrics(&res->valid, m, &d->action_names));
 	cJSON_AddItemToObject(root, "test", cli_json_metrics(&res->test, m, &d->action_names));
+	/* the per-epoch records, as genrec.models.metrics keeps them (genrec report draws them) */
+	if (epochs)
+		cJSON_AddItemToObject(root, "history", cJSON_Duplicate(epochs, 1));
 	text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return text;
@@ -224,7 +227,7 @@ cli_cmd_train(cli_opts *opts)
 
 	if (opts->save)
 	{
-		extra = summary_json(opts, &d, ds, model, &res);
+		extra = summary_json(opts, &d, ds, model, &res, tp.epochs);
 		if (gr_model_save_file(model, opts->save, extra, &err) != GR_OK)
 		{
 			char		what[600];

@@ -40,6 +40,12 @@ static const cli_command commands[] = {
 		"Print a model file's layout, configuration, parameter count, tensors and the\n"
 		"training summary stored with it.",
 	cli_cmd_info},
+	{"report", CLI_G_COMMON | CLI_G_MODEL | CLI_G_REPORT,
+		"--model FILE[,FILE...] [--out report.html]",
+		"Write an HTML page (inline SVG, no script) of the models: training curves per epoch,\n"
+		"test metrics beside the popularity and bias baselines, and for several files bars per\n"
+		"layout with error bars (mean +- sd over the files of a layout, e.g. seeds).",
+	cli_cmd_report},
 	{"synth", CLI_G_COMMON | CLI_G_SYNTH,
 		"--users N --items M [--per-user K] [--seed S]",
 		"Print the deterministic synthetic interaction log of the SQL function\n"

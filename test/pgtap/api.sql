@@ -53,7 +53,9 @@ INSERT INTO api VALUES
   ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
   ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false),
   ('genrec_models_changed',     '{}',                                        'trigger',                    'VOLATILE',  false, false),
-  ('genrec_device_info',        '{}',                                        'record',                     'VOLATILE',  true,  false);
+  ('genrec_device_info',        '{}',                                        'record',                     'VOLATILE',  true,  false),
+  ('genrec_report',             '{text}',                                    'text',                       'STABLE',    true,  false),
+  ('genrec_report',             '{text[]}',                                  'text',                       'STABLE',    true,  false);
 
 -- model catalogue and training (sql/parts/40_catalog.sql, 60_train.sql)
 INSERT INTO api VALUES
