@@ -21,7 +21,7 @@
 #define CHART_H 260
 #define PAD_L 60
 #define PAD_R 16
-#define PAD_T 30
+#define PAD_T 46
 #define PAD_B 40
 #define MAX_POINTS 100000
 
@@ -183,6 +183,18 @@ chart_begin(Buf *b, const char *kind, const char *title)
 	put(b, "</text>");
 }
 
+/* Draw legend entry k (a colour swatch and a label) in the row under the title. */
+static void
+legend(Buf *b, int k, const char *color, const char *label)
+{
+	int			x = PAD_L + 150 * k;
+
+	putf(b, "<rect x=\"%d\" y=\"27\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+		 "<text class=\"tick\" x=\"%d\" y=\"36\">", x, color, x + 14);
+	put_text(b, label);
+	put(b, "</text>");
+}
+
 /* Draw the y axis with five ticks over [lo, hi]. */
 static void
 y_axis(Buf *b, double lo, double hi)
@@ -265,11 +277,7 @@ line_chart(Buf *b, const char *kind, const char *title, const Series *s, int ns,
 				putf(b, "%.1f,%.1f ", PAD_L + w * (s[k].x[i] - xlo) / (xhi - xlo),
 					 CHART_H - PAD_B - h * (s[k].y[i] - ylo) / (yhi - ylo));
 		put(b, "\"/>");
-		putf(b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-			 "<text class=\"tick\" x=\"%d\" y=\"%d\">", CHART_W - PAD_R - 150,
-			 PAD_T + 4 + 16 * k, color, CHART_W - PAD_R - 136, PAD_T + 13 + 16 * k);
-		put_text(b, s[k].label);
-		put(b, "</text>");
+		legend(b, k, color, s[k].label);
 	}
 	put(b, "</svg>\n");
 }
@@ -321,11 +329,7 @@ bar_chart(Buf *b, const char *kind, const char *title, const Bar *bars, int n, i
 		}
 		if (g == 0)
 		{
-			putf(b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-				 "<text class=\"tick\" x=\"%d\" y=\"%d\">", CHART_W - PAD_R - 150,
-				 PAD_T + 4 + 16 * j, color, CHART_W - PAD_R - 136, PAD_T + 13 + 16 * j);
-			put_text(b, bars[i].label);
-			put(b, "</text>");
+			legend(b, j, color, bars[i].label);
 		}
 		if (!isfinite(bars[i].value))
 			continue;
