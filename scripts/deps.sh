@@ -7,12 +7,15 @@
 #   test:   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3-torch
 #           python3-numpy clang libclang-rt-14-dev (libFuzzer, for test/fuzz) chromium (renders
 #           the model report in test/pg/test_report_render.sh)
+#   scale-out (scripts/scaleout.sh, test/pg/test_scaleout.sh): postgresql-15-plproxy
+#           (postgres_fdw and pgbench come with postgresql-15 and its client)
 # nvcc is optional: when found, the CUDA module is built too.
 set -euo pipefail
 
 packages=(build-essential pkg-config postgresql-15 postgresql-server-dev-15 libcjson-dev
 	zlib1g-dev libopenblas0-openmp libopenblas-openmp-dev postgresql-15-pgtap
-	libtap-parser-sourcehandler-pgtap-perl python3-torch python3-numpy clang libclang-rt-14-dev chromium)
+	libtap-parser-sourcehandler-pgtap-perl python3-torch python3-numpy clang libclang-rt-14-dev chromium
+	postgresql-15-plproxy)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -74,6 +74,12 @@ INSERT INTO api VALUES
   ('genrec_has_privs_of',       '{oid}',                                     'boolean',                    'STABLE',    true,  false),
   ('genrec_models_claim_name',  '{}',                                        'trigger',                    'VOLATILE',  false, false);
 
+-- scaling out (sql/parts/70_scale.sql)
+INSERT INTO api VALUES
+  ('genrec_user_hash',          '{bigint}',                                  'integer',                    'IMMUTABLE', true,  false),
+  ('genrec_partition',          '{bigint,integer}',                          'integer',                    'IMMUTABLE', true,  false),
+  ('genrec_score_batch',        '{text,bigint[],bigint[]}',                  'setof record',               'STABLE',    true,  false);
+
 -- functions that are not PARALLEL SAFE, with their marking (r restricted, u unsafe)
 CREATE TEMP TABLE api_parallel (sig text, par "char");
 INSERT INTO api_parallel VALUES
@@ -96,7 +102,8 @@ INSERT INTO api_parallel VALUES
   ('genrec_score(bigint,bigint[])',        'r'),
   ('genrec_score_detail(text,bigint,bigint[])', 'r'),
   ('genrec_recommend(text,bigint,integer,boolean)', 'r'),
-  ('genrec_recommend(bigint,bigint,boolean)', 'r');
+  ('genrec_recommend(bigint,bigint,boolean)', 'r'),
+  ('genrec_score_batch(text,bigint[],bigint[])', 'r');
 
 -- the functions of the extension, by signature
 CREATE TEMP VIEW ext_procs AS
