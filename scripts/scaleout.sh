@@ -189,6 +189,10 @@ genrec_scale_start() {
 	if [ -z "$dir" ]; then
 		dir=$(mktemp -d "${GENREC_PG_TMPROOT:-/tmp}/genrec-scale.XXXXXX") || return 1
 	else
+		if [ -e "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+			echo "scaleout.sh: $dir exists and is not empty (stop that cluster first)" >&2
+			return 1
+		fi
 		mkdir -p "$dir" || return 1
 		dir=$(cd "$dir" && pwd)
 	fi
