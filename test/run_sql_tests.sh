@@ -6,7 +6,8 @@
 # (`make installcheck`: test/sql/*.sql against expected/*.out) and then pgTAP
 # (`pg_prove` on test/pgtap/*.sql in a database with the pgtap and genrec extensions),
 # runs the multi-session shell tests (test/pg/test_*.sh: cancel, statement_timeout, export to
-# the CLI, preloading), stops the cluster and exits non-zero if anything failed. pg_prove's
+# the CLI, preloading, serving during deploys, kill -9 crash recovery, pgbench during
+# retraining), stops the cluster and exits non-zero if anything failed. pg_prove's
 # summary is the last thing printed. MovieLens-100K is loaded into the pgTAP database as
 # public.ml100k when ../shared/data/ml-100k/u.data exists ($GENREC_DATA overrides the folder).
 #
@@ -69,7 +70,8 @@ if [ -r "$ml100k" ]; then
 fi
 
 # Shell tests that need several sessions (test/pg/test_*.sh): cancel and statement_timeout
-# during training, export to the command-line program, preloading. Their output is printed
+# during training, export to the command-line program, preloading, scoring during deploys,
+# kill -9 of a training or loading backend, pgbench while retraining. Their output is printed
 # before pg_prove's summary.
 shell_log=build/sql-tests-shell.log
 : >"$shell_log"
