@@ -22,6 +22,7 @@ char	   *genrec_default_model = NULL;
 int			genrec_device_guc = GENREC_DEVICE_AUTO;
 int			genrec_threads = 1;
 int			genrec_cuda_math_guc = GENREC_MATH_TF32;
+int			genrec_max_train_memory = 4096;
 
 static const struct config_enum_entry device_options[] = {
 	{"auto", GENREC_DEVICE_AUTO, false},
@@ -61,6 +62,13 @@ _PG_init(void)
 							 "reopens the device.",
 							 NULL, &genrec_cuda_math_guc, GENREC_MATH_TF32, math_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	/* superuser-only, like temp_file_limit: a limit any role could raise protects nothing */
+	DefineCustomIntVariable("genrec.max_train_memory",
+							"Most memory one genrec_train may take (its estimate of weights, "
+							"gradients, optimiser state, activations, evaluation and data, "
+							"checked before allocating); -1 means no limit.",
+							NULL, &genrec_max_train_memory, 4096, -1, INT_MAX, PGC_SUSET,
+							GUC_UNIT_MB, NULL, NULL, NULL);
 	genrec_cache_init();
 	MarkGUCPrefixReserved("genrec");
 	genrec_progress_preload();

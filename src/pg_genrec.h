@@ -16,6 +16,7 @@ extern char *genrec_default_model;	/* genrec.default_model */
 extern int	genrec_device_guc;		/* genrec.device: GENREC_DEVICE_* */
 extern int	genrec_threads;			/* genrec.threads */
 extern int	genrec_cuda_math_guc;	/* genrec.cuda_math: GENREC_MATH_* */
+extern int	genrec_max_train_memory;	/* genrec.max_train_memory: MB, -1 = no limit */
 
 #define GENREC_DEVICE_AUTO 0
 #define GENREC_DEVICE_CPU 1

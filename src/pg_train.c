@@ -12,6 +12,13 @@
  * time, tableoid, ctid (the physical order); views and queries without one are read in the
  * order they produce (a query's own ORDER BY decides).
  *
+ * Memory limits, checked before allocating (54000 above genrec.max_train_memory): the
+ * engine's estimate of a run (gr_train_memory_estimate: weights, gradients, optimiser state,
+ * activations, evaluation, data) for the configuration alone before any row is read; the row
+ * buffers and the dataset built from them as the rows are read (the buffers grow only within
+ * the budget); the exact estimate once the dataset is built, before training; and the model's
+ * stored size against the 1 GB a bytea holds, before training too.
+ *
  * Memory and cancellation: everything the engine allocates lives in a dedicated memory
  * context (huge allocations allowed; on the CPU the backend's buffers too, see
  * genrec_engine_env), and the context's reset callback frees the model's device buffers, so
@@ -56,6 +63,8 @@
 #include "pg_security.h"
 
 #define TRAIN_FETCH_ROWS	10000
+/* bytes kept for a model file's JSON header when its size is checked before training */
+#define GENREC_HEADER_ROOM	(64 * 1024)
 #define TRAIN_RESULT_COLS	18
 
 /* 1970-01-01 in PostgreSQL timestamps (microseconds since 2000-01-01) */
@@ -130,6 +139,7 @@ typedef struct TrainState
 	bool		report_rmse;
 	int			slot;			/* progress slot or -1 */
 	int			steps_per_epoch;
+	size_t		memory_estimate;	/* bytes, the engine's estimate of the run */
 	JsonWriter	history;		/* per-epoch records */
 	ErrorData  *error;			/* raised inside a callback, re-thrown later */
 } TrainState;
@@ -565,11 +575,96 @@ null_value_error(const char *what, const char *col)
 					 quote_identifier(col))));
 }
 
-/* Make room for more rows in the training context. */
+/* genrec.max_train_memory in bytes (SIZE_MAX without a limit). */
+static size_t
+train_budget(void)
+{
+	if (genrec_max_train_memory < 0)
+		return SIZE_MAX;
+	return (size_t) genrec_max_train_memory * 1024 * 1024;
+}
+
+/* A byte count in MB for messages. */
+static char *
+train_mb(size_t bytes)
+{
+	return psprintf("%.1f MB", (double) bytes / (1024.0 * 1024.0));
+}
+
+/* Bytes reading n rows takes: the row buffers and the peak of building the dataset. */
+static size_t
+train_rows_bytes(size_t n, int K)
+{
+	size_t		buffers = n * (3 * sizeof(int64) + sizeof(double) * Max(K, 1));
+
+	return buffers + gr_dataset_build_bytes((int64) n, K, false);
+}
+
+/*
+ * Refuse a run whose estimate passes genrec.max_train_memory (54000), or whose model would
+ * not fit the bytea of genrec.models (54000); return the estimate otherwise. what names the
+ * stage ("the configuration", "the data").
+ */
+static size_t
+train_check_memory(const TrainSpec *spec, const gr_train_sizes *sizes, const char *what)
+{
+	gr_train_memory m;
+	gr_error	err = {0};
+	size_t		budget = train_budget();
+
+	if (gr_train_memory_estimate(&spec->mcfg, &spec->tcfg, sizes, &m, &err) != GR_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("genrec_train: %s", err.message)));
+	if (m.total > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("genrec_train \"%s\": training on %s needs an estimated %s, more than "
+						"genrec.max_train_memory (%s)", spec->name, what, train_mb(m.total),
+						train_mb(budget)),
+				 errdetail("Weights %s, gradients %s, optimiser state %s, activations %s, "
+						   "evaluation %s, data %s.", train_mb(m.parameters),
+						   train_mb(m.gradients), train_mb(m.optimiser),
+						   train_mb(m.activations), train_mb(m.evaluation),
+						   train_mb(m.dataset)),
+				 errhint("Lower batch_size, max_len, d_model or n_layer, or train on fewer rows; "
+						 "a superuser can raise genrec.max_train_memory.")));
+	/* the tensors, with room for the header around them */
+	if (m.weights_file > MaxAllocSize - VARHDRSZ - GENREC_HEADER_ROOM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("genrec_train \"%s\": the model would take %s, more than a bytea "
+						"holds (1 GB)", spec->name, train_mb(m.weights_file)),
+				 errhint("Lower d_model or n_layer, or train on fewer items.")));
+	return m.total;
+}
+
+/* Make room for more rows in the training context, within genrec.max_train_memory. */
 static void
-rows_grow(TrainRows *r, int K, MemoryContext cxt)
+rows_grow(const TrainSpec *spec, TrainRows *r, int K, MemoryContext cxt)
 {
 	size_t		cap = r->cap ? r->cap * 2 : 65536;
+	size_t		budget = train_budget();
+
+	if (budget != SIZE_MAX && train_rows_bytes(cap, K) > budget)
+	{
+		/* the most rows that fit: the bytes grow linearly with the rows */
+		size_t		per_row = train_rows_bytes(1, K) - train_rows_bytes(0, K);
+		size_t		fixed = train_rows_bytes(0, K);
+
+		cap = budget > fixed ? (budget - fixed) / per_row : 0;
+		if (cap <= r->n)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("genrec_train \"%s\": the source has more than %zu rows, and "
+							"reading and indexing more would take more than "
+							"genrec.max_train_memory (%s)", spec->name, r->n,
+							train_mb(budget)),
+					 errdetail("Each row takes about %zu bytes until training starts.",
+							   per_row),
+					 errhint("Train on fewer rows (a query source can sample them); a "
+							 "superuser can raise genrec.max_train_memory.")));
+	}
 
 	if (r->cap == 0)
 	{
@@ -619,7 +714,7 @@ train_read(const TrainSpec *spec, TrainState *st, TrainRows *r)
 			Datum		d;
 
 			if (r->n == r->cap)
-				rows_grow(r, K, st->cxt);
+				rows_grow(spec, r, K, st->cxt);
 			d = SPI_getbinval(tup, tt->tupdesc, 1, &isnull);
 			if (isnull)
 				null_value_error("user", spec->user_col);
@@ -860,6 +955,8 @@ train_metrics_json(const TrainSpec *spec, const TrainState *st, const gr_train_r
 	jw_double(&w, res->eval_seconds);
 	jw_key(&w, "seconds");
 	jw_double(&w, seconds);
+	jw_key(&w, "memory_estimate");
+	jw_int(&w, (int64) st->memory_estimate);
 	jw_key(&w, "device");
 	jw_string(&w, st->env.ops ? st->env.ops->name : "cpu");
 	jw_key(&w, "threads");
@@ -1036,6 +1133,12 @@ genrec_train(PG_FUNCTION_ARGS)
 	genrec_catalog_check_owner(spec.name, "train a new version of it");
 	train_resolve_source(&spec);
 	train_check_config(&spec);
+	{
+		/* the configuration alone (one user, one item) must fit before any row is read */
+		gr_train_sizes none = {.n_interactions = 0,.n_users = 1,.n_items = 1,.max_user_len = 1};
+
+		(void) train_check_memory(&spec, &none, "the configuration alone");
+	}
 	genrec_engine_env(&st->env, cxt, train_on_progress, st);
 	st->env.interrupted = train_interrupted;
 	st->env.step_done = train_on_step;
@@ -1076,6 +1179,15 @@ genrec_train(PG_FUNCTION_ARGS)
 		pfree(rows.time);
 		pfree(rows.actions);
 
+		{
+			gr_train_sizes sizes = {
+				.n_interactions = (int64) st->ds->n_interactions,.n_users = st->ds->n_users,
+				.n_items = st->ds->n_items,.max_user_len = st->ds->max_user_len,
+			};
+
+			spec.mcfg.n_actions = st->ds->n_actions;
+			st->memory_estimate = train_check_memory(&spec, &sizes, "this data");
+		}
 		st->steps_per_epoch = train_steps_per_epoch(&spec, st->ds);
 		genrec_progress_training(st->slot, st->steps_per_epoch);
 		if (gr_train(&st->env, &spec.mcfg, &spec.tcfg, st->ds, &st->model, &res, &err) != GR_OK)

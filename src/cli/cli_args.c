@@ -83,6 +83,8 @@ static const cli_option options[] = {
 	"seed of init, shuffling, dropout (synth: of the generated data)"},
 	{"eval-users", "N", OPT_INT, O(tcfg.eval_max_users), 0, INT_MAX, CLI_G_TRAIN,
 	"validation users per epoch (0 = all; the final test always uses all)"},
+	{"dry-run", NULL, OPT_FLAG, O(dry_run), 0, 0, CLI_G_TRAIN,
+	"read the data, print the training memory estimate and stop"},
 	/* outputs */
 	{"save", "FILE", OPT_STR, O(save), 0, 0, CLI_G_SAVE,
 	"write the best model (safetensors)"},

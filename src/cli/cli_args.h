@@ -57,6 +57,7 @@ typedef struct cli_opts
 	const char *save;
 	const char *json;
 	const char *out;
+	bool		dry_run;		/* train: report the data and the memory estimate, then stop */
 	/* evaluation */
 	const char *model;
 	const char *split;

@@ -140,6 +140,42 @@ report_train_options(FILE *f, const cli_opts *o, const gr_model_config *c, const
 			(double) t->w_action, (unsigned long long) t->seed, o->device, o->threads);
 }
 
+/* Megabytes of a byte count. */
+static double
+megabytes(size_t bytes)
+{
+	return (double) bytes / (1024.0 * 1024.0);
+}
+
+/* Print the memory estimate of a training run. */
+static void
+report_memory(FILE *f, const gr_train_memory *m)
+{
+	fprintf(f, "memory: an estimated %.1f MB at the peak (parameters %.1f, gradients %.1f, "
+			"optimiser state %.1f, activations %.1f, evaluation %.1f, data %.1f MB); "
+			"model file %.1f MB plus its header\n", megabytes(m->total),
+			megabytes(m->parameters), megabytes(m->gradients), megabytes(m->optimiser),
+			megabytes(m->activations), megabytes(m->evaluation), megabytes(m->dataset),
+			megabytes(m->weights_file));
+}
+
+/* The memory estimate as JSON (bytes). */
+static cJSON *
+memory_json(const gr_train_memory *m)
+{
+	cJSON	   *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "total", (double) m->total);
+	cJSON_AddNumberToObject(o, "parameters", (double) m->parameters);
+	cJSON_AddNumberToObject(o, "gradients", (double) m->gradients);
+	cJSON_AddNumberToObject(o, "optimiser", (double) m->optimiser);
+	cJSON_AddNumberToObject(o, "activations", (double) m->activations);
+	cJSON_AddNumberToObject(o, "evaluation", (double) m->evaluation);
+	cJSON_AddNumberToObject(o, "data", (double) m->dataset);
+	cJSON_AddNumberToObject(o, "weights_file", (double) m->weights_file);
+	return o;
+}
+
 /* genrec train: the whole protocol on one file. */
 int
 cli_cmd_train(cli_opts *opts)
@@ -156,6 +192,8 @@ cli_cmd_train(cli_opts *opts)
 	FILE	   *out = cli_out(opts);
 	int			rc;
 	train_progress tp = {0};
+	gr_train_memory mem;
+	gr_train_sizes sizes;
 
 	memset(&d, 0, sizeof(d));
 	if (opts->data == NULL)
@@ -198,13 +236,39 @@ cli_cmd_train(cli_opts *opts)
 		rc = cli_usage_error("train", "%s", err.message);
 		goto done;
 	}
-	if (!opts->quiet)
+	sizes = (gr_train_sizes) {
+		.n_interactions = (int64_t) ds->n_interactions,.n_users = ds->n_users,
+		.n_items = ds->n_items,.max_user_len = ds->max_user_len,
+	};
+	if (gr_train_memory_estimate(&opts->mcfg, &opts->tcfg, &sizes, &mem, &err) != GR_OK)
+	{
+		rc = cli_usage_error("train", "%s", err.message);
+		goto done;
+	}
+	if (!opts->quiet || opts->dry_run)
 	{
 		cli_report_protocol(out, &opts->tcfg);
 		cli_report_data(out, opts->data, &d, ds);
 		report_train_options(out, opts, &opts->mcfg, layout);
-		cli_report_epoch_header(out, gr_layout_has_action_head(layout));
+		report_memory(out, &mem);
 	}
+	if (opts->dry_run)
+	{
+		if (opts->json)
+		{
+			root = cJSON_CreateObject();
+			cJSON_AddStringToObject(root, "command", "train");
+			cJSON_AddStringToObject(root, "version", CLI_VERSION);
+			cJSON_AddBoolToObject(root, "dry_run", true);
+			cJSON_AddItemToObject(root, "data", cli_json_data(opts->data, &d, ds));
+			cJSON_AddItemToObject(root, "memory", memory_json(&mem));
+			if (!cli_json_write(root, opts->json))
+				rc = CLI_EXIT_RUNTIME;
+		}
+		goto done;
+	}
+	if (!opts->quiet)
+		cli_report_epoch_header(out, gr_layout_has_action_head(layout));
 	tp.out = out;
 	tp.quiet = opts->quiet;
 	tp.actions = gr_layout_has_action_head(layout);
@@ -250,6 +314,7 @@ cli_cmd_train(cli_opts *opts)
 		cJSON_AddItemToObject(root, "data", cli_json_data(opts->data, &d, ds));
 		cJSON_AddItemToObject(root, "model", cli_json_model(model, &d.action_names));
 		cJSON_AddItemToObject(root, "train", cli_json_train_config(&opts->tcfg));
+		cJSON_AddItemToObject(root, "memory", memory_json(&mem));
 		cJSON_AddItemToObject(root, "epochs", tp.epochs);
 		tp.epochs = NULL;
 		cJSON_AddItemToObject(root, "result", cli_json_result(&res));

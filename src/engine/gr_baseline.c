@@ -5,6 +5,7 @@
  * ranking, the floor any sequential model must clear.
  */
 #include "gr_eval.h"
+#include "gr_sort.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -88,17 +89,18 @@ gr_bias_baseline_rmse(const gr_dataset *ds, gr_split split, int k)
 	return n_eval > 0 ? sqrt(sq / n_eval) : NAN;
 }
 
-/* Order item ids by training count (descending), then id (ascending). */
-static int
-cmp_popularity(const void *pa, const void *pb, void *arg)
+/* Whether item a ranks before item b: by training count (descending), then id (ascending). */
+static inline bool
+popularity_less(const void *ctx, const int32_t *a, const int32_t *b)
 {
-	const int64_t *count = arg;
-	int32_t		a = *(const int32_t *) pa, b = *(const int32_t *) pb;
+	const int64_t *count = ctx;
 
-	if (count[a] != count[b])
-		return count[a] > count[b] ? -1 : 1;
-	return a < b ? -1 : (a > b);
+	if (count[*a] != count[*b])
+		return count[*a] > count[*b];
+	return *a < *b;
 }
+
+GR_DEFINE_SORT(sort_by_popularity, int32_t, popularity_less)
 
 /* Popularity ranking metrics: rank = 1 + unseen items more popular than the target. */
 gr_status
@@ -125,7 +127,11 @@ gr_popularity_metrics(const gr_dataset *ds, gr_split split, gr_metrics *out, gr_
 			count[ds->items[i]]++;
 	for (int v = 1; v <= V; v++)
 		by_rank[v - 1] = v;
-	qsort_r(by_rank, V, sizeof(int32_t), cmp_popularity, count);
+	if (!sort_by_popularity(by_rank, (size_t) V, count, env))
+	{
+		st = gr_fail(err, GR_ERR_CANCELLED, "evaluation cancelled");
+		goto done;
+	}
 	for (int r = 0; r < V; r++)
 		position[by_rank[r]] = r;
 	for (int u = 0; u < ds->n_users; u++)

@@ -1,11 +1,20 @@
 /*
  * gr_dataset.c — building CSR datasets from raw interactions (see gr_dataset.h).
+ *
+ * Building polls the environment's interrupt callback inside its sorts (gr_sort.h) and every
+ * GR_DATASET_POLL_ROWS rows of its passes, so a cancel stops it within a fraction of a second
+ * at any size; everything it allocated is freed then. Counts are 64-bit where rows can exceed
+ * 2^31; users, items and one user's interactions are limited to INT32_MAX (a clear error).
  */
 #include "gr_dataset.h"
+#include "gr_sort.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Rows of a pass between two polls of the interrupt callback. */
+#define GR_DATASET_POLL_ROWS ((size_t) 1 << 20)
 
 typedef struct row_key
 {
@@ -14,26 +23,41 @@ typedef struct row_key
 	size_t		index;			/* input position: the tiebreak that makes the sort stable */
 } row_key;
 
-/* Order rows by (user, time, input position). */
-static int
-cmp_row_key(const void *pa, const void *pb)
+/* Whether row a comes before row b: by (user, time, input position). */
+static inline bool
+row_key_less(const void *ctx, const row_key *a, const row_key *b)
 {
-	const row_key *a = pa, *b = pb;
-
+	(void) ctx;
 	if (a->user != b->user)
-		return a->user < b->user ? -1 : 1;
+		return a->user < b->user;
 	if (a->time != b->time)
-		return a->time < b->time ? -1 : 1;
-	return a->index < b->index ? -1 : (a->index > b->index);
+		return a->time < b->time;
+	return a->index < b->index;
 }
 
-/* Order 64-bit ids ascending. */
-static int
-cmp_i64(const void *pa, const void *pb)
+/* Whether id a is below id b. */
+static inline bool
+i64_less(const void *ctx, const int64_t *a, const int64_t *b)
 {
-	int64_t		a = *(const int64_t *) pa, b = *(const int64_t *) pb;
+	(void) ctx;
+	return *a < *b;
+}
 
-	return a < b ? -1 : (a > b);
+GR_DEFINE_SORT(sort_row_keys, row_key, row_key_less)
+GR_DEFINE_SORT(sort_ids, int64_t, i64_less)
+
+/* Poll the interrupt callback once every GR_DATASET_POLL_ROWS rows of a pass. */
+static inline bool
+pass_stopped(const gr_env *env, size_t row)
+{
+	return (row & (GR_DATASET_POLL_ROWS - 1)) == 0 && row > 0 && gr_should_stop(env);
+}
+
+/* The failure of a build that was asked to stop. */
+static gr_status
+build_cancelled(gr_error *err)
+{
+	return gr_fail(err, GR_ERR_CANCELLED, "dataset building cancelled");
 }
 
 /* Dense id of an external id in a sorted map (1-based), or 0. */
@@ -82,7 +106,11 @@ derive_items(gr_dataset *ds, const gr_raw_interactions *raw, gr_error *err)
 	if (tmp == NULL)
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory sorting %zu items", raw->n);
 	memcpy(tmp, raw->item, sizeof(int64_t) * raw->n);
-	qsort(tmp, raw->n, sizeof(int64_t), cmp_i64);
+	if (!sort_ids(tmp, raw->n, NULL, ds->env))
+	{
+		gr_free(ds->env, tmp);
+		return build_cancelled(err);
+	}
 	size_t		v = 0;
 
 	for (size_t i = 0; i < raw->n; i++)
@@ -142,6 +170,32 @@ derive_action_ranges(gr_dataset *ds, const double *raw_sorted)
 	}
 }
 
+/* Bytes a built dataset of these sizes holds. */
+size_t
+gr_dataset_bytes(int64_t n_rows, int64_t n_users, int64_t n_items, int n_actions)
+{
+	size_t		n = (size_t) GR_MAX(n_rows, 0),
+				u = (size_t) GR_MAX(n_users, 0),
+				v = (size_t) GR_MAX(n_items, 0),
+				k = (size_t) GR_MAX(n_actions, 0);
+
+	return sizeof(gr_dataset) + u * sizeof(int64_t) + (u + 1) * sizeof(int64_t) +
+		(v + 1) * sizeof(int64_t) + n * (sizeof(int32_t) + sizeof(int64_t) + k * sizeof(float));
+}
+
+/* Peak bytes of gr_dataset_build for n rows, its result included: the sort keys, the sorted
+ * raw actions and (without a mapping) the copy of the item ids are live at once with the
+ * dataset's arrays; users and items are at most n. */
+size_t
+gr_dataset_build_bytes(int64_t n_rows, int n_actions, bool mapped)
+{
+	size_t		n = (size_t) GR_MAX(n_rows, 0),
+				k = (size_t) GR_MAX(n_actions, 0);
+
+	return gr_dataset_bytes(n_rows, n_rows, n_rows, n_actions) + n * sizeof(row_key) +
+		n * k * sizeof(double) + (mapped ? 0 : n * sizeof(int64_t));
+}
+
 /* Build a dataset: sort rows, map users and items, normalise actions. */
 gr_status
 gr_dataset_build(const gr_env *env, const gr_raw_interactions *raw,
@@ -182,20 +236,50 @@ gr_dataset_build(const gr_env *env, const gr_raw_interactions *raw,
 	}
 	for (size_t i = 0; i < raw->n; i++)
 	{
+		if (pass_stopped(env, i))
+		{
+			st = build_cancelled(err);
+			goto done;
+		}
 		keys[i].user = raw->user[i];
 		keys[i].time = raw->time ? raw->time[i] : 0;
 		keys[i].index = i;
 	}
-	qsort(keys, raw->n, sizeof(row_key), cmp_row_key);
+	if (!sort_row_keys(keys, raw->n, NULL, env))
+	{
+		st = build_cancelled(err);
+		goto done;
+	}
 
 	/* users and CSR offsets */
-	int			n_users = 0;
+	int64_t		users_64 = 0,
+				run = 0;
 
 	for (size_t i = 0; i < raw->n; i++)
-		n_users += (i == 0 || keys[i].user != keys[i - 1].user);
+	{
+		bool		new_user = i == 0 || keys[i].user != keys[i - 1].user;
+
+		users_64 += new_user;
+		run = new_user ? 1 : run + 1;
+		if (run > INT32_MAX)
+		{
+			st = gr_fail(err, GR_ERR_INVALID_ARGUMENT, "user %lld has more than %d "
+						 "interactions", (long long) keys[i].user, INT32_MAX);
+			goto done;
+		}
+	}
+	if (users_64 > INT32_MAX)
+	{
+		st = gr_fail(err, GR_ERR_INVALID_ARGUMENT, "too many users (%lld; at most %d)",
+					 (long long) users_64, INT32_MAX);
+		goto done;
+	}
+
+	int			n_users = (int) users_64;
+
 	ds->n_users = n_users;
-	ds->user_ids = gr_alloc(env, sizeof(int64_t) * n_users);
-	ds->offsets = gr_alloc(env, sizeof(int64_t) * (n_users + 1));
+	ds->user_ids = gr_alloc(env, sizeof(int64_t) * (size_t) n_users);
+	ds->offsets = gr_alloc(env, sizeof(int64_t) * ((size_t) n_users + 1));
 	if (!ds->user_ids || !ds->offsets)
 	{
 		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for %d users", n_users);
@@ -236,6 +320,11 @@ gr_dataset_build(const gr_env *env, const gr_raw_interactions *raw,
 	{
 		size_t		src = keys[i].index;
 
+		if (pass_stopped(env, i))
+		{
+			st = build_cancelled(err);
+			goto done;
+		}
 		ds->items[i] = lookup_dense(ds->item_ids + 1, ds->n_items, raw->item[src]);
 		ds->times[i] = keys[i].time;
 		for (int k = 0; k < K; k++)
@@ -256,6 +345,12 @@ gr_dataset_build(const gr_env *env, const gr_raw_interactions *raw,
 		for (size_t i = 0; i < raw->n * K; i++)
 		{
 			int			k = (int) (i % K);
+
+			if (pass_stopped(env, i))
+			{
+				st = build_cancelled(err);
+				goto done;
+			}
 			double		v = raw_sorted[i];
 
 			if (isnan(v))

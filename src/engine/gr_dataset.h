@@ -58,10 +58,19 @@ typedef enum gr_split
 	GR_SPLIT_TEST = 1			/* target M given 1..M-1 */
 } gr_split;
 
-/* Build a dataset from raw rows; mapping may be NULL (derive items and ranges). */
+/* Build a dataset from raw rows; mapping may be NULL (derive items and ranges). Polls
+ * env->interrupted (GR_ERR_CANCELLED); more than INT32_MAX users, or interactions of one
+ * user, is GR_ERR_INVALID_ARGUMENT. */
 gr_status	gr_dataset_build(const gr_env *env, const gr_raw_interactions *raw,
 							 const gr_dataset_mapping *mapping, gr_dataset **out,
 							 gr_error *err);
+
+/* Bytes a built dataset of these sizes holds. */
+size_t		gr_dataset_bytes(int64_t n_rows, int64_t n_users, int64_t n_items, int n_actions);
+
+/* Peak bytes gr_dataset_build allocates for n_rows rows (the dataset included); mapped: built
+ * with a mapping's item ids. */
+size_t		gr_dataset_build_bytes(int64_t n_rows, int n_actions, bool mapped);
 
 /* Free a dataset; NULL is ignored. */
 void		gr_dataset_free(gr_dataset *ds);

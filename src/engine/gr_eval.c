@@ -195,6 +195,57 @@ eval_batch(const gr_model *m, const gr_dataset *ds, eval_state *s, const int *us
 	return ops->check(ops->ctx, err);
 }
 
+/*
+ * Users per evaluation batch and the batch's exclusion capacity: a user's exclusion list holds
+ * its distinct earlier items, at most min(max_user_len, V), and a batch's lists are indexed by
+ * int32 offsets, so very long histories shrink the batch instead of overflowing them.
+ */
+static int
+eval_batch_users(int batch_users, int64_t max_user_len, int n_items, int *cap_excl)
+{
+	int64_t		per_user = GR_MAX(GR_MIN(max_user_len, (int64_t) n_items), (int64_t) 1);
+	int64_t		b = GR_MIN((int64_t) batch_users,
+						   GR_MAX((int64_t) 1, (int64_t) (INT32_MAX - 1) / per_user));
+
+	*cap_excl = (int) (b * per_user);
+	return (int) b;
+}
+
+/* Peak bytes of gr_evaluate for a configuration and dataset sizes, baselines included. */
+size_t
+gr_eval_bytes(const gr_model_config *cfg, int64_t n_users, int64_t max_user_len,
+			  const gr_eval_options *opt_in)
+{
+	gr_eval_options opt;
+	const gr_layout *layout = gr_layout_by_id(cfg->layout);
+	int			cap_excl,
+				B,
+				K = cfg->n_actions;
+	size_t		v1 = (size_t) cfg->n_items + 1,
+				bytes,
+				baseline;
+
+	if (opt_in)
+		opt = *opt_in;
+	else
+		gr_eval_options_default(&opt);
+	if (layout == NULL || opt.batch_users < 1)
+		return 0;
+	B = eval_batch_users(opt.batch_users, max_user_len, cfg->n_items, &cap_excl);
+
+	int			cap_tokens = B * layout->positions(cfg->max_len);
+
+	bytes = 2 * sizeof(int) * (size_t) GR_MAX(n_users, 0) +
+		gr_tokens_bytes(K, cap_tokens, B, B) +
+		gr_acts_bytes(cfg, cap_tokens, B, B, cap_excl, false) +
+		sizeof(int32_t) * ((size_t) B + 1 + (size_t) cap_excl + 1 + 2 * (size_t) B) +
+		sizeof(float) * (size_t) B * (size_t) (K > 0 ? K : 1) + sizeof(int32_t) * 2 * (size_t) B;
+	/* popularity: counts, ranks, positions, seen flags; the bias baseline: two sums per item */
+	baseline = opt.baseline ? GR_MAX(v1 * (sizeof(int64_t) + 2 * sizeof(int32_t) + 1),
+									 K > 0 ? 2 * v1 * sizeof(double) : 0) : 0;
+	return bytes + baseline;
+}
+
 /* Evaluate a split: rank every target against the full catalogue and score its actions. */
 gr_status
 gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
@@ -240,14 +291,15 @@ gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
 		targets[n++] = t;
 	}
 
-	int			B = opt.batch_users;
+	int			cap_excl;
+	int			B = eval_batch_users(opt.batch_users, ds->max_user_len, m->cfg.n_items, &cap_excl);
 	int			cap_tokens = B * m->n_positions;
 
 	if ((st = gr_tokens_init(&s.tb, m->env, K, m->cfg.n_buckets, cap_tokens, B, B, err)) != GR_OK ||
-		(st = gr_acts_create(m, cap_tokens, B, B, B * ds->max_user_len, false, &s.acts, err)) != GR_OK)
+		(st = gr_acts_create(m, cap_tokens, B, B, cap_excl, false, &s.acts, err)) != GR_OK)
 		goto done;
 	s.excl_off = gr_alloc(m->env, sizeof(int32_t) * (B + 1));
-	s.excl = gr_alloc(m->env, sizeof(int32_t) * ((size_t) B * ds->max_user_len + 1));
+	s.excl = gr_alloc(m->env, sizeof(int32_t) * ((size_t) cap_excl + 1));
 	s.rank_all = gr_alloc(m->env, sizeof(int32_t) * B);
 	s.rank_excl = gr_alloc(m->env, sizeof(int32_t) * B);
 	s.pred = gr_alloc(m->env, sizeof(float) * B * (K > 0 ? K : 1));

@@ -53,6 +53,11 @@ void		gr_eval_options_default(gr_eval_options *opt);
 gr_status	gr_evaluate(const gr_model *model, const gr_dataset *ds, gr_split split,
 						const gr_eval_options *opt, gr_metrics *out, gr_error *err);
 
+/* Peak bytes gr_evaluate allocates for a configuration and dataset sizes (options NULL:
+ * the defaults), baselines included. */
+size_t		gr_eval_bytes(const gr_model_config *cfg, int64_t n_users, int64_t max_user_len,
+						  const gr_eval_options *opt);
+
 /* HR@K contribution of a 1-based rank (0 = no rank). */
 double		gr_metric_hr(int rank, int k);
 

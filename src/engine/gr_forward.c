@@ -42,11 +42,96 @@ typedef struct islot
 	size_t		n;
 } islot;
 
+/* Float slots a workspace may declare: the model's, and the architecture's per layer. */
+enum
+{
+#define COUNT(f, n, when) +1
+	GR_N_MODEL_ACTS = 0 GR_ACTS(COUNT),
+#undef COUNT
+	GR_ACTS_MAX_FLOAT_SLOTS = GR_N_MODEL_ACTS + GR_MAX_LAYERS * GR_MAX_LAYER_ACTS +
+	GR_MAX_ARCH_SCRATCH
+};
+
 /* Round a float count up to a multiple of 16 (64 bytes). */
 static size_t
 pad16(size_t n)
 {
 	return (n + 15) & ~(size_t) 15;
+}
+
+/* A workspace's layout: every float and int slot with its size. */
+typedef struct acts_plan
+{
+	gr_act_slot fs[GR_ACTS_MAX_FLOAT_SLOTS];
+	gr_act_table ft;
+	islot		is[16];
+	int			ni;
+	size_t		total_f;		/* floats of the float buffer (slots padded) */
+	size_t		total_i;		/* ints of the int buffer */
+	size_t		stage;			/* entries of each host staging buffer */
+} acts_plan;
+
+/* Lay out a workspace of a configuration and architecture into a (slot pointers) and p. */
+static void
+plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap_seq,
+		  int cap_rows, int cap_excl, bool train, gr_acts *a, acts_plan *p)
+{
+	size_t		N = (size_t) cap_tokens, R = (size_t) cap_rows;
+	size_t		d = c->d_model, K = c->n_actions > 0 ? c->n_actions : 1, H = c->head_hidden;
+	size_t		V = c->n_items;
+	gr_dims		z;
+	int			ni = 0;
+
+	/* about 16M floats of logits at a time, at least one row */
+	a->logit_rows = (int) GR_MAX((size_t) 1, GR_MIN(R, ((size_t) 1 << 24) / V));
+	p->ft = (gr_act_table) {.slots = p->fs,.cap = GR_ACTS_MAX_FLOAT_SLOTS};
+#define DECLARE(f, n, when) if (when) gr_act_declare(&p->ft, &a->f, (n));
+	GR_ACTS(DECLARE)
+#undef DECLARE
+	gr_model_dims(c, &z);
+	z.N = (int64_t) N;
+	z.R = (int64_t) R;
+	arch->declare_acts(&p->ft, a, &z, train);
+#define I(ptr_, cnt) (p->is[ni].ptr = &(ptr_), p->is[ni++].n = (cnt))
+	I(a->tok_item, N);
+	I(a->tok_pos, N);
+	I(a->tok_bucket, N * K);
+	I(a->seq_off, (size_t) cap_seq + 1);
+	I(a->n_hist, (size_t) cap_seq);
+	I(a->item_row_tok, R);
+	I(a->item_row_col, R);
+	I(a->act_row_tok, R);
+	I(a->act_row_cpl, R);
+	I(a->excl_off, R + 1);
+	I(a->excl, (size_t) cap_excl + 1);
+	I(a->topk_idx, R);
+#undef I
+	p->ni = ni;
+	p->total_f = 0;
+	p->total_i = 0;
+	for (int i = 0; i < p->ft.n; i++)
+		p->total_f += pad16(p->ft.slots[i].n);
+	for (int i = 0; i < ni; i++)
+		p->total_i += pad16(p->is[i].n);
+	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * K, (size_t) cap_excl + R + 1)), N);
+}
+
+/* Bytes a workspace of these capacities takes (backend buffers, staging and the struct). */
+size_t
+gr_acts_bytes(const gr_model_config *cfg, int cap_tokens, int cap_seq, int cap_rows,
+			  int cap_excl, bool train)
+{
+	gr_acts		a;
+	acts_plan	p;
+
+	if (gr_model_config_validate(cfg, NULL) != GR_OK || cap_tokens < 1 || cap_seq < 1 ||
+		cap_rows < 1 || cap_excl < 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	plan_acts(cfg, gr_arch_by_id(cfg->trunk), cap_tokens, cap_seq, cap_rows, cap_excl, train,
+			  &a, &p);
+	return (p.total_f + p.total_i) * sizeof(float) +
+		p.stage * (sizeof(float) + sizeof(int32_t)) + sizeof(gr_acts);
 }
 
 /* Allocate the workspace: every buffer is a slice of one float and one int backend buffer. */
@@ -56,11 +141,8 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 {
 	const gr_env *env = model->env;
 	const gr_ops *ops = model->ops;
-	const gr_model_config *c = &model->cfg;
-	size_t		N = (size_t) cap_tokens, R = (size_t) cap_rows;
-	size_t		d = c->d_model, K = c->n_actions > 0 ? c->n_actions : 1, H = c->head_hidden;
-	size_t		V = c->n_items;
-	gr_dims		z;
+	acts_plan	plan,
+			   *p = &plan;
 
 	*out = NULL;
 	if (cap_tokens < 1 || cap_seq < 1 || cap_rows < 1 || cap_excl < 0)
@@ -75,79 +157,35 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 	a->cap_rows = cap_rows;
 	a->cap_excl = cap_excl;
 	a->train = train;
-	/* about 16M floats of logits at a time, at least one row */
-	a->logit_rows = (int) GR_MAX((size_t) 1, GR_MIN(R, ((size_t) 1 << 24) / V));
-
-	enum
-	{
-#define COUNT(f, n, when) +1
-	N_MODEL_ACTS = 0 GR_ACTS(COUNT)
-#undef COUNT
-	};
-	gr_act_slot fs[N_MODEL_ACTS + GR_MAX_LAYERS * GR_MAX_LAYER_ACTS + GR_MAX_ARCH_SCRATCH];
-	gr_act_table ft = {.slots = fs,.cap = (int) (sizeof(fs) / sizeof(fs[0]))};
-	islot		is[16];
-	int			ni = 0;
-
-#define DECLARE(f, n, when) if (when) gr_act_declare(&ft, &a->f, (n));
-	GR_ACTS(DECLARE)
-#undef DECLARE
-	gr_model_dims(c, &z);
-	z.N = (int64_t) N;
-	z.R = (int64_t) R;
-	model->arch->declare_acts(&ft, a, &z, train);
-#define I(p, cnt) (is[ni].ptr = &(p), is[ni++].n = (cnt))
-	I(a->tok_item, N);
-	I(a->tok_pos, N);
-	I(a->tok_bucket, N * K);
-	I(a->seq_off, (size_t) cap_seq + 1);
-	I(a->n_hist, (size_t) cap_seq);
-	I(a->item_row_tok, R);
-	I(a->item_row_col, R);
-	I(a->act_row_tok, R);
-	I(a->act_row_cpl, R);
-	I(a->excl_off, R + 1);
-	I(a->excl, (size_t) cap_excl + 1);
-	I(a->topk_idx, R);
-#undef I
-	if (ft.overflow)
+	plan_acts(&model->cfg, model->arch, cap_tokens, cap_seq, cap_rows, cap_excl, train, a, p);
+	if (p->ft.overflow)
 	{
 		gr_acts_free(a);
 		return gr_fail(err, GR_ERR_INTERNAL, "workspace declarations overflow their slots");
 	}
-
-	size_t		total_f = 0, total_i = 0;
-
-	for (int i = 0; i < ft.n; i++)
-		total_f += pad16(ft.slots[i].n);
-	for (int i = 0; i < ni; i++)
-		total_i += pad16(is[i].n);
-	a->fbuf = ops->alloc(ops->ctx, total_f * sizeof(float));
-	a->ibuf = ops->alloc(ops->ctx, total_i * sizeof(int32_t));
-	size_t		stage = GR_MAX(N * K, GR_MAX(R * K, (size_t) cap_excl + R + 1));
-
-	stage = GR_MAX(stage, N);
-	a->h_float = gr_alloc(env, stage * sizeof(float));
-	a->h_int = gr_alloc(env, stage * sizeof(int32_t));
+	a->fbuf = ops->alloc(ops->ctx, p->total_f * sizeof(float));
+	a->ibuf = ops->alloc(ops->ctx, p->total_i * sizeof(int32_t));
+	a->h_float = gr_alloc(env, p->stage * sizeof(float));
+	a->h_int = gr_alloc(env, p->stage * sizeof(int32_t));
 	if (a->fbuf == NULL || a->ibuf == NULL || a->h_float == NULL || a->h_int == NULL)
 	{
 		gr_acts_free(a);
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY,
 					   "out of memory for a workspace of %d tokens (%zu MB)", cap_tokens,
-					   (total_f * 4 + total_i * 4) >> 20);
+					   (p->total_f * 4 + p->total_i * 4) >> 20);
 	}
 	size_t		off = 0;
 
-	for (int i = 0; i < ft.n; i++)
+	for (int i = 0; i < p->ft.n; i++)
 	{
-		*ft.slots[i].ptr = a->fbuf + off;
-		off += pad16(ft.slots[i].n);
+		*p->ft.slots[i].ptr = a->fbuf + off;
+		off += pad16(p->ft.slots[i].n);
 	}
 	off = 0;
-	for (int i = 0; i < ni; i++)
+	for (int i = 0; i < p->ni; i++)
 	{
-		*is[i].ptr = a->ibuf + off;
-		off += pad16(is[i].n);
+		*p->is[i].ptr = a->ibuf + off;
+		off += pad16(p->is[i].n);
 	}
 	*out = a;
 	return GR_OK;

@@ -101,6 +101,10 @@ typedef struct gr_acts
 	const gr_tokens *tokens;
 } gr_acts;
 
+/* Bytes gr_acts_create would allocate for a valid configuration (0 if it is not valid). */
+size_t		gr_acts_bytes(const gr_model_config *cfg, int cap_tokens, int cap_seq, int cap_rows,
+						  int cap_excl, bool train);
+
 /* Allocate a workspace for batches of up to cap_tokens tokens, cap_seq sequences and cap_rows
  * rows of each kind; train adds the backward buffers; cap_excl bounds exclusion lists. */
 gr_status	gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,

@@ -48,6 +48,19 @@ gr_tokens_init(gr_tokens *tb, const gr_env *env, int n_actions, int n_buckets,
 	return GR_OK;
 }
 
+/* Bytes gr_tokens_init allocates for these capacities. */
+size_t
+gr_tokens_bytes(int n_actions, int cap_tokens, int cap_seq, int cap_rows)
+{
+	size_t		k = (size_t) (n_actions > 0 ? n_actions : 1);
+	size_t		t = (size_t) GR_MAX(cap_tokens, 0),
+				s = (size_t) GR_MAX(cap_seq, 0),
+				r = (size_t) GR_MAX(cap_rows, 0);
+
+	return t * (2 * sizeof(int32_t) + 1 + sizeof(float) * k) + sizeof(int32_t) * (2 * s + 1) +
+		r * (6 * sizeof(int32_t) + sizeof(float) * k);
+}
+
 /* Free the batch's arrays. */
 void
 gr_tokens_free(gr_tokens *tb)

@@ -56,6 +56,9 @@ typedef struct gr_tokens
 	int32_t    *act_row_src;	/* index in the history of the target interaction, -1 none */
 } gr_tokens;
 
+/* Bytes a token batch of these capacities takes (gr_tokens_init's allocations). */
+size_t		gr_tokens_bytes(int n_actions, int cap_tokens, int cap_seq, int cap_rows);
+
 /* Allocate a token batch for up to cap_tokens tokens, cap_seq sequences and cap_rows rows
  * of each kind. */
 gr_status	gr_tokens_init(gr_tokens *tb, const gr_env *env, int n_actions, int n_buckets,

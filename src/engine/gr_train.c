@@ -310,6 +310,76 @@ train_epoch(const gr_env *env, train_run *r, const gr_dataset *ds, int n_users, 
 	return GR_OK;
 }
 
+/* Add to a byte total, saturating at SIZE_MAX. */
+static size_t
+add_bytes(size_t a, size_t b)
+{
+	size_t		sum;
+
+	return __builtin_add_overflow(a, b, &sum) ? SIZE_MAX : sum;
+}
+
+/* Multiply byte counts, saturating at SIZE_MAX. */
+static size_t
+mul_bytes(size_t a, size_t b)
+{
+	size_t		product;
+
+	return gr_mul_size(a, b, &product) ? product : SIZE_MAX;
+}
+
+/* What gr_train allocates for a configuration and dataset sizes (see gr_train.h). */
+gr_status
+gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *tcfg,
+						 const gr_train_sizes *sizes, gr_train_memory *out, gr_error *err)
+{
+	gr_model_config mcfg = *mcfg_in;
+	gr_eval_options eopt;
+	const gr_layout *layout;
+	size_t		params,
+				param_bytes,
+				tensors,
+				users = (size_t) GR_MAX(sizes->n_users, 0);
+
+	memset(out, 0, sizeof(*out));
+	if (sizes->n_items < 1 || sizes->n_items > INT32_MAX)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "a catalogue of %lld items",
+					   (long long) sizes->n_items);
+	mcfg.n_items = (int) sizes->n_items;
+	GR_TRY(gr_model_config_validate(&mcfg, err));
+	GR_TRY(gr_train_config_validate(tcfg, err));
+	layout = gr_layout_by_id(mcfg.layout);
+
+	int			B = tcfg->batch_size;
+	int			cap_tokens = B * layout->positions(mcfg.max_len);
+
+	params = gr_model_config_param_count(&mcfg);
+	param_bytes = mul_bytes(params, sizeof(float));
+	tensors = gr_model_config_tensor_floats(&mcfg);
+	/* the model: struct, tensor table (at most 12 + 24 per layer), item ids, weights; and the
+	 * best-epoch copy of the weights */
+	out->parameters = add_bytes(sizeof(gr_model) +
+								sizeof(gr_tensor) * (12 + (size_t) GR_MAX_LAYER_TENSORS *
+													 (size_t) mcfg.n_layer) +
+								sizeof(int64_t) * ((size_t) mcfg.n_items + 1),
+								mul_bytes(param_bytes, 2));
+	out->gradients = param_bytes;
+	out->optimiser = add_bytes(mul_bytes(param_bytes, 2), sizeof(gr_trainer));
+	out->activations = add_bytes(gr_acts_bytes(&mcfg, cap_tokens, B, cap_tokens, 0, true),
+								 gr_tokens_bytes(mcfg.n_actions, cap_tokens, B, cap_tokens));
+	gr_eval_options_default(&eopt);
+	out->evaluation = gr_eval_bytes(&mcfg, sizes->n_users, sizes->max_user_len, &eopt);
+	out->dataset = add_bytes(gr_dataset_bytes(sizes->n_interactions, sizes->n_users,
+											  sizes->n_items, mcfg.n_actions),
+							 mul_bytes(users, sizeof(int)));
+	out->total = add_bytes(add_bytes(add_bytes(out->parameters, out->gradients),
+									 add_bytes(out->optimiser, out->activations)),
+						   add_bytes(out->evaluation, out->dataset));
+	out->weights_file = add_bytes(mul_bytes(tensors, sizeof(float)),
+								  mul_bytes((size_t) mcfg.n_items, sizeof(int64_t)));
+	return GR_OK;
+}
+
 /* The whole protocol: epochs, validation, early stopping, best weights, test metrics. */
 gr_status
 gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_config *tcfg,

@@ -73,6 +73,39 @@ typedef struct gr_train_result
 	gr_metrics	test;			/* at the best epoch */
 } gr_train_result;
 
+/* The sizes a training run's memory depends on: those of the built dataset (or bounds). */
+typedef struct gr_train_sizes
+{
+	int64_t		n_interactions;
+	int64_t		n_users;
+	int64_t		n_items;
+	int64_t		max_user_len;
+} gr_train_sizes;
+
+/* What a training run allocates at its peak, by part, in bytes. */
+typedef struct gr_train_memory
+{
+	size_t		parameters;		/* the model (weights, tensor table, item ids), best-epoch copy */
+	size_t		gradients;
+	size_t		optimiser;		/* AdamW's two moments */
+	size_t		activations;	/* the training workspace and its token batch */
+	size_t		evaluation;		/* the evaluation workspace, batches and baselines */
+	size_t		dataset;		/* the built dataset and the list of training users */
+	size_t		total;
+	size_t		weights_file;	/* the saved model's tensor bytes (its JSON header excluded) */
+} gr_train_memory;
+
+/*
+ * Compute what gr_train would allocate for mcfg (its layout, architecture and n_actions; the
+ * catalogue is sizes->n_items) and tcfg on a dataset of the given sizes, without allocating:
+ * every part is the sum of the allocations the engine makes for it (each held from the start
+ * of training to its end, so their sum is the peak). GR_ERR_INVALID_ARGUMENT for a
+ * configuration gr_train would refuse.
+ */
+gr_status	gr_train_memory_estimate(const gr_model_config *mcfg, const gr_train_config *tcfg,
+									 const gr_train_sizes *sizes, gr_train_memory *out,
+									 gr_error *err);
+
 /*
  * Train a model on a dataset with the protocol. mcfg gives the architecture and layout;
  * n_items and the action columns are taken from the dataset. On success *out is a new model

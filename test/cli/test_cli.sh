@@ -105,6 +105,19 @@ rows=$(wc -l <"$T/tiny.tsv")
 COLS="--cols 0,1,2+3,4 --binary 3"
 TINY="--epochs 2 --d 8 --heads 2 --layers 1 --max-len 8 --head-hidden 8 --buckets 4 --batch 16"
 
+# --- the memory estimate: printed by train, and alone with --dry-run (nothing trained) ---
+run_rc "train --dry-run" 0 train --data "$T/tiny.tsv" $COLS --layout lac $TINY --dry-run \
+	--save "$T/dry.safetensors" --json "$T/dry.json"
+grep -q "^memory: an estimated [0-9.]* MB at the peak (parameters" "$T/out" && ! grep -q "throughput" "$T/out"
+ok "train --dry-run prints the estimate and does not train" $?
+[ ! -e "$T/dry.safetensors" ]
+ok "train --dry-run saves nothing" $?
+json_true "train --dry-run json" "$T/dry.json" \
+	"j['dry_run'] and j['memory']['total'] == sum(j['memory'][k] for k in ('parameters', 'gradients', 'optimiser', 'activations', 'evaluation', 'data')) and j['memory']['total'] > j['memory']['weights_file'] > 0"
+run_rc "train --dry-run --quiet" 0 train --data "$T/tiny.tsv" $COLS --layout lac $TINY --dry-run --quiet
+grep -q "^memory: an estimated" "$T/out"
+ok "train --dry-run --quiet still prints the estimate" $?
+
 # --- train every layout, save, re-evaluate, score, recommend, info ---
 for layout in item int lac pc; do
 	m="$T/$layout.safetensors"
@@ -118,7 +131,9 @@ for layout in item int lac pc; do
 		grep -q "leave-one-out" "$T/out" && grep -q "throughput" "$T/out"
 	ok "train $layout printed protocol, both tables and throughput" $?
 	json_true "train $layout json" "$T/train_$layout.json" \
-		"j['data']['interactions'] == $rows and j['model']['layout'] == '$layout' and len(j['epochs']) == 2 and j['result']['epochs_run'] == 2 and j['data']['actions'][1]['binary']"
+		"j['data']['interactions'] == $rows and j['model']['layout'] == '$layout' and len(j['epochs']) == 2 and j['result']['epochs_run'] == 2 and j['data']['actions'][1]['binary'] and j['memory']['total'] > 0"
+	grep -q "^memory: an estimated" "$T/out"
+	ok "train $layout printed the memory estimate" $?
 
 	run_rc "eval $layout" 0 eval --model "$m" --data "$T/tiny.tsv" $COLS --json "$T/eval_$layout.json"
 	same_metrics "eval $layout reproduces train's test metrics" "$T/train_$layout.json" \
