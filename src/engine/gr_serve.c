@@ -1,5 +1,11 @@
 /*
- * gr_serve.c — candidate scoring and top-k retrieval for one user (see gr_serve.h).
+ * gr_serve.c — candidate scoring and top-k retrieval, for one user or a batch (see gr_serve.h).
+ *
+ * A batch is one token batch with a packed sequence per request, exactly the sequence a
+ * request alone would have, so the pass is one gr_model_forward over all of them. The session
+ * remembers, per request, where its action rows and its item row begin; candidate read-outs
+ * (action predictions, retrieval logits) and retrieval (item logits, top-k with the request's
+ * exclusions) are then taken row by row. gr_score and gr_recommend are batches of one.
  */
 #include "gr_serve.h"
 
@@ -8,6 +14,7 @@
 #include <string.h>
 
 #define GR_MAX_CANDIDATES 1000000
+#define GR_TOPK_ROWS_AT_ONCE 4096	/* bound on rows x k of one top-k call's workspace */
 
 /* Create an empty session; buffers are sized on first use. */
 gr_status
@@ -34,13 +41,15 @@ session_release(gr_session *s)
 	s->acts = NULL;
 	gr_free(env, s->dense);
 	gr_free(env, s->norm);
+	gr_free(env, s->cand);
 	gr_free(env, s->cols);
 	gr_free(env, s->vals);
 	gr_free(env, s->seen);
-	s->seen = NULL;
-	s->dense = s->cols = NULL;
+	gr_free(env, s->req_rows);
+	s->dense = s->cand = s->cols = s->req_rows = NULL;
 	s->norm = s->vals = NULL;
-	s->cap_cands = s->cap_hist = 0;
+	s->seen = NULL;
+	memset(&s->cap, 0, sizeof(s->cap));
 }
 
 /* Free a session. */
@@ -53,48 +62,63 @@ gr_session_free(gr_session *s)
 	gr_free(s->model->env, s);
 }
 
-/* Round up to a power of two, at least 64. */
+/* Round up to a power of two, at least 64 (n itself above 2^30). */
 static int
 round_cap(int n)
 {
 	int			c = 64;
 
+	if (n > (1 << 30))
+		return n;
 	while (c < n)
 		c *= 2;
 	return c;
 }
 
-/* Make sure the session can hold the history cap and n_cands candidates. */
+/* Whether every capacity of have covers need. */
+static bool
+caps_cover(const gr_serve_caps *have, const gr_serve_caps *need)
+{
+	return need->tokens <= have->tokens && need->seqs <= have->seqs &&
+		need->rows <= have->rows && need->excl <= have->excl &&
+		need->cands <= have->cands && need->vals <= have->vals && need->cols <= have->cols;
+}
+
+/* Make sure the session's buffers hold need (growing keeps what was already there). */
 static gr_status
-session_reserve(gr_session *s, int n_cands, gr_error *err)
+session_reserve(gr_session *s, const gr_serve_caps *need, gr_error *err)
 {
 	const gr_model *m = s->model;
 	const gr_env *env = m->env;
 	int			hist = m->layout->history_cap(m->cfg.max_len) + 1;
 	int			K = m->cfg.n_actions;
+	gr_serve_caps c;
 
-	if (s->acts != NULL && n_cands <= s->cap_cands)
+	if (s->acts != NULL && caps_cover(&s->cap, need))
 		return GR_OK;
+	c.tokens = round_cap(GR_MAX(need->tokens, s->cap.tokens));
+	c.seqs = round_cap(GR_MAX(need->seqs, s->cap.seqs));
+	c.rows = round_cap(GR_MAX(need->rows, s->cap.rows));
+	c.excl = round_cap(GR_MAX(need->excl, s->cap.excl));
+	c.cands = round_cap(GR_MAX(need->cands, s->cap.cands));
+	c.vals = round_cap(GR_MAX(need->vals, s->cap.vals));
+	c.cols = round_cap(GR_MAX(need->cols, s->cap.cols));
 	session_release(s);
-	int			C = round_cap(n_cands);
-	int			tokens = m->layout->tokens_per_interaction * hist + C;
-	int			rows = C + 1;
-	int			big = GR_MAX(C, GR_MAX(hist, m->cfg.n_items)) + 1;
-
-	GR_TRY(gr_tokens_init(&s->tb, env, K, m->cfg.n_buckets, tokens, 1, rows, err));
-	GR_TRY(gr_acts_create(m, tokens, 1, rows, big, false, &s->acts, err));
-	s->dense = gr_alloc(env, sizeof(int32_t) * (size_t) (hist + C));
+	GR_TRY(gr_tokens_init(&s->tb, env, K, m->cfg.n_buckets, c.tokens, c.seqs, c.rows, err));
+	GR_TRY(gr_acts_create(m, c.tokens, c.seqs, c.rows, c.excl, false, &s->acts, err));
+	s->dense = gr_alloc(env, sizeof(int32_t) * (size_t) hist);
 	s->norm = gr_alloc(env, sizeof(float) * (size_t) hist * (K > 0 ? K : 1));
-	s->cols = gr_alloc(env, sizeof(int32_t) * (size_t) big);
-	s->vals = gr_alloc(env, sizeof(float) * (size_t) big * (K > 0 ? K : 1));
+	s->cand = gr_alloc(env, sizeof(int32_t) * (size_t) c.cands);
+	s->cols = gr_alloc(env, sizeof(int32_t) * (size_t) c.cols);
+	s->vals = gr_alloc(env, sizeof(float) * (size_t) c.vals);
 	s->seen = gr_alloc(env, (size_t) m->cfg.n_items);
-	if (!s->dense || !s->norm || !s->cols || !s->vals || !s->seen)
+	s->req_rows = gr_alloc(env, sizeof(int32_t) * 2 * (size_t) c.seqs);
+	if (!s->dense || !s->norm || !s->cand || !s->cols || !s->vals || !s->seen || !s->req_rows)
 	{
 		session_release(s);
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a scoring session");
 	}
-	s->cap_cands = C;
-	s->cap_hist = hist;
+	s->cap = c;
 	return GR_OK;
 }
 
@@ -137,122 +161,331 @@ check_history(const gr_history *h, gr_error *err)
 	return GR_OK;
 }
 
-/* Score candidates: action predictions and retrieval logits in one pass. */
-gr_status
-gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
-		 gr_scores *out, gr_error *err)
+/* Tokens one request's sequence can take (the layout's serving window plus candidates). */
+static int
+request_tokens(const gr_model *m, const gr_history *h, int n_cands)
 {
-	const gr_model *m = s->model;
-	const gr_ops *ops = m->ops;
-	int			K = m->cfg.n_actions;
-	int			start;
+	int			hist = GR_MIN(h->n, m->layout->history_cap(m->cfg.max_len)) + 1;
 
-	GR_TRY(check_history(h, err));
-	if (n_cands < 0 || n_cands > GR_MAX_CANDIDATES || (n_cands > 0 && cands == NULL))
+	return m->layout->tokens_per_interaction * hist + n_cands;
+}
+
+/*
+ * Append one request's sequence; on a refusal (the layout needs a history) the batch is left
+ * as it was and the request's status says why. Records the request's first action row and
+ * its item row (-1 when the layout read none out, e.g. a cold start).
+ */
+static gr_status
+append_request(gr_session *s, const gr_history *h, const int32_t *cands, int n_cands,
+			   int r, gr_error *err)
+{
+	int			start;
+	gr_seq_view seq = map_history(s, h, &start);
+	gr_tokens_mark mark = gr_tokens_get_mark(&s->tb);
+	gr_status	st = s->model->layout->add_serving(&s->tb, &seq, start, cands, n_cands, err);
+
+	if (st != GR_OK)
+	{
+		gr_tokens_rewind(&s->tb, &mark);
+		return st;
+	}
+	s->req_rows[2 * r] = mark.n_act_rows;
+	s->req_rows[2 * r + 1] = s->tb.n_item_rows > mark.n_item_rows ? mark.n_item_rows : -1;
+	return GR_OK;
+}
+
+/* Validate one scoring request. */
+static gr_status
+check_score_request(const gr_score_request *q, gr_error *err)
+{
+	GR_TRY(check_history(&q->h, err));
+	if (q->n_cands < 0 || q->n_cands > GR_MAX_CANDIDATES || (q->n_cands > 0 && q->cands == NULL))
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "candidates must number 0..%d",
 					   GR_MAX_CANDIDATES);
-	GR_TRY(session_reserve(s, n_cands, err));
-	gr_seq_view seq = map_history(s, h, &start);
-	int32_t    *cd = s->dense + seq.n;
+	return GR_OK;
+}
 
-	for (int c = 0; c < n_cands; c++)
-	{
-		cd[c] = gr_model_item_dense(m, cands[c]);
-		if (out->known)
+/* Fill one request's outputs from the pass (after the action rows were downloaded). */
+static void
+score_read_out(gr_session *s, gr_score_request *q, int r, const int32_t *cd)
+{
+	const gr_model *m = s->model;
+	int			K = m->cfg.n_actions;
+	int			C = q->n_cands;
+	gr_scores  *out = &q->out;
+
+	if (out->known)
+		for (int c = 0; c < C; c++)
 			out->known[c] = cd[c] > 0;
-	}
-	gr_tokens_reset(&s->tb);
-	GR_TRY(m->layout->add_serving(&s->tb, &seq, start, cd, n_cands, err));
-	GR_TRY(gr_model_forward(m, s->acts, &s->tb, NULL, err));
-
-	if (out->action && K > 0 && gr_layout_has_action_head(m->layout) && n_cands > 0)
+	if (out->action && K > 0 && gr_layout_has_action_head(m->layout) && C > 0)
 	{
-		ops->download(ops->ctx, s->vals, s->acts->act_pred, sizeof(float) * (size_t) n_cands * K);
-		for (int c = 0; c < n_cands; c++)
+		const float *z0 = s->vals + (size_t) s->req_rows[2 * r] * K;
+
+		for (int c = 0; c < C; c++)
 			for (int k = 0; k < K; k++)
 			{
-				float		z = s->vals[(size_t) c * K + k];
+				float		z = z0[(size_t) c * K + k];
 
 				out->action[(size_t) c * K + k] = m->cfg.action_binary[k] ?
 					1.0f / (1.0f + expf(-z)) : (float) gr_model_denormalise_action(m, k, z);
 			}
 	}
 	else if (out->action)
-		for (size_t i = 0; i < (size_t) n_cands * K; i++)
+		for (size_t i = 0; i < (size_t) C * K; i++)
 			out->action[i] = NAN;
-
-	if (out->logit && n_cands > 0)
+	if (out->logit && C > 0)
 	{
-		if (s->tb.n_item_rows == 0)
-			for (int c = 0; c < n_cands; c++)
+		if (s->req_rows[2 * r + 1] < 0)
+			for (int c = 0; c < C; c++)
 				out->logit[c] = NAN;
 		else
-			gr_model_candidate_logits(m, s->acts, 0, cd, n_cands, out->logit);
+			gr_model_candidate_logits(m, s->acts, s->req_rows[2 * r + 1], cd, C, out->logit);
+	}
+}
+
+/* Score the candidates of n requests: action predictions and retrieval logits in one pass. */
+gr_status
+gr_score_batch(gr_session *s, gr_score_request *reqs, int n, gr_error *err)
+{
+	const gr_model *m = s->model;
+	const gr_ops *ops = m->ops;
+	int			K = m->cfg.n_actions;
+	gr_serve_caps need = {.seqs = GR_MAX(n, 1),.rows = 1,.excl = 1,.cands = 1,.vals = 1,.cols = 1};
+	int			valid = 0,
+				off = 0;
+
+	for (int r = 0; r < n; r++)
+	{
+		gr_score_request *q = &reqs[r];
+
+		q->status = check_score_request(q, &q->err);
+		if (q->status != GR_OK)
+			continue;
+		valid++;
+		need.tokens += request_tokens(m, &q->h, q->n_cands);
+		need.rows += q->n_cands + 1;
+		need.cands += q->n_cands;
+		need.excl = GR_MAX(need.excl, q->n_cands + 1);
+	}
+	if (valid == 0)
+		return GR_OK;
+	need.vals = need.cands * (K > 0 ? K : 1) + 1;
+	GR_TRY(session_reserve(s, &need, err));
+	gr_tokens_reset(&s->tb);
+	for (int r = 0; r < n; r++)
+	{
+		gr_score_request *q = &reqs[r];
+		int32_t    *cd = s->cand + off;
+
+		if (q->status != GR_OK)
+			continue;
+		for (int c = 0; c < q->n_cands; c++)
+			cd[c] = gr_model_item_dense(m, q->cands[c]);
+		q->status = append_request(s, &q->h, cd, q->n_cands, r, &q->err);
+		if (q->status == GR_OK)
+			off += q->n_cands;
+	}
+	if (s->tb.n_seq == 0)
+		return GR_OK;
+	GR_TRY(gr_model_forward(m, s->acts, &s->tb, NULL, err));
+	if (K > 0 && gr_layout_has_action_head(m->layout) && s->tb.n_act_rows > 0)
+		ops->download(ops->ctx, s->vals, s->acts->act_pred,
+					  sizeof(float) * (size_t) s->tb.n_act_rows * K);
+	off = 0;
+	for (int r = 0; r < n; r++)
+	{
+		gr_score_request *q = &reqs[r];
+
+		if (q->status != GR_OK)
+			continue;
+		score_read_out(s, q, r, s->cand + off);
+		off += q->n_cands;
 	}
 	return ops->check(ops->ctx, err);
 }
 
-/* Top-k retrieval over the whole catalogue. */
+/* Score candidates for one history: a batch of one. */
 gr_status
-gr_recommend(gr_session *s, const gr_history *h, int k, bool exclude_seen, int64_t *items,
-			 float *scores, int *n_out, gr_error *err)
+gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
+		 gr_scores *out, gr_error *err)
+{
+	gr_score_request q = {.cands = cands,.n_cands = n_cands,.out = *out};
+
+	GR_TRY(check_history(h, err));
+	q.h = *h;
+	GR_TRY(gr_score_batch(s, &q, 1, err));
+	if (q.status != GR_OK && err != NULL)
+		*err = q.err;
+	return q.status;
+}
+
+/*
+ * The exclusion lists of requests [r0, r0 + cnt) into s->cols (each sorted and distinct) with
+ * offsets off[0..cnt]; returns whether any request excludes.
+ */
+static bool
+build_exclusions(gr_session *s, gr_recommend_request *const *rq, int cnt, int32_t *off)
+{
+	const gr_model *m = s->model;
+	int			V = m->cfg.n_items;
+	int			total = 0;
+	bool		any = false;
+
+	off[0] = 0;
+	for (int j = 0; j < cnt; j++)
+	{
+		const gr_recommend_request *q = rq[j];
+
+		if (q->exclude_seen)
+		{
+			any = true;
+			memset(s->seen, 0, (size_t) V);
+			for (int i = 0; i < q->h.n; i++)
+			{
+				int32_t		dcol = gr_model_item_dense(m, q->h.items[i]) - 1;
+
+				if (dcol >= 0)
+					s->seen[dcol] = 1;
+			}
+			for (int c = 0; c < V; c++)
+				if (s->seen[c])
+					s->cols[total++] = c;
+		}
+		off[j + 1] = total;
+	}
+	return any;
+}
+
+/* Validate one retrieval request. */
+static gr_status
+check_recommend_request(const gr_recommend_request *q, int k, int V, gr_error *err)
+{
+	GR_TRY(check_history(&q->h, err));
+	if (k < 1 || k > V)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "k must be in 1..%d (the catalogue), got %d",
+					   V, k);
+	if (q->h.n == 0)
+		return gr_fail(err, GR_ERR_EMPTY_HISTORY, "retrieval needs a non-empty history");
+	return GR_OK;
+}
+
+/* Top-k retrieval over the whole catalogue for n requests in one pass. */
+gr_status
+gr_recommend_batch(gr_session *s, int k, gr_recommend_request *reqs, int n, gr_error *err)
 {
 	const gr_model *m = s->model;
 	const gr_ops *ops = m->ops;
 	int			V = m->cfg.n_items;
-	int			start;
+	gr_serve_caps need = {.seqs = GR_MAX(n, 1),.cands = 1};
+	int			valid = 0,
+				excl = 0,
+				done = 0;
+
+	for (int r = 0; r < n; r++)
+	{
+		gr_recommend_request *q = &reqs[r];
+
+		q->n_out = 0;
+		q->status = check_recommend_request(q, k, V, &q->err);
+		if (q->status != GR_OK)
+			continue;
+		valid++;
+		need.tokens += request_tokens(m, &q->h, 0);
+		if (q->exclude_seen)
+			excl += GR_MIN(q->h.n, V);
+	}
+	if (valid == 0)
+		return GR_OK;
+	/* top-k of several rows at once needs rows x k entries; at least one row always fits */
+	need.rows = GR_MAX(k, GR_MIN(valid * k, GR_TOPK_ROWS_AT_ONCE)) + 1;
+	need.rows = GR_MAX(need.rows, valid + 1);
+	need.excl = GR_MAX(excl, V) + 1;
+	need.cols = GR_MAX(need.excl, need.rows) + 1;
+	need.vals = need.rows + 1;
+	GR_TRY(session_reserve(s, &need, err));
+	gr_tokens_reset(&s->tb);
+
+	/* the accepted requests in order; each reads out exactly one item row */
+	gr_recommend_request **rq = gr_alloc(m->env, sizeof(*rq) * (size_t) valid);
+	int			n_rq = 0;
+
+	if (rq == NULL)
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a retrieval batch");
+	for (int r = 0; r < n; r++)
+	{
+		gr_recommend_request *q = &reqs[r];
+
+		if (q->status != GR_OK)
+			continue;
+		q->status = append_request(s, &q->h, NULL, 0, r, &q->err);
+		if (q->status == GR_OK && s->req_rows[2 * r + 1] != n_rq)
+		{
+			q->status = gr_fail(&q->err, GR_ERR_INTERNAL, "layout %s read out no query row",
+								m->layout->name);
+			gr_free(m->env, rq);
+			return gr_fail(err, GR_ERR_INTERNAL, "%s", q->err.message);
+		}
+		if (q->status == GR_OK)
+			rq[n_rq++] = q;
+	}
+	gr_status	st = GR_OK;
+
+	if (n_rq > 0)
+		st = gr_model_forward(m, s->acts, &s->tb, NULL, err);
+	gr_acts    *a = s->acts;
+	int			per_call = GR_MIN(a->logit_rows, s->cap.rows / k);
+	int32_t    *off = gr_alloc(m->env, sizeof(int32_t) * ((size_t) per_call + 1));
+
+	if (off == NULL && st == GR_OK && n_rq > 0)
+		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a retrieval batch");
+	for (; st == GR_OK && done < n_rq; done += per_call)
+	{
+		int			cnt = GR_MIN(per_call, n_rq - done);
+		bool		any = build_exclusions(s, rq + done, cnt, off);
+
+		gr_model_item_logits(m, a, done, cnt);
+		ops->upload(ops->ctx, a->excl_off, off, sizeof(int32_t) * ((size_t) cnt + 1));
+		if (off[cnt] > 0)
+			ops->upload(ops->ctx, a->excl, s->cols, sizeof(int32_t) * (size_t) off[cnt]);
+		ops->topk(ops->ctx, a->logits, V, a->excl_off, any ? a->excl : NULL, cnt, V, k,
+				  a->topk_idx, a->topk_val);
+		ops->download(ops->ctx, s->cols, a->topk_idx, sizeof(int32_t) * (size_t) cnt * k);
+		ops->download(ops->ctx, s->vals, a->topk_val, sizeof(float) * (size_t) cnt * k);
+		st = ops->check(ops->ctx, err);
+		for (int j = 0; st == GR_OK && j < cnt; j++)
+		{
+			gr_recommend_request *q = rq[done + j];
+
+			for (int i = 0; i < k; i++)
+			{
+				int32_t		idx = s->cols[(size_t) j * k + i];
+
+				if (idx < 0)
+					break;
+				q->items[i] = m->item_ids[idx + 1];
+				q->scores[i] = s->vals[(size_t) j * k + i];
+				q->n_out++;
+			}
+		}
+	}
+	gr_free(m->env, off);
+	gr_free(m->env, rq);
+	return st;
+}
+
+/* Top-k retrieval for one history: a batch of one. */
+gr_status
+gr_recommend(gr_session *s, const gr_history *h, int k, bool exclude_seen, int64_t *items,
+			 float *scores, int *n_out, gr_error *err)
+{
+	gr_recommend_request q = {.exclude_seen = exclude_seen,.items = items,.scores = scores};
 
 	*n_out = 0;
 	GR_TRY(check_history(h, err));
-	if (k < 1 || k > V)
-		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "k must be in 1..%d (the catalogue), got %d",
-					   V, k);
-	if (h->n == 0)
-		return gr_fail(err, GR_ERR_EMPTY_HISTORY, "retrieval needs a non-empty history");
-	GR_TRY(session_reserve(s, k, err));
-	gr_seq_view seq = map_history(s, h, &start);
-
-	gr_tokens_reset(&s->tb);
-	GR_TRY(m->layout->add_serving(&s->tb, &seq, start, NULL, 0, err));
-	GR_TRY(gr_model_forward(m, s->acts, &s->tb, NULL, err));
-	gr_model_item_logits(m, s->acts, 0, 1);
-
-	/* exclusions: every known item of the whole history, sorted and distinct */
-	int			n_excl = 0;
-	int32_t		off[2] = {0, 0};
-	gr_acts    *a = s->acts;
-
-	if (exclude_seen)
-	{
-		memset(s->seen, 0, (size_t) V);
-		for (int i = 0; i < h->n; i++)
-		{
-			int32_t		dcol = gr_model_item_dense(m, h->items[i]) - 1;
-
-			if (dcol >= 0)
-				s->seen[dcol] = 1;
-		}
-		for (int c = 0; c < V; c++)
-			if (s->seen[c])
-				s->cols[n_excl++] = c;
-	}
-	off[1] = n_excl;
-	ops->upload(ops->ctx, a->excl_off, off, sizeof(off));
-	if (n_excl > 0)
-		ops->upload(ops->ctx, a->excl, s->cols, sizeof(int32_t) * n_excl);
-	ops->topk(ops->ctx, a->logits, V, a->excl_off, exclude_seen ? a->excl : NULL, 1, V, k,
-			  a->topk_idx, a->topk_val);
-	int32_t    *idx = s->cols;
-
-	ops->download(ops->ctx, idx, a->topk_idx, sizeof(int32_t) * k);
-	ops->download(ops->ctx, scores, a->topk_val, sizeof(float) * k);
-	GR_TRY(ops->check(ops->ctx, err));
-	for (int i = 0; i < k; i++)
-	{
-		if (idx[i] < 0)
-			break;
-		items[i] = m->item_ids[idx[i] + 1];
-		(*n_out)++;
-	}
-	return GR_OK;
+	q.h = *h;
+	GR_TRY(gr_recommend_batch(s, k, &q, 1, err));
+	if (q.status != GR_OK && err != NULL)
+		*err = q.err;
+	*n_out = q.n_out;
+	return q.status;
 }

@@ -85,6 +85,28 @@ gr_tokens_free(gr_tokens *tb)
 	memset(tb, 0, sizeof(*tb));
 }
 
+/* The batch's current fill. */
+gr_tokens_mark
+gr_tokens_get_mark(const gr_tokens *tb)
+{
+	gr_tokens_mark m = {tb->n_tokens, tb->n_seq, tb->max_seq_tokens, tb->n_item_rows,
+	tb->n_act_rows};
+
+	return m;
+}
+
+/* Go back to an earlier fill. */
+void
+gr_tokens_rewind(gr_tokens *tb, const gr_tokens_mark *mark)
+{
+	tb->n_tokens = mark->n_tokens;
+	tb->n_seq = mark->n_seq;
+	tb->max_seq_tokens = mark->max_seq_tokens;
+	tb->n_item_rows = mark->n_item_rows;
+	tb->n_act_rows = mark->n_act_rows;
+	tb->seq_off[tb->n_seq] = tb->n_tokens;
+}
+
 /* Empty the batch. */
 void
 gr_tokens_reset(gr_tokens *tb)

@@ -70,6 +70,22 @@ void		gr_tokens_free(gr_tokens *tb);
 /* Empty the batch, keeping its capacity. */
 void		gr_tokens_reset(gr_tokens *tb);
 
+/* How full a batch is, to go back to (gr_tokens_rewind). */
+typedef struct gr_tokens_mark
+{
+	int			n_tokens;
+	int			n_seq;
+	int			max_seq_tokens;
+	int			n_item_rows;
+	int			n_act_rows;
+} gr_tokens_mark;
+
+/* The batch's current fill. */
+gr_tokens_mark gr_tokens_get_mark(const gr_tokens *tb);
+
+/* Drop everything appended since mark (e.g. a sequence a layout refused half-way). */
+void		gr_tokens_rewind(gr_tokens *tb, const gr_tokens_mark *mark);
+
 /* Start a new sequence; fails when the sequence capacity is exhausted. */
 gr_status	gr_tokens_begin_seq(gr_tokens *tb, gr_error *err);
 
