@@ -274,3 +274,17 @@ CREATE TRIGGER model_grants_changed_replica AFTER INSERT OR UPDATE OR DELETE
 ALTER TABLE genrec.model_grants ENABLE REPLICA TRIGGER model_grants_changed_replica;
 COMMENT ON TRIGGER model_grants_changed_replica ON genrec.model_grants IS
 'Tells serving that a subscription changed who may use a model (row trigger for the apply worker).';
+
+-- ---------------------------------------------------------------- issue 13: the serving worker
+-- The serving worker (README "GPU worker"): its state and counters, from shared memory.
+CREATE FUNCTION genrec_worker_status(OUT mode text, OUT running boolean, OUT pid integer,
+                                     OUT device text, OUT started timestamptz,
+                                     OUT starts bigint, OUT requests bigint, OUT batches bigint,
+                                     OUT passes bigint, OUT batched_requests bigint,
+                                     OUT max_batch integer, OUT cancelled bigint,
+                                     OUT failed bigint, OUT local_fallbacks bigint,
+                                     OUT models integer, OUT message text)
+    AS 'MODULE_PATHNAME', 'genrec_worker_status'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION genrec_worker_status() IS
+'The serving worker (genrec.worker, with genrec in shared_preload_libraries): its mode, whether it runs and takes requests, its pid, device and start time, how many times it started, and since server start the requests it took, the sets of requests it took at once (batches), the engine passes it ran, the requests that shared a pass with another, the most requests in one pass, requests withdrawn by their backend (cancelled), requests lost when a worker stopped (failed, scored locally), calls scored locally because no worker could serve them, the models it holds, and why it last stopped or could not start. Counters are NULL when no worker is configured.';

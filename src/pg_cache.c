@@ -647,23 +647,65 @@ blob_fill(GenrecBlob *b, const gr_model *model, const GenrecIdent *id, Size tota
 	b->checksum = blob_checksum(b);
 }
 
-/* Check a mapped segment against the version it should hold (and its checksum). */
+/* A mapped segment is a complete model segment whose parts fit (payload checksum optional). */
 static bool
-blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id, bool checksum)
+blob_well_formed(const GenrecBlob *b, Size mapped, bool checksum)
 {
 	return mapped >= offsetof(GenrecBlob, name) && b->magic == GENREC_BLOB_MAGIC &&
 		b->format == GENREC_BLOB_FORMAT && b->total <= mapped &&
 		b->items_off < b->params_off && b->params_off <= b->total &&
-		b->key == id->key && b->version == id->version && b->created == id->created &&
-		b->stored_size == id->stored_size && b->database == MyDatabaseId &&
-		memcmp(b->sha256, id->sha256, sizeof(b->sha256)) == 0 &&
-		b->name_len == strlen(id->name) &&
 		offsetof(GenrecBlob, name) + b->name_len < b->items_off &&
-		strcmp(b->name, id->name) == 0 &&
 		b->n_params == gr_model_config_param_count(&b->cfg) &&
 		b->items_off + sizeof(int64) * ((Size) b->cfg.n_items + 1) <= b->params_off &&
 		b->params_off + sizeof(float) * b->n_params == b->total &&
 		(!checksum || blob_checksum(b) == b->checksum);
+}
+
+/* Check a mapped segment against the version it should hold (and its checksum). */
+static bool
+blob_valid(const GenrecBlob *b, Size mapped, const GenrecIdent *id, bool checksum)
+{
+	return blob_well_formed(b, mapped, false) &&
+		b->key == id->key && b->version == id->version && b->created == id->created &&
+		b->stored_size == id->stored_size && b->database == MyDatabaseId &&
+		memcmp(b->sha256, id->sha256, sizeof(b->sha256)) == 0 &&
+		b->name_len == strlen(id->name) && strcmp(b->name, id->name) == 0 &&
+		(!checksum || blob_checksum(b) == b->checksum);
+}
+
+/* A segment mapped elsewhere holds the model whose header a backend sent (see pg_cache.h). */
+bool
+genrec_blob_same(const GenrecBlob *b, Size mapped, const GenrecBlob *want, bool checksum)
+{
+	return blob_well_formed(b, mapped, false) &&
+		b->key == want->key && b->version == want->version && b->created == want->created &&
+		b->stored_size == want->stored_size && b->database == want->database &&
+		memcmp(b->sha256, want->sha256, sizeof(b->sha256)) == 0 &&
+		b->total == want->total && b->checksum == want->checksum &&
+		(!checksum || blob_checksum(b) == b->checksum);
+}
+
+/* Whether the registry lists a READY segment of this key and handle (see pg_cache.h). */
+bool
+genrec_cache_lists(uint64 key, dsm_handle handle)
+{
+	bool		found = false;
+
+	if (registry == NULL)
+		return false;
+	LWLockAcquire(&registry->lock, LW_SHARED);
+	for (int i = 0; i < GENREC_CACHE_SLOTS && !found; i++)
+		found = registry->slots[i].state == SLOT_READY && registry->slots[i].key == key &&
+			registry->slots[i].handle == handle;
+	LWLockRelease(&registry->lock);
+	return found;
+}
+
+/* The registry's change counter (0 without a registry). */
+uint64
+genrec_cache_epoch(void)
+{
+	return registry != NULL ? pg_atomic_read_u64(&registry->epoch) : 0;
 }
 
 /*

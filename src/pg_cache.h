@@ -158,6 +158,21 @@ GenrecModel *genrec_model_acquire(const char *name);
 /* Unpin a model from genrec_model_acquire. */
 void		genrec_model_release(GenrecModel *m);
 
+/*
+ * For the serving worker, which has no catalogue row at hand: whether a segment it mapped
+ * (mapped bytes) is a well-formed model segment with the identity (key, version, created,
+ * stored size, database, SHA-256, total, checksum) of the header want that a backend sent,
+ * recomputing the payload checksum when asked.
+ */
+bool		genrec_blob_same(const GenrecBlob *b, Size mapped, const GenrecBlob *want,
+							 bool checksum);
+
+/* Whether the registry lists a READY version with this key in segment handle. */
+bool		genrec_cache_lists(uint64 key, dsm_handle handle);
+
+/* A counter the registry bumps at every publish and eviction (0 without a registry). */
+uint64		genrec_cache_epoch(void);
+
 /* The model name in genrec.default_model, or ERROR 22023 when it is not set. */
 const char *genrec_default_model_name(void);
 

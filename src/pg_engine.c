@@ -14,9 +14,14 @@
  * Quiet defaults. With genrec.device = auto on a server without a usable GPU, the reason the
  * CPU is used is written once to the server log (and at DEBUG1 for the session), not as a
  * NOTICE to every client; genrec_device_info() tells it on demand.
+ *
+ * The serving worker. When it is on (pg_worker.h) it owns the device: auto means the CPU in
+ * every backend (which then never initialises CUDA; an explicit cuda still opens it), and the
+ * worker process forces genrec.device to its own device.
  */
 #include "pg_genrec.h"
 #include "pg_cache.h"
+#include "pg_worker.h"
 
 #include "access/htup_details.h"
 #include "funcapi.h"
@@ -110,10 +115,13 @@ device_open(void)
 	BackendDevice *d = MemoryContextAllocZero(TopMemoryContext, sizeof(BackendDevice));
 	char		libdir[MAXPGPATH];
 	gr_error	err = {0};
+	bool		worker_owns = genrec_device_guc == GENREC_DEVICE_AUTO && !genrec_in_worker &&
+		genrec_worker_enabled();
 
 	get_pkglib_path(my_exec_path, libdir);
-	if (gr_device_open(device_kind_names[genrec_device_guc], math_names[genrec_cuda_math_guc],
-					   NULL, libdir, &d->dev, d->notice, &err) != GR_OK)
+	if (gr_device_open(worker_owns ? "cpu" : device_kind_names[genrec_device_guc],
+					   math_names[genrec_cuda_math_guc], NULL, libdir, &d->dev, d->notice,
+					   &err) != GR_OK)
 	{
 		pfree(d);
 		ereport(ERROR,
@@ -125,6 +133,9 @@ device_open(void)
 	d->kind = genrec_device_guc;
 	d->math = genrec_cuda_math_guc;
 	d->gen = ++device_generations;
+	if (worker_owns)
+		snprintf(d->notice, sizeof(d->notice), "genrec.worker is on: the worker owns the device "
+				 "and serves scoring; this backend computes on the CPU.");
 	if (d->notice[0] != '\0')
 	{
 		if (genrec_cache_first_cpu_notice())

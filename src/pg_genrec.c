@@ -2,13 +2,15 @@
  * pg_genrec.c — the extension's entry point: module magic, GUCs and version reporting.
  *
  * The glue (src/pg_*.c) is the only code that includes PostgreSQL headers; it calls the
- * engine (src/engine/) and turns engine errors into ereport. _PG_init only defines GUCs: it
- * never opens BLAS or a GPU (both happen on first use, in the backend that needs them).
+ * engine (src/engine/) and turns engine errors into ereport. _PG_init only defines GUCs (and,
+ * preloaded, reserves shared memory and registers the serving worker): it never opens BLAS or
+ * a GPU (both happen on first use, in the process that needs them).
  */
 #include "pg_genrec.h"
 #include "pg_cache.h"
 #include "pg_progress.h"
 #include "pg_security.h"
+#include "pg_worker.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -70,6 +72,7 @@ _PG_init(void)
 							NULL, &genrec_max_train_memory, 4096, -1, INT_MAX, PGC_SUSET,
 							GUC_UNIT_MB, NULL, NULL, NULL);
 	genrec_cache_init();
+	genrec_worker_init();
 	MarkGUCPrefixReserved("genrec");
 	genrec_progress_preload();
 }

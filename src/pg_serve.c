@@ -4,8 +4,9 @@
  * genrec_history value, and (score, recommend) for genrec.default_model.
  *
  * Per call: SPI connects, the model is resolved in the caller's snapshot (pg_cache.c), the
- * history is read with the version's prepared plan, the engine scores with the backend's
- * session for that version, and results are built in the caller's memory context.
+ * history is read with the version's prepared plan, the engine scores — in the serving worker
+ * when one runs (pg_worker.h), else with the backend's session for that version — and results
+ * are built in the caller's memory context.
  *
  * Policies (README "Serving"): unknown candidate items and NULL candidates give NULL scores;
  * an empty candidate array gives an empty array; a user without interactions (or an empty
@@ -23,6 +24,7 @@
 #include "utils/lsyscache.h"
 
 #include "pg_history.h"
+#include "pg_worker.h"
 
 /* Where a call's history comes from. */
 typedef struct ServeInput
@@ -163,6 +165,8 @@ run_score(GenrecModel *m, const ServeHistory *h, const Candidates *c, Scores *s)
 	out.logit = s->logit;
 	out.known = s->known;
 	if (c->n == 0)
+		return;
+	if (genrec_worker_score(m, h, c->ids, c->n, s->action, s->logit, s->known))
 		return;
 	if (gr_score(m->session, &gh, c->ids, c->n, &out, &err) != GR_OK)
 		genrec_raise_engine_error(&err, psprintf("scoring with model \"%s\"", m->name));
@@ -365,7 +369,8 @@ recommend(FunctionCallInfo fcinfo, const ServeInput *in, int32 k, bool exclude_s
 	gh.items = h.items;
 	gh.actions = h.actions;
 	gh.n = h.n;
-	if (gr_recommend(m->session, &gh, k, exclude_seen, items, scores, &n_out, &err) != GR_OK)
+	if (!genrec_worker_recommend(m, &h, k, exclude_seen, items, scores, &n_out) &&
+		gr_recommend(m->session, &gh, k, exclude_seen, items, scores, &n_out, &err) != GR_OK)
 		genrec_raise_engine_error(&err, psprintf("recommending with model \"%s\"", m->name));
 	for (int i = 0; i < n_out; i++)
 	{

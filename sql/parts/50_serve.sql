@@ -138,3 +138,16 @@ CREATE FUNCTION genrec_device_info(OUT setting text, OUT device text, OUT math t
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION genrec_device_info() IS
 'The compute device this backend uses for genrec.device and genrec.cuda_math (opening it if needed): the setting, the device (cpu or cuda), its GEMM math mode (fp32 on the CPU) and why the CPU is used when auto found no usable GPU (said once in the server log and at DEBUG1, not to every client).';
+
+-- The serving worker (README "GPU worker"): its state and counters, from shared memory.
+CREATE FUNCTION genrec_worker_status(OUT mode text, OUT running boolean, OUT pid integer,
+                                     OUT device text, OUT started timestamptz,
+                                     OUT starts bigint, OUT requests bigint, OUT batches bigint,
+                                     OUT passes bigint, OUT batched_requests bigint,
+                                     OUT max_batch integer, OUT cancelled bigint,
+                                     OUT failed bigint, OUT local_fallbacks bigint,
+                                     OUT models integer, OUT message text)
+    AS 'MODULE_PATHNAME', 'genrec_worker_status'
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION genrec_worker_status() IS
+'The serving worker (genrec.worker, with genrec in shared_preload_libraries): its mode, whether it runs and takes requests, its pid, device and start time, how many times it started, and since server start the requests it took, the sets of requests it took at once (batches), the engine passes it ran, the requests that shared a pass with another, the most requests in one pass, requests withdrawn by their backend (cancelled), requests lost when a worker stopped (failed, scored locally), calls scored locally because no worker could serve them, the models it holds, and why it last stopped or could not start. Counters are NULL when no worker is configured.';

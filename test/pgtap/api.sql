@@ -55,7 +55,8 @@ INSERT INTO api VALUES
   ('genrec_models_changed',     '{}',                                        'trigger',                    'VOLATILE',  false, false),
   ('genrec_device_info',        '{}',                                        'record',                     'VOLATILE',  true,  false),
   ('genrec_report',             '{text}',                                    'text',                       'STABLE',    true,  false),
-  ('genrec_report',             '{text[]}',                                  'text',                       'STABLE',    true,  false);
+  ('genrec_report',             '{text[]}',                                  'text',                       'STABLE',    true,  false),
+  ('genrec_worker_status',      '{}',                                        'record',                     'VOLATILE',  true,  false);
 
 -- model catalogue and training (sql/parts/40_catalog.sql, 60_train.sql)
 INSERT INTO api VALUES
