@@ -714,8 +714,8 @@ genrec_cache_epoch(void)
  * ERROR for the latter, caught in a subtransaction so that serving goes on with a private copy
  * (a parallel worker cannot start one: there the ERROR stands).
  */
-static dsm_segment *
-segment_create(Size size, char **why)
+dsm_segment *
+genrec_segment_create(Size size, char **why)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -795,7 +795,7 @@ load_blob(const GenrecIdent *id, MemoryContext cxt, dsm_segment **seg_out, int s
 			*why = psprintf("Model \"%s\" takes %zu bytes, more than genrec.shared_cache_size "
 							"(%d MB) leaves.", id->name, (size_t) total, genrec_shared_cache_mb);
 		else
-			*seg_out = segment_create(total, why);
+			*seg_out = genrec_segment_create(total, why);
 		if (*seg_out != NULL)
 			b = dsm_segment_address(*seg_out);
 	}

@@ -167,6 +167,13 @@ void		genrec_model_release(GenrecModel *m);
 bool		genrec_blob_same(const GenrecBlob *b, Size mapped, const GenrecBlob *want,
 							 bool checksum);
 
+/*
+ * Create a dynamic shared memory segment (mapped under the current resource owner), or return
+ * NULL with the reason in why when none can be had: the segment limit, or the memory behind
+ * it is exhausted (a full /dev/shm), caught in a subtransaction (not in a parallel worker).
+ */
+dsm_segment *genrec_segment_create(Size size, char **why);
+
 /* Whether the registry lists a READY version with this key in segment handle. */
 bool		genrec_cache_lists(uint64 key, dsm_handle handle);
 

@@ -286,12 +286,9 @@ mailbox_get(Size bytes, char **why)
 		return dsm_segment_address(mailbox_seg);
 	while (size < bytes)
 		size *= 2;
-	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	seg = genrec_segment_create(size, why);
 	if (seg == NULL)
-	{
-		*why = pstrdup("No dynamic shared memory segment could be created for the request.");
-		return NULL;
-	}
+		return NULL;			/* no segment (limit, or a full /dev/shm): score locally */
 	dsm_pin_mapping(seg);
 	if (mailbox_seg != NULL)
 		dsm_detach(mailbox_seg);

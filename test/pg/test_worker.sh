@@ -26,6 +26,9 @@
 #      runs again and a new session's calls are served and correct.
 #   7. genrec.worker = gpu without a GPU: the worker records why and stays down, calls are
 #      scored locally (NOTICE) and correct, and the backends still map no CUDA module.
+#   8. dynamic shared memory exhausted (segments as files on a small tmpfs, then filled): a new
+#      session that cannot create its mailbox scores locally with a NOTICE, correctly; once
+#      there is room again its calls go to the worker (skipped where no tmpfs can be mounted).
 # Every psql call is bounded by timeout. Exits non-zero on any failure.
 set -uo pipefail
 
@@ -90,7 +93,8 @@ backend_cuda() {
 }
 
 genrec_cluster_start >/dev/null || exit 1
-trap 'genrec_cluster_stop; rm -rf "$T"' EXIT
+trap 'genrec_cluster_run "$bindir/pg_ctl" -D "$GENREC_PG_DIR/data" -m fast -w stop >/dev/null 2>&1
+      umount "$GENREC_PG_DIR/data/pg_dynshmem" 2>/dev/null; genrec_cluster_stop; rm -rf "$T"' EXIT
 cp "$GENREC_PG_DIR/data/postgresql.conf" "$GENREC_PG_DIR/base.conf"
 restart_with "genrec.worker = off"
 check "the server starts preloaded with genrec.worker = off" $?
@@ -391,6 +395,32 @@ case "$out" in *"the genrec worker cannot serve this call"*) r=0 ;; *) r=1 ;; es
 check "with genrec.worker_fallback = error they are refused" $r
 r=$(backend_cuda)
 check "a backend that scored maps no CUDA module with genrec.worker = gpu ($r)" "$([ "$r" = none ]; echo $?)"
+
+# --- 8. no room for a mailbox ---
+dyn="$GENREC_PG_DIR/data/pg_dynshmem"
+genrec_cluster_run "$bindir/pg_ctl" -D "$GENREC_PG_DIR/data" -m fast -w stop >/dev/null 2>&1
+if mount -t tmpfs -o size=8m,mode=700,uid="$(id -u postgres 2>/dev/null || id -u)" tmpfs "$dyn" 2>/dev/null; then
+	cp "$GENREC_PG_DIR/base.conf" "$GENREC_PG_DIR/data/postgresql.conf"
+	printf '%s\n' "shared_preload_libraries = 'genrec'" "genrec.worker = cpu" \
+		"dynamic_shared_memory_type = mmap" "max_parallel_workers_per_gather = 0" \
+		>>"$GENREC_PG_DIR/data/postgresql.conf"
+	genrec_cluster_run "$bindir/pg_ctl" -D "$GENREC_PG_DIR/data" -l "$GENREC_PG_DIR/server.log" \
+		-w -t 60 start >/dev/null 2>&1
+	wait_worker >/dev/null
+	out=$(QOPT="-c genrec.worker_fallback=error" q -c "$CALL" 2>&1)
+	check "segments on an 8 MB tmpfs: served by the worker ($out)" "$([ "$out" = t ]; echo $?)"
+	dd if=/dev/zero of="$dyn/filler" bs=64k >/dev/null 2>&1
+	out=$(PGOPTIONS="-c client_min_messages=notice" timeout 60 psql -X -At -d "$db" -c "$CALL" 2>&1)
+	case "$out" in *"genrec worker unavailable: scoring in this backend"*t) r=0 ;; *) r=1 ;; esac
+	check "with the tmpfs full, a new session without a mailbox scores locally with a NOTICE, correctly" $r
+	rm -f "$dyn/filler"
+	out=$(QOPT="-c genrec.worker_fallback=error" q -c "$CALL" 2>&1)
+	check "with room again a new session is served by the worker ($out)" "$([ "$out" = t ]; echo $?)"
+else
+	echo "ok - # SKIP no room for a mailbox: cannot mount a tmpfs here"
+	genrec_cluster_run "$bindir/pg_ctl" -D "$GENREC_PG_DIR/data" -l "$GENREC_PG_DIR/server.log" \
+		-w -t 60 start >/dev/null 2>&1
+fi
 
 echo "test_worker: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
