@@ -51,8 +51,8 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 	DefineCustomEnumVariable("genrec.device",
 							 "Compute device for training and scoring: auto (the GPU when "
-							 "one is usable, else the CPU with a NOTICE), cpu, or cuda (an "
-							 "ERROR without a usable GPU).",
+							 "one is usable, else the CPU, said once in the server log), cpu, "
+							 "or cuda (an ERROR without a usable GPU).",
 							 NULL, &genrec_device_guc, GENREC_DEVICE_AUTO, device_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("genrec.threads",

@@ -65,7 +65,7 @@ COMMENT ON COLUMN genrec.models.weights_sha256 IS
 -- A version written directly (by a superuser: no other role may write the table) claims its
 -- name for its owner when the name is new, so the foreign key holds for such rows too.
 CREATE FUNCTION genrec_models_claim_name() RETURNS trigger
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

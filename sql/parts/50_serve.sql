@@ -118,7 +118,7 @@ REVOKE ALL ON FUNCTION genrec_cache_evict(text) FROM PUBLIC;
 -- (ENABLE ALWAYS: also under session_replication_role = replica).
 CREATE FUNCTION genrec_models_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'genrec_models_changed'
-    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION genrec_models_changed() IS
 'Statement trigger of genrec.models: counts the transactions that change the model catalogue (in shared memory, at commit), so that serving reuses a model lookup until the next change.';
 CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON genrec.models
