@@ -1,6 +1,7 @@
 -- Serving with small fixed models (test/fixtures/*.safetensors, trained by the engine program
--- on genrec_synthetic(150, 80, 20, 7); test/run_sql_tests.sh copies them into the data
--- directory as genrec_fixtures/). Floats are rounded so that the output is stable.
+-- on genrec_synthetic(150, 80, 20, 7)), read by psql on the client side (base64 in a variable;
+-- pg_regress runs psql from the repository root), so `make installcheck` needs nothing in the
+-- server's data directory. Floats are rounded so that the output is stable.
 SET client_min_messages = warning;
 SET search_path = public, genrec;
 SET genrec.device = cpu;
@@ -12,12 +13,17 @@ CREATE TABLE events AS
 CREATE INDEX events_user_idx ON events (user_id);
 ANALYZE events;
 
+\set fx_lac `base64 -w0 test/fixtures/lac.safetensors`
+\set fx_int `base64 -w0 test/fixtures/int.safetensors`
+\set fx_pc `base64 -w0 test/fixtures/pc.safetensors`
+\set fx_item `base64 -w0 test/fixtures/item.safetensors`
 INSERT INTO genrec.models (name, version, layout, config, source, n_items, weights, owner, deployed)
 SELECT 'rg_' || l, 1, l, '{}',
        jsonb_build_object('relation', 'public.events', 'user_col', 'user_id', 'item_col', 'item_id',
                           'action_cols', CASE WHEN l = 'item' THEN '[]'::jsonb ELSE '["rating"]'::jsonb END,
                           'time_col', 'ts', 'tiebreak_col', NULL),
-       80, pg_read_binary_file('genrec_fixtures/' || l || '.safetensors'),
+       80, decode(CASE l WHEN 'lac' THEN :'fx_lac' WHEN 'int' THEN :'fx_int'
+                         WHEN 'pc' THEN :'fx_pc' ELSE :'fx_item' END, 'base64'),
        (SELECT oid FROM pg_roles WHERE rolname = current_user), true
   FROM unnest(ARRAY['lac', 'int', 'pc', 'item']) l;
 
