@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh demo
 echo "== build and install"
 make -s -j2 >/dev/null
 make -s install >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh — every test of genrec, in the order CI runs them:
-#   1. dependencies (scripts/deps.sh) and the build (PGXS make: extension, engine, CLI,
-#      and the CUDA module when nvcc is present)
+#   1. dependencies (scripts/deps.sh all: the build, run and test groups) and the build (PGXS
+#      make: extension, engine, CLI, and the CUDA module when nvcc is present)
 #   2. engine unit tests (make unit: ops vs references with gradient checks, layouts,
 #      leakage, safetensors, the device loader), then the CUDA kernels on the CPU emulation
 #      against the CPU ops with a tiny grid cap (make cuda-emu-check)
@@ -37,7 +37,7 @@ step() {
 	fi
 }
 
-scripts/deps.sh || exit 1
+scripts/deps.sh all || exit 1
 step build make -s -j2
 step unit make -s unit
 step cuda-emu make -s cuda-emu-check
