@@ -13,14 +13,17 @@
 #           libopenblas-openmp-dev; clang libclang-rt-14-dev (libFuzzer, for test/fuzz);
 #           chromium (renders the model report in test/pg/test_report_render.sh);
 #           postgresql-15-plproxy (scripts/scaleout.sh, test/pg/test_scaleout.sh; postgres_fdw
-#           and pgbench come with postgresql-15 and its client)
+#           and pgbench come with postgresql-15 and its client);
+#           debhelper postgresql-server-dev-all dpkg-dev fakeroot (pg_buildext and
+#           dpkg-buildpackage for the Debian package, test/pg/test_debian_package.sh)
 # nvcc is optional: when found, the CUDA module is built too.
 set -euo pipefail
 
 build=(build-essential pkg-config postgresql-server-dev-15 libcjson-dev zlib1g-dev)
 run=(postgresql-15 libopenblas0-openmp)
 test=(postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3-torch python3-numpy
-	libopenblas-openmp-dev clang libclang-rt-14-dev chromium postgresql-15-plproxy)
+	libopenblas-openmp-dev clang libclang-rt-14-dev chromium postgresql-15-plproxy
+	debhelper postgresql-server-dev-all dpkg-dev fakeroot)
 
 list=0
 if [ "${1:-}" = --list ]; then

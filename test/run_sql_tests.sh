@@ -7,8 +7,8 @@
 # (`pg_prove` on test/pgtap/*.sql in a database with the pgtap and genrec extensions),
 # runs the multi-session shell tests (test/pg/test_*.sh: cancel, statement_timeout, export to
 # the CLI, preloading, serving during deploys, kill -9 crash recovery, pgbench during
-# retraining, the reference against the catalogue), stops the cluster and exits non-zero if
-# anything failed. pg_prove's summary is the last thing printed. MovieLens-100K is loaded into the pgTAP database as
+# retraining, the reference against the catalogue, the Debian package), stops the cluster and
+# exits non-zero if anything failed. pg_prove's summary is the last thing printed. MovieLens-100K is loaded into the pgTAP database as
 # public.ml100k when ../shared/data/ml-100k/u.data exists ($GENREC_DATA overrides the folder).
 #
 # Needs (Debian): postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
