@@ -43,7 +43,7 @@ COMMENT ON TABLE genrec.models IS
 'Trained models, one row per version: layout, config {"model": engine config, "train": options}, source mapping, metrics, weights (safetensors with the item id map), owner role, deployed flag (at most one version per name). A role sees the rows of models it may use (owner, grantees, superusers); only genrec''s functions write it.';
 COMMENT ON COLUMN genrec.models.name IS 'Model name (1..200 bytes), chosen by the user.';
 COMMENT ON COLUMN genrec.models.version IS 'Version 1, 2, ... per name.';
-COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac or pc.';
+COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac, pc, or the Table-2 ablations l2, l3, l4, l5, l6, l7, l9 (LAYOUTS.md 4.7; genrec_train also accepts l0, l8 and l10 for item, lac and pc).';
 COMMENT ON COLUMN genrec.models.config IS
 '{"model": engine model configuration (as in the safetensors metadata), "train": training options}.';
 COMMENT ON COLUMN genrec.models.source IS
@@ -288,3 +288,18 @@ CREATE FUNCTION genrec_worker_status(OUT mode text, OUT running boolean, OUT pid
     LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION genrec_worker_status() IS
 'The serving worker (genrec.worker, with genrec in shared_preload_libraries): its mode, whether it runs and takes requests, its pid, device and start time, how many times it started, and since server start the requests it took, the sets of requests it took at once (batches), the engine passes it ran, the requests that shared a pass with another, the most requests in one pass, requests withdrawn by their backend (cancelled), requests lost when a worker stopped (failed, scored locally), calls scored locally because no worker could serve them, the models it holds, and why it last stopped or could not start. Counters are NULL when no worker is configured.';
+
+-- ---------------------------------------------------------------- issue 9: ablation layouts
+-- The catalogue accepts the Table-2 ablation layouts (the engine's names; aliases are stored
+-- under the layout they name).
+ALTER TABLE genrec.models DROP CONSTRAINT models_layout_check,
+    ADD CONSTRAINT models_layout_check CHECK (layout IN ('item', 'int', 'lac', 'pc', 'l2', 'l3',
+                                                         'l4', 'l5', 'l6', 'l7', 'l9'));
+-- The token layouts the engine offers, from its declared behaviours (README "Layouts").
+CREATE FUNCTION genrec_layouts()
+    RETURNS TABLE (layout text, alias text, reads_actions boolean, item_head boolean,
+                   action_head text, candidates text, action_scope text, cold_start boolean)
+    AS 'MODULE_PATHNAME', 'genrec_layouts'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 16;
+COMMENT ON FUNCTION genrec_layouts() IS
+'The token layouts of the engine (LAYOUTS.md 4, the Table-2 ablations l2 ... l9 of 4.7), one row each from its declared behaviours: its Table-2 alias (l0 = item, l8 = lac, l10 = pc), whether tokens carry actions, whether an item head predicts the next item (retrieval, HR/NDCG), what the action head reads (none, state, coupler), how serving scores candidates (logit, packed, coupled, user), the scope of the served action (candidate; user = one estimate f(h_N) for every candidate, layouts that predict a_{n+1} without i_{n+1}; none) and whether a user without history is scored as a cold start.';

@@ -10,8 +10,10 @@
  *
  * Policies (README "Serving"): unknown candidate items and NULL candidates give NULL scores;
  * an empty candidate array gives an empty array; a user without interactions (or an empty
- * history) is scored as a cold start by the lac and int layouts, and is an ERROR P0002
- * (no_data_found) for item and pc, and for every genrec_recommend.
+ * history) is scored as a cold start by the lac, int and l4 layouts, and is an ERROR P0002
+ * (no_data_found) for the others, and for every genrec_recommend. Layouts without an item
+ * head (l4, l5, l7) cannot recommend (0A000); l5 and l7 have no candidate-specific score for
+ * genrec_score (0A000), and genrec_score_detail reports their user-level estimate.
  */
 #include "pg_serve.h"
 
@@ -118,8 +120,8 @@ require_history(const GenrecModel *m, const ServeInput *in, const ServeHistory *
 			 errmsg("user " INT64_FORMAT " has no interactions in the source of model \"%s\"",
 					in->user, m->name),
 			 retrieval ? errdetail("Retrieval needs at least one interaction.") :
-			 errdetail("Layout %s needs at least one interaction; layouts lac and int score "
-					   "a user without history as a cold start.", genrec_layout_name(m))));
+			 errdetail("Layout %s needs at least one interaction; layouts lac, int and l4 "
+					   "score a user without history as a cold start.", genrec_layout_name(m))));
 }
 
 /* Read a candidate array (one dimension; NULL elements allowed). */
@@ -172,13 +174,36 @@ run_score(GenrecModel *m, const ServeHistory *h, const Candidates *c, Scores *s)
 		genrec_raise_engine_error(&err, psprintf("scoring with model \"%s\"", m->name));
 }
 
-/* The single score of candidate j: first action (action layouts) or retrieval logit. */
+/*
+ * Refuse genrec_score for a layout with no candidate score at all: an action head whose
+ * estimate is the same for every candidate (l5, l7) and no item head to rank by.
+ */
+static void
+require_candidate_score(const GenrecModel *m)
+{
+	const gr_layout *l = m->model->layout;
+
+	if (gr_layout_candidate_actions(l) || gr_layout_has_item_head(l))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("model \"%s\" (layout %s) has no candidate-specific score", m->name,
+					l->name),
+			 errdetail("Layout %s predicts the next action without the next item (LAYOUTS.md "
+					   "4.7), so its action estimate is the same for every candidate, and it "
+					   "has no item head to rank by.", l->name),
+			 errhint("genrec_score_detail reports the user-level estimate (action_scope "
+					 "'user' in genrec_layouts()).")));
+}
+
+/* The single score of candidate j: the first action where it depends on the candidate
+ * (lac, int, pc, l4), else the retrieval logit (item, l2, l3, l6, l9). */
 static bool
 score_value(const GenrecModel *m, const Scores *s, int j, float4 *v)
 {
 	if (!s->known[j])
 		return false;
-	if (gr_layout_has_action_head(m->model->layout) && s->K > 0)
+	if (gr_layout_candidate_actions(m->model->layout) && s->K > 0)
 		*v = s->action[(size_t) j * s->K];
 	else
 		*v = s->logit[j];
@@ -207,6 +232,7 @@ score_array(const ServeInput *in, ArrayType *arr)
 		return PointerGetDatum(construct_empty_array(FLOAT4OID));
 	}
 	require_history(m, in, &h, false);
+	require_candidate_score(m);
 	MemoryContextSwitchTo(cxt);
 	run_score(m, &h, &c, &s);
 	out = palloc(sizeof(Datum) * c.n_in);
@@ -361,6 +387,13 @@ recommend(FunctionCallInfo fcinfo, const ServeInput *in, int32 k, bool exclude_s
 				 errmsg("k must be at least 1, got %d", k)));
 	InitMaterializedSRF(fcinfo, 0);
 	m = serve_begin(in, true, exclude_seen, cxt, &h);
+	if (!gr_layout_has_item_head(m->model->layout))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" (layout %s) predicts no next item, so it cannot "
+						"recommend", m->name, m->model->layout->name),
+				 errhint("Layouts l4, l5 and l7 predict actions only; score candidates with "
+						 "genrec_score or genrec_score_detail.")));
 	require_history(m, in, &h, true);
 	MemoryContextSwitchTo(cxt);
 	k = Min(k, m->model->cfg.n_items);

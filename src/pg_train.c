@@ -236,7 +236,7 @@ train_parse_args(FunctionCallInfo fcinfo, TrainSpec *spec)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("genrec_train: unknown layout \"%s\"", layout),
-				 errhint("Layouts are item, int, lac and pc.")));
+				 errhint("Layouts are %s.", gr_layout_names())));
 
 	spec->actions_given = !PG_ARGISNULL(A_ACTIONS);
 	if (spec->actions_given)

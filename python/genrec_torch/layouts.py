@@ -2,7 +2,9 @@
 
 A layout turns a user's interactions into a Seq (tokens.py) for training windows,
 evaluation windows and serving (history + candidates), and says what the model computes for
-it: whether tokens carry an action slot and there is an action head (uses_actions), what the
+it: whether tokens carry an action slot (reads_actions), whether there is an action head
+(has_action_head) and an item head (item_head), whether its action score depends on the
+candidate (candidate_actions), what the
 action head reads (action_input: h, or [h ; E[next item]] for the PC coupler), how many
 positions it learns and how much history serving keeps. Adding a layout is one class here
 with @register; the trunk, heads and losses (model.py) only read the Seq.
@@ -37,9 +39,17 @@ class Layout:
     """What every layout declares; the defaults are those of the action-conditioned layouts."""
 
     name = None
-    uses_actions = True         # tokens may carry an action slot; the model has an action head
+    reads_actions = True        # tokens may carry an action slot (the action encoder)
+    has_action_head = True      # the model has an action head
+    item_head = True            # the tied item head predicts the next item (retrieval)
+    candidate_actions = True    # the served action score depends on the candidate
     candidate_tokens = True     # serving packs candidates as tokens after the history
     cold_start = True           # candidates can be scored after an empty history
+
+    @property
+    def uses_actions(self):
+        """Whether the layout uses action columns at all (as input or as targets)."""
+        return self.reads_actions or self.has_action_head
 
     def window_len(self, max_len):
         """Interactions spanned by one training window (inputs plus the last target)."""
@@ -76,7 +86,9 @@ class ItemLayout(Layout):
     """L0: token n = E[i_n] + P[n]; h_n -> i_{n+1}; candidates read the retrieval logit."""
 
     name = "item"
-    uses_actions = False
+    reads_actions = False
+    has_action_head = False
+    candidate_actions = False
     candidate_tokens = False
     cold_start = False
 
@@ -225,6 +237,133 @@ class IntLayout(Layout):
             t = s.add(c, s.n_hist)
             s.act_rows.append((t, 0, None))
         return s
+
+
+class _Ablation(Layout):
+    """The Table-2 ablations (LAYOUTS.md §4.7; gr_layout_ablate.c): one token per interaction
+    carrying no action, a_n ("same") or a_{n-1} ("lagged"); h_n predicts i_{n+1}
+    (item_target) and a_n ("same") or a_{n+1} ("next") or no action. Same-step action
+    targets pack candidates (s E[c] + P[N]); next-step ones read h_N once per candidate (a
+    user-level estimate, the same for every candidate)."""
+
+    token_action = None         # None, "same" or "lagged"
+    item_target = True
+    act_target = None           # None, "same" or "next"
+
+    def __init__(self):
+        self.reads_actions = self.token_action is not None
+        self.has_action_head = self.act_target is not None
+        self.item_head = self.item_target
+        self.candidate_actions = self.act_target == "same"
+        self.candidate_tokens = self.act_target == "same"
+        self.cold_start = self.act_target == "same"
+
+    def _same(self):
+        return self.act_target == "same"
+
+    def window_len(self, max_len):
+        return max_len if self._same() else max_len + 1
+
+    def history_cap(self, max_len):
+        return max_len - 1 if self._same() else max_len
+
+    def _slot(self, s, actions, n):
+        if self.token_action == "same":
+            return _act(actions, n)
+        if self.token_action == "lagged":
+            return _act(actions, n - 1) if n > 0 else s.null()
+        return None
+
+    def _seq(self, actions):
+        return Seq(0 if actions is None else actions.shape[1])
+
+    def window(self, items, actions, start, end, last_only=False):
+        s = self._seq(actions)
+        same = self._same()
+        for n in range(start, end if same else end - 1):
+            t = s.add(items[n], n - start, self._slot(s, actions, n))
+            if same and (not last_only or n == end - 1):
+                s.act_rows.append((t, 0, _act(actions, n)))
+            if n + 1 >= end or (last_only and n + 1 != end - 1):
+                continue
+            if self.item_target:
+                s.item_rows.append((t, int(items[n + 1])))
+            if self.act_target == "next":
+                s.act_rows.append((t, 0, _act(actions, n + 1)))
+        s.n_hist = len(s)
+        return s
+
+    def serving(self, items, actions, start, cands):
+        s = self._seq(actions)
+        query = None
+        for n in range(start, len(items)):
+            query = s.add(items[n], n - start, self._slot(s, actions, n))
+        if query is not None and self.item_target:
+            s.item_rows.append((query, 0))
+        s.n_hist = len(s)
+        if self.act_target is None:
+            return s
+        for c in cands:
+            if self._same():
+                t = s.add(c, s.n_hist)
+                s.act_rows.append((t, 0, None))
+            elif query is not None:
+                s.act_rows.append((query, 0, None))
+        return s
+
+
+@register
+class L2Layout(_Ablation):
+    """L2: (i_n, a_n) -> i_{n+1}; no action head."""
+    name = "l2"
+    token_action = "same"
+
+
+@register
+class L3Layout(_Ablation):
+    """L3: (i_n, a_{n-1}) -> i_{n+1}; no action head."""
+    name = "l3"
+    token_action = "lagged"
+
+
+@register
+class L4Layout(_Ablation):
+    """L4: i_n -> a_n; no item head; candidates packed."""
+    name = "l4"
+    item_target = False
+    act_target = "same"
+
+
+@register
+class L5Layout(_Ablation):
+    """L5: i_n -> a_{n+1}; no item head; a user-level action estimate."""
+    name = "l5"
+    item_target = False
+    act_target = "next"
+
+
+@register
+class L6Layout(_Ablation):
+    """L6: i_n -> (i_{n+1}, a_{n+1}); a user-level action estimate."""
+    name = "l6"
+    act_target = "next"
+
+
+@register
+class L7Layout(_Ablation):
+    """L7: (i_n, a_n) -> a_{n+1}; no item head; a user-level action estimate."""
+    name = "l7"
+    token_action = "same"
+    item_target = False
+    act_target = "next"
+
+
+@register
+class L9Layout(_Ablation):
+    """L9: (i_n, a_n) -> (i_{n+1}, a_{n+1}) from one state (PC without its coupler)."""
+    name = "l9"
+    token_action = "same"
+    act_target = "next"
 
 
 LAYOUTS = tuple(LAYOUT)

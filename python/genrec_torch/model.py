@@ -125,6 +125,8 @@ class GenRec(nn.Module):
         self.n_buckets, self.emb_scale = n_buckets, emb_scale
         self.max_len = max_len
         self.uses_actions = self.spec.uses_actions
+        self.reads_actions = self.spec.reads_actions
+        self.has_action_head = self.spec.has_action_head
         self.binary = [int(b) for b in (action_binary or [0] * n_actions)]
         self.action_min = list(action_min) if action_min is not None else [0.0] * n_actions
         self.action_max = list(action_max) if action_max is not None else [1.0] * n_actions
@@ -136,14 +138,14 @@ class GenRec(nn.Module):
         P = self.spec.n_positions(max_len)
         self.item_emb = nn.Parameter(torch.zeros(n_items + 1, d_model))
         self.pos_emb = nn.Parameter(torch.zeros(P, d_model))
-        if self.uses_actions:
+        if self.reads_actions:
             self.action_emb = nn.Parameter(torch.zeros(n_actions, n_buckets + 1, d_model))
             self.action_linear = nn.Parameter(torch.zeros(n_actions, d_model))
         self.drop = nn.Dropout(dropout)
         block = TRUNKS[trunk]
         self.blocks = nn.ModuleList([block(d_model, n_head, dropout) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
-        if self.uses_actions:
+        if self.has_action_head:
             self.action_head = ActionHead(self.spec.head_input_dim(d_model), head_hidden,
                                           n_actions)
 
@@ -175,7 +177,7 @@ class GenRec(nn.Module):
         item = batch["item"]
         x = self.emb_scale * self.item_emb[item] * (item > 0).unsqueeze(-1).to(self.item_emb.dtype)
         x = x + self.pos_emb[batch["pos"]]
-        if self.uses_actions:
+        if self.reads_actions:
             slot = batch["slot"].unsqueeze(-1).to(x.dtype)
             aval = batch["aval"]
             bk = buckets(aval, self.n_buckets)
@@ -216,7 +218,7 @@ class GenRec(nn.Module):
             logits = self.item_logits(hf[batch["irow_tok"][keep]])
             out["item"] = F.cross_entropy(logits, tgt[keep] - 1)
         total = w_item * out["item"]
-        if self.uses_actions and batch["arow_tok"].numel() > 0:
+        if self.has_action_head and batch["arow_tok"].numel() > 0:
             pred = self.action_pred(hf[batch["arow_tok"]], batch["arow_cpl"])
             y = batch["arow_tgt"]
             for k in range(self.K):
@@ -250,6 +252,7 @@ class GenRec(nn.Module):
 
 
 USES_ACTIONS = {name: spec.uses_actions for name, spec in LAYOUT.items()}
+HAS_ACTION_HEAD = {name: spec.has_action_head for name, spec in LAYOUT.items()}
 COUPLER = {name: spec.head_input_dim(1) == 2 for name, spec in LAYOUT.items()}
 CANDIDATE_TOKENS = {name: spec.candidate_tokens for name, spec in LAYOUT.items()}
 

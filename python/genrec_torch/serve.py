@@ -84,7 +84,7 @@ def score(model, items, candidates, actions=None):
             q = h[b["irow_tok"][0]]
             logit = (model.item_emb[torch.from_numpy(cands)] @ q).double().cpu().numpy()
             out["logit"] = np.where(cands > 0, logit, np.nan)
-        if model.uses_actions and model.K > 0:
+        if model.has_action_head and model.K > 0:
             z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"]).double().cpu().numpy()
             for k in range(model.K):
                 if model.binary[k]:
@@ -104,6 +104,8 @@ def recommend(model, items, k=10, actions=None, exclude_seen=True):
     ids = _item_ids(model)
     if not 1 <= k <= model.n_items:
         raise ValueError("k must be in 1..%d (the catalogue), got %d" % (model.n_items, k))
+    if not model.spec.item_head:
+        raise ValueError("layout %s predicts no next item, so it cannot retrieve" % model.layout)
     items, dense, acts, start = _history(model, items, actions)
     if len(items) == 0:
         raise EmptyHistory("retrieval needs a non-empty history")

@@ -96,6 +96,15 @@ CREATE FUNCTION genrec_model_info(model text)
 COMMENT ON FUNCTION genrec_model_info(text) IS
 'The version that serves a model name (deployed, else newest) as loaded: layout, catalogue size, action columns, architecture, parameter count, bytes in memory, and whether the copy is shared (a dynamic shared memory segment) or private to this backend, and the query that reads a user''s history ($1 user id, $2 row limit; EXPLAIN it to check that an index serves it). Loads the model when it is not loaded yet.';
 
+-- The token layouts the engine offers, from its declared behaviours (README "Layouts").
+CREATE FUNCTION genrec_layouts()
+    RETURNS TABLE (layout text, alias text, reads_actions boolean, item_head boolean,
+                   action_head text, candidates text, action_scope text, cold_start boolean)
+    AS 'MODULE_PATHNAME', 'genrec_layouts'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 16;
+COMMENT ON FUNCTION genrec_layouts() IS
+'The token layouts of the engine (LAYOUTS.md 4, the Table-2 ablations l2 ... l9 of 4.7), one row each from its declared behaviours: its Table-2 alias (l0 = item, l8 = lac, l10 = pc), whether tokens carry actions, whether an item head predicts the next item (retrieval, HR/NDCG), what the action head reads (none, state, coupler), how serving scores candidates (logit, packed, coupled, user), the scope of the served action (candidate; user = one estimate f(h_N) for every candidate, layouts that predict a_{n+1} without i_{n+1}; none) and whether a user without history is scored as a cold start.';
+
 CREATE FUNCTION genrec_cache_status()
     RETURNS TABLE (name text, version integer, state text, shared boolean, bytes bigint,
                    attached integer, loaded_at timestamptz, load_ms double precision,

@@ -132,6 +132,8 @@ cli_report_metrics(FILE *f, const char *title, const gr_metrics *mt, const gr_mo
 			fprintf(f, " %9s\n", "-");
 		}
 	}
+	else if (!gr_layout_has_item_head(m->layout))
+		fprintf(f, "  no ranking (layout %s predicts no next item)\n", m->layout->name);
 	else
 		fprintf(f, "  no ranking (no user had a target)\n");
 	if (K == 0)

@@ -275,9 +275,18 @@ cli_cmd_score(cli_opts *opts)
 		rc = cli_engine_error("scoring failed", &err);
 		goto done;
 	}
+	/* a user-level estimate is not a candidate's score: say so instead of implying one */
+	bool		user_level = gr_layout_has_action_head(cm.model->layout) &&
+		!gr_layout_candidate_actions(cm.model->layout);
+
+	if (user_level)
+		fprintf(stderr, "genrec score: note: layout %s has no candidate-specific action score; "
+				"the action columns are the user-level estimate f(h_N), the same for every "
+				"candidate%s\n", cm.model->layout->name,
+				gr_layout_has_item_head(cm.model->layout) ? " (rank by the logit)" : "");
 	fprintf(out, "item\tknown\tlogit");
 	for (int k = 0; k < K; k++)
-		fprintf(out, "\t%s", cm.names.name[k]);
+		fprintf(out, "\t%s%s", cm.names.name[k], user_level ? "(user)" : "");
 	fputc('\n', out);
 	for (int c = 0; c < n_cands; c++)
 	{
@@ -295,6 +304,8 @@ cli_cmd_score(cli_opts *opts)
 		cJSON_AddStringToObject(root, "command", "score");
 		cJSON_AddStringToObject(root, "model_file", opts->model);
 		cJSON_AddNumberToObject(root, "history_length", h.n);
+		cJSON_AddStringToObject(root, "action_scope", !gr_layout_has_action_head(cm.model->layout) ?
+								"none" : user_level ? "user" : "candidate");
 		for (int c = 0; c < n_cands; c++)
 		{
 			cJSON	   *o = cJSON_CreateObject();

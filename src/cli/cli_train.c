@@ -93,8 +93,8 @@ train_check_options(const cli_opts *opts, const gr_layout **layout)
 
 	*layout = NULL;
 	if (opts->layout && (*layout = gr_layout_by_name(opts->layout)) == NULL)
-		return cli_usage_error("train", "unknown layout \"%s\" (item, int, lac, pc)",
-							   opts->layout);
+		return cli_usage_error("train", "unknown layout \"%s\" (%s)", opts->layout,
+							   gr_layout_names());
 	if (gr_train_config_validate(&opts->tcfg, &err) != GR_OK)
 		return cli_usage_error("train", "%s", err.message);
 	return CLI_EXIT_OK;
@@ -283,8 +283,12 @@ cli_cmd_train(cli_opts *opts)
 	}
 
 	cli_report_model(out, model, &d.action_names);
-	fprintf(out, "best epoch %d of %d (validation NDCG@10 %.4f)\n", res.best_epoch,
-			res.epochs_run, res.valid.ndcg[0]);
+	if (gr_layout_has_item_head(layout))
+		fprintf(out, "best epoch %d of %d (validation NDCG@10 %.4f)\n", res.best_epoch,
+				res.epochs_run, res.valid.ndcg[0]);
+	else
+		fprintf(out, "best epoch %d of %d (validation action loss; layout %s predicts no "
+				"next item)\n", res.best_epoch, res.epochs_run, layout->name);
 	cli_report_metrics(out, "test (seen items excluded; nothing excluded below)", &res.test,
 					   model, &d.action_names);
 	cli_report_throughput(out, &res);

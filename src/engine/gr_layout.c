@@ -10,6 +10,24 @@ static const gr_layout *const gr_layouts[GR_LAYOUT_COUNT] = {
 	[GR_LAYOUT_INT] = &gr_layout_int,
 	[GR_LAYOUT_LAC] = &gr_layout_lac,
 	[GR_LAYOUT_PC] = &gr_layout_pc,
+	[GR_LAYOUT_L2] = &gr_layout_l2,
+	[GR_LAYOUT_L3] = &gr_layout_l3,
+	[GR_LAYOUT_L4] = &gr_layout_l4,
+	[GR_LAYOUT_L5] = &gr_layout_l5,
+	[GR_LAYOUT_L6] = &gr_layout_l6,
+	[GR_LAYOUT_L7] = &gr_layout_l7,
+	[GR_LAYOUT_L9] = &gr_layout_l9,
+};
+
+/* Table 2's ids for layouts that have a name of their own. */
+static const struct
+{
+	const char *alias;
+	const gr_layout *layout;
+}			gr_layout_aliases[] = {
+	{"l0", &gr_layout_item},
+	{"l8", &gr_layout_lac},
+	{"l10", &gr_layout_pc},
 };
 
 /* Look a layout up by id. */
@@ -30,7 +48,18 @@ gr_layout_by_name(const char *name)
 	for (int i = 0; i < GR_LAYOUT_COUNT; i++)
 		if (strcmp(gr_layouts[i]->name, name) == 0)
 			return gr_layouts[i];
+	for (size_t i = 0; i < sizeof(gr_layout_aliases) / sizeof(gr_layout_aliases[0]); i++)
+		if (strcmp(gr_layout_aliases[i].alias, name) == 0)
+			return gr_layout_aliases[i].layout;
 	return NULL;
+}
+
+/* The accepted names (test_layouts checks that every layout and alias is listed). */
+const char *
+gr_layout_names(void)
+{
+	return "item, int, lac, pc, l2, l3, l4, l5, l6, l7, l9 (aliases l0 = item, l8 = lac, "
+		"l10 = pc)";
 }
 
 /* Whether tokens carry action values into the model. */
@@ -52,6 +81,21 @@ bool
 gr_layout_has_action_head(const gr_layout *layout)
 {
 	return layout->action_head != GR_ACTION_HEAD_NONE;
+}
+
+/* Whether the tied item head predicts the next item. */
+bool
+gr_layout_has_item_head(const gr_layout *layout)
+{
+	return layout->item_head == GR_ITEM_HEAD_TIED;
+}
+
+/* Whether the action prediction served depends on the candidate. */
+bool
+gr_layout_candidate_actions(const gr_layout *layout)
+{
+	return gr_layout_has_action_head(layout) && (layout->candidates == GR_CANDIDATES_PACKED ||
+												 layout->candidates == GR_CANDIDATES_COUPLED);
 }
 
 /* The action head's input: h, or h beside one more d-wide vector. */

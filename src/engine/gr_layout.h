@@ -14,6 +14,14 @@ typedef enum gr_layout_id
 	GR_LAYOUT_INT = 1,			/* interleaved item and action tokens (HSTU-style) */
 	GR_LAYOUT_LAC = 2,			/* lagged action conditioning */
 	GR_LAYOUT_PC = 3,			/* patched conditioning (coupler head) */
+	/* the Table-2 ablations of LAYOUTS.md §4.7 (gr_layout_l2.c … gr_layout_l9.c) */
+	GR_LAYOUT_L2 = 4,
+	GR_LAYOUT_L3 = 5,
+	GR_LAYOUT_L4 = 6,
+	GR_LAYOUT_L5 = 7,
+	GR_LAYOUT_L6 = 8,
+	GR_LAYOUT_L7 = 9,
+	GR_LAYOUT_L9 = 10,
 	GR_LAYOUT_COUNT
 } gr_layout_id;
 
@@ -38,6 +46,13 @@ typedef enum gr_action_input
 	GR_ACTION_INPUT_TOKEN,		/* φ(a) is added to the token's input vector */
 } gr_action_input;
 
+/* Whether the tied item head predicts the next item (and so the model retrieves). */
+typedef enum gr_item_head
+{
+	GR_ITEM_HEAD_TIED = 0,		/* z_v = <h, E[v]>: next-item targets, retrieval, logits */
+	GR_ITEM_HEAD_NONE,			/* no item target: no retrieval and no retrieval logit */
+} gr_item_head;
+
 /* What the action head reads (its input width follows: gr_layout_head_inputs). */
 typedef enum gr_action_head
 {
@@ -53,6 +68,13 @@ typedef enum gr_candidates
 	GR_CANDIDATES_PACKED,		/* candidate tokens after the history, block-causal; an empty
 								 * history is a cold start */
 	GR_CANDIDATES_COUPLED,		/* the history once, then the coupler per candidate */
+	/*
+	 * No candidate-specific action score (the layout predicts a_{n+1} without i_{n+1}, P2
+	 * violated): the history once, and the action head at its last token gives the
+	 * user-level estimate f(h_N), the same for every candidate; candidates rank by the
+	 * retrieval logit where the layout has an item head.
+	 */
+	GR_CANDIDATES_USER,
 } gr_candidates;
 
 typedef struct gr_layout
@@ -61,6 +83,7 @@ typedef struct gr_layout
 	gr_layout_id id;
 	int			tokens_per_interaction;
 	gr_action_input action_input;
+	gr_item_head item_head;
 	gr_action_head action_head;
 	gr_candidates candidates;
 
@@ -92,12 +115,23 @@ extern const gr_layout gr_layout_item;
 extern const gr_layout gr_layout_int;
 extern const gr_layout gr_layout_lac;
 extern const gr_layout gr_layout_pc;
+extern const gr_layout gr_layout_l2;
+extern const gr_layout gr_layout_l3;
+extern const gr_layout gr_layout_l4;
+extern const gr_layout gr_layout_l5;
+extern const gr_layout gr_layout_l6;
+extern const gr_layout gr_layout_l7;
+extern const gr_layout gr_layout_l9;
 
 /* Layout by id, or NULL. */
 const gr_layout *gr_layout_by_id(int id);
 
-/* Layout by name ("item", "int", "lac", "pc"), or NULL. */
+/* Layout by name ("item", "int", "lac", "pc", "l2" … "l9"; the aliases "l0" = item,
+ * "l8" = lac and "l10" = pc of Table 2), or NULL. */
 const gr_layout *gr_layout_by_name(const char *name);
+
+/* The accepted layout names, comma-separated (for messages). */
+const char *gr_layout_names(void);
 
 /* Whether the layout's tokens carry action values into the model (the action encoder). */
 bool		gr_layout_reads_actions(const gr_layout *layout);
@@ -107,6 +141,13 @@ bool		gr_layout_needs_actions(const gr_layout *layout);
 
 /* Whether the model has an action head (otherwise candidates score by retrieval logit). */
 bool		gr_layout_has_action_head(const gr_layout *layout);
+
+/* Whether the tied item head predicts the next item: retrieval, logits, HR / NDCG. */
+bool		gr_layout_has_item_head(const gr_layout *layout);
+
+/* Whether serving's action prediction depends on the candidate (an action head that reads
+ * the candidate: packed or coupled); false for GR_CANDIDATES_USER and without a head. */
+bool		gr_layout_candidate_actions(const gr_layout *layout);
 
 /* Width of the action head's input in multiples of d_model (0 without an action head). */
 int			gr_layout_head_inputs(const gr_layout *layout);

@@ -358,9 +358,13 @@ build_exclusions(gr_session *s, gr_recommend_request *const *rq, int cnt, int32_
 
 /* Validate one retrieval request. */
 static gr_status
-check_recommend_request(const gr_recommend_request *q, int k, int V, gr_error *err)
+check_recommend_request(const gr_model *m, const gr_recommend_request *q, int k, int V,
+						gr_error *err)
 {
 	GR_TRY(check_history(&q->h, err));
+	if (!gr_layout_has_item_head(m->layout))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "layout %s predicts no next item, so it "
+					   "cannot retrieve", m->layout->name);
 	if (k < 1 || k > V)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "k must be in 1..%d (the catalogue), got %d",
 					   V, k);
@@ -386,7 +390,7 @@ gr_recommend_batch(gr_session *s, int k, gr_recommend_request *reqs, int n, gr_e
 		gr_recommend_request *q = &reqs[r];
 
 		q->n_out = 0;
-		q->status = check_recommend_request(q, k, V, &q->err);
+		q->status = check_recommend_request(m, q, k, V, &q->err);
 		if (q->status != GR_OK)
 			continue;
 		valid++;

@@ -64,9 +64,13 @@ void		gr_session_free(gr_session *s);
 typedef struct gr_scores
 {
 	float	   *action;			/* [C * K] predicted action per candidate, raw scale
-								 * (probability for binary columns); NULL to skip */
+								 * (probability for binary columns); NaN without an
+								 * action head; for GR_CANDIDATES_USER layouts the
+								 * user-level estimate f(h_N), equal for every candidate
+								 * (gr_layout_candidate_actions); NULL to skip */
 	float	   *logit;			/* [C] retrieval logit <h_query, E[c]>; NaN for unknown
-								 * items or an empty history; NULL to skip */
+								 * items, an empty history or a layout without an item
+								 * head; NULL to skip */
 	uint8_t    *known;			/* [C] 1 if the model knows the item; NULL to skip */
 } gr_scores;
 
@@ -75,7 +79,8 @@ gr_status	gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int
 					 gr_scores *out, gr_error *err);
 
 /* Top k items for one history, best first; fills items/scores with up to k entries and
- * *n_out with how many. exclude_seen drops every item of the history. */
+ * *n_out with how many. exclude_seen drops every item of the history. A layout without an
+ * item head (l4, l5, l7) cannot retrieve: GR_ERR_INVALID_ARGUMENT. */
 gr_status	gr_recommend(gr_session *s, const gr_history *h, int k, bool exclude_seen,
 						 int64_t *items, float *scores, int *n_out, gr_error *err);
 

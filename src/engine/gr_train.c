@@ -380,6 +380,32 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 	return GR_OK;
 }
 
+/*
+ * The validation score the best epoch maximises: NDCG@10 where the layout predicts the next
+ * item, else (l4, l5, l7: actions only) minus the mean over action columns of RMSE
+ * (continuous) or log loss (binary).
+ */
+static double
+valid_score(const gr_model *m, const gr_metrics *vm)
+{
+	double		sum = 0.0;
+	int			n = 0;
+
+	if (gr_layout_has_item_head(m->layout))
+		return vm->ndcg[0];
+	for (int k = 0; k < m->cfg.n_actions; k++)
+	{
+		double		v = m->cfg.action_binary[k] ? vm->logloss[k] : vm->rmse[k];
+
+		if (!isnan(v))
+		{
+			sum += v;
+			n++;
+		}
+	}
+	return n > 0 ? -sum / n : NAN;
+}
+
 /* The whole protocol: epochs, validation, early stopping, best weights, test metrics. */
 gr_status
 gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_config *tcfg,
@@ -389,7 +415,7 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 	train_run	r;
 	gr_status	st;
 	gr_eval_options eopt;
-	double		best_ndcg = -1.0;
+	double		best_score = -INFINITY;
 	int			n_users = 0, since_best = 0;
 
 	*out = NULL;
@@ -455,11 +481,12 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 		res->epochs_run = epoch;
 		res->final_train_loss = steps > 0 ? loss / steps : NAN;
 
-		bool		improved = vm.ndcg[0] > best_ndcg;
+		double		score = valid_score(m, &vm);
+		bool		improved = score > best_score;
 
 		if (improved)
 		{
-			best_ndcg = vm.ndcg[0];
+			best_score = score;
 			res->best_epoch = epoch;
 			res->valid = vm;
 			since_best = 0;

@@ -1,8 +1,9 @@
 /*
  * gr_train.h — training: one optimiser step on a token batch (gr_trainer) and the whole
  * protocol run (gr_train): one window per user per epoch, shuffled users, AdamW, validation
- * NDCG@10 after every epoch, early stopping with patience, best weights restored, test
- * metrics at the best epoch.
+ * NDCG@10 after every epoch (the mean action RMSE / log loss for layouts without an item
+ * head), early stopping with patience, best weights restored, test metrics at the best
+ * epoch.
  */
 #ifndef GR_TRAIN_H
 #define GR_TRAIN_H
@@ -22,7 +23,7 @@ typedef struct gr_train_config
 	float		dropout;
 	float		w_item;			/* weight of the next-item loss */
 	float		w_action;		/* weight of every action column's loss */
-	int			patience;		/* epochs without a better validation NDCG@10 before stopping */
+	int			patience;		/* epochs without a better validation score before stopping */
 	int			warmup_steps;	/* linear learning-rate warm-up */
 	uint64_t	seed;
 	int			eval_max_users; /* validation users per epoch (0 = all) */

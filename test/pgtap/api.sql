@@ -50,6 +50,7 @@ INSERT INTO api VALUES
   ('genrec_recommend',          '{bigint,bigint,boolean}',                   'setof record',               'STABLE',    true,  false),
   ('genrec_evaluate',           '{text,text,integer[]}',                     'setof record',               'STABLE',    true,  false),
   ('genrec_model_info',         '{text}',                                    'setof record',               'STABLE',    true,  false),
+  ('genrec_layouts',            '{}',                                        'setof record',               'STABLE',    true,  false),
   ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
   ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false),
   ('genrec_models_changed',     '{}',                                        'trigger',                    'VOLATILE',  false, false),

@@ -152,7 +152,7 @@ def serve(d, ds, model, case):
     res = {"known": [int(x > 0) for x in cands]}
 
     s = gt.serving_seq(layout, items, acts if K > 0 else None, start, cands)
-    if layout in ("item", "pc") and N == 0:
+    if not gt.layout_of(layout).cold_start and N == 0:
         res["score_status"] = "empty history"
     else:
         res["score_status"] = "ok"
@@ -171,7 +171,7 @@ def serve(d, ds, model, case):
                 logits_all = model.item_logits(q.unsqueeze(0))[0]
             else:
                 res["logit"] = [None] * len(cands)
-            if gt.USES_ACTIONS[layout] and K > 0:
+            if gt.HAS_ACTION_HEAD[layout] and K > 0:
                 z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"])
                 act = []
                 for r in range(len(cands)):
@@ -189,7 +189,9 @@ def serve(d, ds, model, case):
     # recommendations: top k over the catalogue, best first
     for key, excl in (("recommend", True), ("recommend_all", False)):
         r = {"k": 5}
-        if N == 0 or logits_all is None:
+        if not gt.layout_of(layout).item_head:
+            r["status"] = "invalid argument"
+        elif N == 0 or logits_all is None:
             r["status"] = "empty history"
         else:
             r["status"] = "ok"
@@ -262,8 +264,11 @@ def evaluate(d, ds, model, split, ks):
         n = max(n_rank, 1)
         out.update(hr=list(hr / n), ndcg=list(ndcg / n), mrr=mrr / n, hr_all=list(hr_a / n),
                    ndcg_all=list(ndcg_a / n), mrr_all=mrr_a / n, min_gap=min_gap)
+        if n_rank == 0:     # a layout without an item head ranks nothing (engine: NaN)
+            out.update({key: [None] * len(ks) for key in ("hr", "ndcg", "hr_all", "ndcg_all")})
+            out.update(mrr=None, mrr_all=None)
         rmse, nat = [], []
-        if gt.USES_ACTIONS[layout] and b["arow_tok"].numel() > 0:
+        if gt.HAS_ACTION_HEAD[layout] and b["arow_tok"].numel() > 0:
             pred = model.action_pred(h[b["arow_tok"]], b["arow_cpl"])
             y = b["arow_tgt"]
             for k in range(K):
@@ -340,7 +345,7 @@ def run_reference(dump_dir, layout):
                             "total": float(lp["total"]),
                             "n_item_targets": int((batch["irow_tgt"] > 0).sum()),
                             "n_action_targets": [int((~torch.isnan(batch["arow_tgt"][:, k])).sum())
-                                                 for k in range(K)] if gt.USES_ACTIONS[layout]
+                                                 for k in range(K)] if gt.HAS_ACTION_HEAD[layout]
                             else []}
             ref["grads0"] = grads_of(model)
         losses.append(float(lp["total"]))

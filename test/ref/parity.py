@@ -242,7 +242,12 @@ def check_layout(dump_dir, layout, verbose):
         if ce["status"] != "ok":
             continue
         near_tie = re_["min_gap"] < 1e-5
-        for key in ("hr", "ndcg", "hr_all", "ndcg_all"):
+        if re_["mrr"] is None:  # no item head: the engine must rank nothing either
+            ck.exact("eval", all(v is None or _f(v) != _f(v) for key in
+                                 ("hr", "ndcg", "hr_all", "ndcg_all") for v in ce[key]) and
+                     (ce["mrr"] is None or _f(ce["mrr"]) != _f(ce["mrr"])),
+                     "%s: the engine ranked targets of a layout without an item head" % split)
+        for key in (("hr", "ndcg", "hr_all", "ndcg_all") if re_["mrr"] is not None else ()):
             for kk, vc, vr in zip(ce["ks"], ce[key], re_[key]):
                 err = abs(_f(vc) - vr) / max(abs(vr), 1e-3)
                 if near_tie and err > TOL:
@@ -250,7 +255,7 @@ def check_layout(dump_dir, layout, verbose):
                         layout, split, key, kk, re_["min_gap"]))
                     continue
                 ck.note("eval", err, "%s %s@%d %.6g vs %.6g" % (split, key, kk, _f(vc), vr))
-        for key in ("mrr", "mrr_all"):
+        for key in (("mrr", "mrr_all") if re_["mrr"] is not None else ()):
             ck.note("eval", abs(_f(ce[key]) - re_[key]) / max(abs(re_[key]), 1e-3),
                     "%s %s %.6g vs %.6g" % (split, key, _f(ce[key]), re_[key]))
         for key in ("rmse", "baseline_rmse"):
