@@ -119,6 +119,7 @@ put_metrics(ReturnSetInfo *rsinfo, const GenrecModel *m, const gr_metrics *mt)
 		put_metric(rsinfo, psprintf("baseline_rmse:%s", a), 0, mt->baseline_rmse[k]);
 		put_metric(rsinfo, psprintf("logloss:%s", a), 0, mt->logloss[k]);
 		put_metric(rsinfo, psprintf("ne:%s", a), 0, mt->ne[k]);
+		put_metric(rsinfo, psprintf("auc:%s", a), 0, mt->auc[k]);
 	}
 }
 

@@ -416,6 +416,12 @@ train_resolve_source(TrainSpec *spec)
 							spec->binary_names[b])));
 	}
 	SPI_freetuptable(SPI_tuptable);
+	if (spec->tcfg.n_task_weights > 0 && spec->tcfg.n_task_weights != spec->n_actions)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("genrec_train: option \"task_weights\" has %d weights for %d action "
+						"columns", spec->tcfg.n_task_weights, spec->n_actions),
+				 errhint("Give one weight per element of action_cols, in that order.")));
 	if (gr_layout_needs_actions(spec->layout) && spec->n_actions == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -898,6 +904,8 @@ metrics_json(JsonWriter *w, const gr_metrics *mt, const TrainSpec *spec, const g
 		jw_double(w, mt->logloss[k]);
 		jw_key(w, "ne");
 		jw_double(w, mt->ne[k]);
+		jw_key(w, "auc");
+		jw_double(w, mt->auc[k]);
 		jw_end_object(w);
 	}
 	jw_end_array(w);
@@ -1068,6 +1076,11 @@ train_options_json(const TrainSpec *spec)
 	for (int k = 0; k < spec->n_actions; k++)
 		if (spec->action_binary[k])
 			jw_string(&w, spec->action_cols[k]);
+	jw_end_array(&w);
+	jw_key(&w, "task_weights");
+	jw_begin_array(&w);
+	for (int k = 0; k < spec->n_actions; k++)
+		jw_float4(&w, t->n_task_weights > 0 ? t->task_weights[k] : 1.0f);
 	jw_end_array(&w);
 	jw_end_object(&w);
 	return w.buf.data;

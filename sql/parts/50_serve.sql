@@ -84,7 +84,7 @@ CREATE FUNCTION genrec_evaluate(model text, split text DEFAULT 'test',
     AS 'MODULE_PATHNAME', 'genrec_evaluate'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 20;
 COMMENT ON FUNCTION genrec_evaluate(text, text, integer[]) IS
-'Evaluate a model on its source with the fixed protocol: each user''s interactions by time (tiebreak column), leave-one-out (test = last, valid = second to last; users with fewer than 3 only train), the target ranked over the full catalogue. Rows: users; hr, ndcg (at each k) and mrr with the user''s earlier items excluded; hr_all, ndcg_all, mrr_all with nothing excluded; popularity_hr/ndcg (training-split popularity, seen excluded); per action column rmse:<col> (normalised [0,1] scale) and baseline_rmse:<col> (global mean + user and item bias), or logloss:<col> and ne:<col> for binary columns. Equal to `genrec eval` on the same rows.';
+'Evaluate a model on its source with the fixed protocol: each user''s interactions by time (tiebreak column), leave-one-out (test = last, valid = second to last; users with fewer than 3 only train), the target ranked over the full catalogue. Rows: users; hr, ndcg (at each k) and mrr with the user''s earlier items excluded; hr_all, ndcg_all, mrr_all with nothing excluded; popularity_hr/ndcg (training-split popularity, seen excluded); per action column rmse:<col> (normalised [0,1] scale) and baseline_rmse:<col> (global mean + user and item bias), or logloss:<col>, ne:<col> (log loss / entropy of the training split''s positive rate) and auc:<col> (ROC AUC) for binary columns. Equal to `genrec eval` on the same rows.';
 
 CREATE FUNCTION genrec_model_info(model text)
     RETURNS TABLE (name text, version integer, deployed boolean, layout text,

@@ -80,6 +80,8 @@ static const cli_option options[] = {
 	{"w-item", "X", OPT_FLOAT, O(tcfg.w_item), 0, 1e6, CLI_G_TRAIN, "next-item loss weight"},
 	{"w-action", "X", OPT_FLOAT, O(tcfg.w_action), 0, 1e6, CLI_G_TRAIN,
 	"action loss weight (every column)"},
+	{"task-weights", "LIST", OPT_STR, O(task_weights), 0, 0, CLI_G_TRAIN,
+	"one loss weight per action column, in column order (times --w-action)"},
 	{"seed", "N", OPT_U64, O(tcfg.seed), 0, 0, CLI_G_TRAIN | CLI_G_SYNTH,
 	"seed of init, shuffling, dropout (synth: of the generated data)"},
 	{"eval-users", "N", OPT_INT, O(tcfg.eval_max_users), 0, INT_MAX, CLI_G_TRAIN,

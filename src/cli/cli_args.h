@@ -47,6 +47,7 @@ typedef struct cli_opts
 	const char *cols;
 	const char *actions;
 	const char *binary;
+	const char *task_weights;	/* train: one loss weight per action column, comma-separated */
 	bool		header;
 	bool		no_header;
 	/* architecture and training (the engine's own structs, defaults from the engine) */

@@ -143,18 +143,20 @@ cli_report_metrics(FILE *f, const char *title, const gr_metrics *mt, const gr_mo
 		fprintf(f, "  actions: layout %s predicts none\n", m->layout->name);
 		return;
 	}
-	fprintf(f, "  %-18s %9s %9s %9s %9s %9s\n", "action", "targets", "RMSE", "baseline",
-			"logloss", "NE");
+	fprintf(f, "  %-18s %9s %9s %9s %9s %9s %9s\n", "action", "targets", "RMSE", "baseline",
+			"logloss", "NE", "AUC");
 	for (int k = 0; k < K; k++)
 	{
 		fprintf(f, "  %-18.18s %9d", names->name[k], mt->n_action_targets[k]);
 		if (m->cfg.action_binary[k])
-			fprintf(f, " %9s %9s %9.4f %9.4f\n", "-", "-", mt->logloss[k], mt->ne[k]);
+			fprintf(f, " %9s %9s %9.4f %9.4f %9.4f\n", "-", "-", mt->logloss[k], mt->ne[k],
+					mt->auc[k]);
 		else
-			fprintf(f, " %9.4f %9.4f %9s %9s\n", mt->rmse[k], mt->baseline_rmse[k], "-", "-");
+			fprintf(f, " %9.4f %9.4f %9s %9s %9s\n", mt->rmse[k], mt->baseline_rmse[k], "-", "-",
+					"-");
 	}
 	fprintf(f, "  (RMSE on the [0,1]-normalised scale; baseline = global mean + user bias + "
-			"item bias fitted on train)\n");
+			"item bias fitted on train; NE = log loss / entropy of the training positive rate)\n");
 }
 
 /* Print throughput and timing. */
@@ -393,6 +395,7 @@ cli_json_metrics(const gr_metrics *mt, const gr_model *m, const cli_names *names
 		cli_json_num(a, "baseline_rmse", mt->baseline_rmse[k]);
 		cli_json_num(a, "logloss", mt->logloss[k]);
 		cli_json_num(a, "ne", mt->ne[k]);
+		cli_json_num(a, "auc", mt->auc[k]);
 		cJSON_AddItemToArray(acts, a);
 	}
 	cJSON_AddItemToObject(o, "actions", acts);

@@ -85,13 +85,40 @@ summary_json(const cli_opts *opts, const cli_data *d, const gr_dataset *ds, cons
 	return text;
 }
 
+/* Parse --task-weights into the training configuration; false on a malformed list. */
+static bool
+parse_task_weights(const char *list, gr_train_config *t)
+{
+	const char *p = list;
+
+	t->n_task_weights = 0;
+	while (*p)
+	{
+		char	   *end;
+		double		x = strtod(p, &end);
+
+		if (end == p || t->n_task_weights >= GR_MAX_ACTIONS || !(x >= 0.0 && x <= 1e6))
+			return false;
+		t->task_weights[t->n_task_weights++] = (float) x;
+		if (*end == ',')
+			end++;
+		else if (*end != '\0')
+			return false;
+		p = end;
+	}
+	return t->n_task_weights > 0;
+}
+
 /* Check options that need no data, and pick the layout; returns an exit code. */
 static int
-train_check_options(const cli_opts *opts, const gr_layout **layout)
+train_check_options(cli_opts *opts, const gr_layout **layout)
 {
 	gr_error	err = {0};
 
 	*layout = NULL;
+	if (opts->task_weights && !parse_task_weights(opts->task_weights, &opts->tcfg))
+		return cli_usage_error("train", "--task-weights wants up to %d numbers in [0, 1e6] "
+							   "W1,W2,..., got \"%s\"", GR_MAX_ACTIONS, opts->task_weights);
 	if (opts->layout && (*layout = gr_layout_by_name(opts->layout)) == NULL)
 		return cli_usage_error("train", "unknown layout \"%s\" (%s)", opts->layout,
 							   gr_layout_names());
@@ -211,6 +238,12 @@ cli_cmd_train(cli_opts *opts)
 		if (!opts->quiet)
 			fprintf(stderr, "genrec train: note: no --layout given; using %s (the data has %d "
 					"action column%s)\n", layout->name, d.n_actions, d.n_actions == 1 ? "" : "s");
+	}
+	if (opts->tcfg.n_task_weights > 0 && opts->tcfg.n_task_weights != d.n_actions)
+	{
+		rc = cli_usage_error("train", "--task-weights gives %d weights for %d action columns",
+							 opts->tcfg.n_task_weights, d.n_actions);
+		goto done;
 	}
 	if (gr_layout_needs_actions(layout) && d.n_actions == 0)
 	{

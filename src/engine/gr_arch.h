@@ -126,8 +126,9 @@ void		gr_head_action_forward(const gr_model *m, gr_acts *a);
 double		gr_head_item_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight);
 
 /* The action losses of a->act_pred and their gradient: dh into a->d_res, the head's and (the
- * coupler's) item table's into g; per-column loss sums into col_loss (K entries). */
+ * coupler's) item table's into g; column k weighs weight * w_task[k] (w_task NULL: 1);
+ * per-column loss sums into col_loss (K entries). */
 void		gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight,
-									double *col_loss);
+									const float *w_task, double *col_loss);
 
 #endif							/* GR_ARCH_H */

@@ -105,6 +105,8 @@ typedef struct eval_sums
 	int			n_ranked;
 	double		sq[GR_MAX_ACTIONS], ll[GR_MAX_ACTIONS], pos[GR_MAX_ACTIONS];
 	int			n_act[GR_MAX_ACTIONS];
+	gr_auc_pair *pairs;			/* [n_users * K]: binary column k's pairs at k * n_users */
+	int			n_users;
 } eval_sums;
 
 /* Run one batch of users through the model and accumulate metrics. */
@@ -187,6 +189,9 @@ eval_batch(const gr_model *m, const gr_dataset *ds, eval_state *s, const int *us
 					p = fmin(fmax(p, 1e-7), 1.0 - 1e-7);
 					acc->ll[k] -= y * log(p) + (1.0 - y) * log(1.0 - p);
 					acc->pos[k] += y;
+					if (acc->pairs && acc->n_act[k] <= acc->n_users)
+						acc->pairs[(size_t) k * acc->n_users + acc->n_act[k] - 1] =
+							(gr_auc_pair) {.score = (float) p,.label = y};
 				}
 				else
 					acc->sq[k] += ((double) z - y) * ((double) z - y);
@@ -209,6 +214,16 @@ eval_batch_users(int batch_users, int64_t max_user_len, int n_items, int *cap_ex
 
 	*cap_excl = (int) (b * per_user);
 	return (int) b;
+}
+
+/* Whether a configuration has a binary action column (AUC pairs are kept for those). */
+static bool
+any_binary(const gr_model_config *cfg)
+{
+	for (int k = 0; k < cfg->n_actions; k++)
+		if (cfg->action_binary[k])
+			return true;
+	return false;
 }
 
 /* Peak bytes of gr_evaluate for a configuration and dataset sizes, baselines included. */
@@ -239,7 +254,8 @@ gr_eval_bytes(const gr_model_config *cfg, int64_t n_users, int64_t max_user_len,
 		gr_tokens_bytes(K, cap_tokens, B, B) +
 		gr_acts_bytes(cfg, cap_tokens, B, B, cap_excl, false) +
 		sizeof(int32_t) * ((size_t) B + 1 + (size_t) cap_excl + 1 + 2 * (size_t) B) +
-		sizeof(float) * (size_t) B * (size_t) (K > 0 ? K : 1) + sizeof(int32_t) * 2 * (size_t) B;
+		sizeof(float) * (size_t) B * (size_t) (K > 0 ? K : 1) + sizeof(int32_t) * 2 * (size_t) B +
+		(any_binary(cfg) ? sizeof(gr_auc_pair) * (size_t) GR_MAX(n_users, 0) * (size_t) K : 0);
 	/* popularity: counts, ranks, positions, seen flags; the bias baseline: two sums per item */
 	baseline = opt.baseline ? GR_MAX(v1 * (sizeof(int64_t) + 2 * sizeof(int32_t) + 1),
 									 K > 0 ? 2 * v1 * sizeof(double) : 0) : 0;
@@ -304,6 +320,13 @@ gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
 	s.rank_excl = gr_alloc(m->env, sizeof(int32_t) * B);
 	s.pred = gr_alloc(m->env, sizeof(float) * B * (K > 0 ? K : 1));
 	s.dev_rank = m->ops->alloc(m->ops->ctx, sizeof(int32_t) * 2 * B);
+	acc.n_users = n;
+	if (any_binary(&m->cfg) && gr_layout_has_action_head(m->layout) &&
+		(acc.pairs = gr_alloc(m->env, sizeof(gr_auc_pair) * (size_t) GR_MAX(n, 1) * K)) == NULL)
+	{
+		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for AUC pairs");
+		goto done;
+	}
 	if (!s.excl_off || !s.excl || !s.rank_all || !s.rank_excl || !s.pred || !s.dev_rank)
 	{
 		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for evaluation buffers");
@@ -340,7 +363,7 @@ gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
 		goto done;
 	for (int k = 0; k < GR_MAX_ACTIONS; k++)
 	{
-		out->rmse[k] = out->logloss[k] = out->ne[k] = out->baseline_rmse[k] = NAN;
+		out->rmse[k] = out->logloss[k] = out->ne[k] = out->auc[k] = out->baseline_rmse[k] = NAN;
 		if (k >= K)
 			continue;
 		out->n_action_targets[k] = acc.n_act[k];
@@ -348,12 +371,20 @@ gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
 			continue;
 		if (m->cfg.action_binary[k])
 		{
-			double		p = acc.pos[k] / acc.n_act[k];
-			double		h = (p <= 0.0 || p >= 1.0) ? NAN :
-				-(p * log(p) + (1.0 - p) * log(1.0 - p));
+			double		h = gr_bernoulli_entropy(gr_train_base_rate(ds, k));
 
 			out->logloss[k] = acc.ll[k] / acc.n_act[k];
 			out->ne[k] = out->logloss[k] / h;
+			if (acc.pairs)
+			{
+				out->auc[k] = gr_metric_auc(acc.pairs + (size_t) k * n,
+											(size_t) GR_MIN(acc.n_act[k], n), m->env);
+				if (gr_should_stop(m->env))
+				{
+					st = gr_fail(err, GR_ERR_CANCELLED, "evaluation cancelled");
+					goto done;
+				}
+			}
 		}
 		else
 		{
@@ -363,6 +394,7 @@ gr_evaluate(const gr_model *m, const gr_dataset *ds, gr_split split,
 		}
 	}
 done:
+	gr_free(m->env, acc.pairs);
 	eval_state_free(m, &s);
 	gr_free(m->env, users);
 	gr_free(m->env, targets);

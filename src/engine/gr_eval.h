@@ -1,8 +1,9 @@
 /*
  * gr_eval.h — the evaluation protocol (PROTOCOL.md): leave-one-out targets, full-catalogue
  * ranking with and without the user's earlier items excluded, HR@K, NDCG@K, MRR, and per
- * action column RMSE (continuous, on the normalised [0, 1] scale) or log loss / normalised
- * entropy (binary), next to a bias baseline (global mean + user bias + item bias).
+ * action column RMSE (continuous, on the normalised [0, 1] scale) or log loss, normalised
+ * entropy (log loss / entropy of the training base rate) and ROC AUC (binary), next to a
+ * bias baseline (global mean + user bias + item bias).
  */
 #ifndef GR_EVAL_H
 #define GR_EVAL_H
@@ -30,7 +31,9 @@ typedef struct gr_metrics
 	int			n_action_targets[GR_MAX_ACTIONS];
 	double		rmse[GR_MAX_ACTIONS];	/* continuous columns */
 	double		logloss[GR_MAX_ACTIONS];	/* binary columns */
-	double		ne[GR_MAX_ACTIONS]; /* binary: log loss / entropy of the base rate */
+	double		ne[GR_MAX_ACTIONS]; /* binary: log loss / entropy of the training
+									 * split's base rate */
+	double		auc[GR_MAX_ACTIONS];	/* binary: ROC AUC of the predicted probability */
 	double		baseline_rmse[GR_MAX_ACTIONS];	/* bias baseline, continuous columns */
 	/* popularity baseline: items ranked by training-split count, seen items excluded */
 	double		pop_hr[GR_MAX_KS];
@@ -66,6 +69,23 @@ double		gr_metric_ndcg(int rank, int k);
 
 /* Reciprocal rank. */
 double		gr_metric_mrr(int rank);
+
+/* A predicted probability and its 0/1 label (AUC). */
+typedef struct gr_auc_pair
+{
+	float		score;
+	float		label;
+} gr_auc_pair;
+
+/* ROC AUC (ties count half) of n pairs, sorted in place with the polling sort; NaN with a
+ * single class or when env asked to stop. */
+double		gr_metric_auc(gr_auc_pair *pairs, size_t n, const gr_env *env);
+
+/* Positive rate of action column k over the training split (NaN without targets). */
+double		gr_train_base_rate(const gr_dataset *ds, int k);
+
+/* Entropy in nats of a Bernoulli rate (NaN outside (0, 1)). */
+double		gr_bernoulli_entropy(double p);
 
 /* RMSE of the bias baseline on a split's targets for action column k (normalised scale). */
 double		gr_bias_baseline_rmse(const gr_dataset *ds, gr_split split, int k);

@@ -400,7 +400,7 @@ gr_model_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p
 	ops->zero(ops->ctx, a->d_res, nd * sizeof(float));
 	double		item_sum = gr_head_item_backward(m, a, g, p->w_item);
 
-	gr_head_action_backward(m, a, g, p->w_action, col_loss);
+	gr_head_action_backward(m, a, g, p->w_action, p->w_task, col_loss);
 	if (gr_should_stop(m->env))
 		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
 	if (N > 0)
@@ -424,7 +424,7 @@ gr_model_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p
 	{
 		out->n_action_targets[k] = a->n_act_targets[k];
 		out->action[k] = a->n_act_targets[k] > 0 ? col_loss[k] / a->n_act_targets[k] : 0.0;
-		out->total += p->w_action * out->action[k];
+		out->total += p->w_action * (p->w_task ? p->w_task[k] : 1.0f) * out->action[k];
 	}
 	return GR_OK;
 }

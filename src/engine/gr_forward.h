@@ -28,6 +28,7 @@ typedef struct gr_pass
 	uint32_t	step;
 	float		w_item;			/* loss weights (backward) */
 	float		w_action;
+	const float *w_task;		/* [K] per action column, times w_action; NULL = all 1 */
 } gr_pass;
 
 /* Losses of one training pass. */
@@ -35,7 +36,7 @@ typedef struct gr_step_loss
 {
 	double		item;			/* mean cross-entropy over item targets */
 	double		action[GR_MAX_ACTIONS]; /* mean loss per action column */
-	double		total;			/* w_item * item + w_action * sum(action) */
+	double		total;			/* w_item * item + w_action * sum(w_task[k] action[k]) */
 	int			n_item_targets;
 	int			n_action_targets[GR_MAX_ACTIONS];
 } gr_step_loss;

@@ -114,7 +114,7 @@ gr_head_action_forward(const gr_model *m, gr_acts *a)
  * the head and (PC) the item table. */
 void
 gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight,
-						double *col_loss)
+						const float *w_task, double *col_loss)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
@@ -131,7 +131,8 @@ gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weig
 		return;
 	for (int k = 0; k < K; k++)
 	{
-		col_scale[k] = a->n_act_targets[k] > 0 ? weight / (float) a->n_act_targets[k] : 0.0f;
+		col_scale[k] = a->n_act_targets[k] > 0 ?
+			weight * (w_task ? w_task[k] : 1.0f) / (float) a->n_act_targets[k] : 0.0f;
 		if (m->cfg.action_binary[k])
 			binary |= 1u << k;
 	}

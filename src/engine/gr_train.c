@@ -33,6 +33,9 @@ gr_train_config_default(gr_train_config *cfg)
 	cfg->dropout = 0.2f;
 	cfg->w_item = 1.0f;
 	cfg->w_action = 1.0f;
+	cfg->n_task_weights = 0;
+	for (int k = 0; k < GR_MAX_ACTIONS; k++)
+		cfg->task_weights[k] = 1.0f;
 	cfg->patience = 20;
 	cfg->warmup_steps = 0;
 	cfg->seed = 42;
@@ -61,6 +64,12 @@ gr_train_config_validate(const gr_train_config *c, gr_error *err)
 		!isfinite(c->w_action) || c->w_item + c->w_action <= 0.0f)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 					   "loss weights must be non-negative and not both zero");
+	if (c->n_task_weights < 0 || c->n_task_weights > GR_MAX_ACTIONS)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "at most %d task weights", GR_MAX_ACTIONS);
+	for (int k = 0; k < c->n_task_weights; k++)
+		if (!(c->task_weights[k] >= 0.0f) || !isfinite(c->task_weights[k]))
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "task weights must be finite and non-negative");
 	if (c->patience < 1 || c->warmup_steps < 0 || c->eval_max_users < 0)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 					   "patience must be positive; warmup_steps and eval_max_users non-negative");
@@ -134,6 +143,7 @@ gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step, gr_step_l
 	gr_pass		pass = {
 		.dropout = tr->cfg.dropout,.seed = tr->cfg.seed,.step = step,
 		.w_item = tr->cfg.w_item,.w_action = tr->cfg.w_action,
+		.w_task = tr->cfg.n_task_weights > 0 ? tr->cfg.task_weights : NULL,
 	};
 
 	memset(out, 0, sizeof(*out));
@@ -422,6 +432,9 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
 	GR_TRY(gr_train_config_validate(tcfg, err));
+	if (tcfg->n_task_weights > 0 && tcfg->n_task_weights != ds->n_actions)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "%d task weights for %d action columns",
+					   tcfg->n_task_weights, ds->n_actions);
 	mcfg.n_items = ds->n_items;
 	mcfg.n_actions = ds->n_actions;
 	for (int k = 0; k < ds->n_actions; k++)

@@ -23,6 +23,8 @@ typedef struct gr_train_config
 	float		dropout;
 	float		w_item;			/* weight of the next-item loss */
 	float		w_action;		/* weight of every action column's loss */
+	int			n_task_weights; /* 0: every column weighs 1; else = the action columns */
+	float		task_weights[GR_MAX_ACTIONS];	/* per column, times w_action */
 	int			patience;		/* epochs without a better validation score before stopping */
 	int			warmup_steps;	/* linear learning-rate warm-up */
 	uint64_t	seed;

@@ -15,7 +15,8 @@ typedef enum option_kind
 {
 	OPT_FLOAT,					/* a number within [lo, hi] */
 	OPT_INT,					/* an integral number within [lo, hi] */
-	OPT_NAMES					/* an array of strings */
+	OPT_NAMES,					/* an array of strings */
+	OPT_NUMBERS					/* an array of numbers within [lo, hi] */
 } option_kind;
 
 /* One known option: where it goes and what it accepts. */
@@ -40,6 +41,7 @@ static const option_spec option_specs[] = {
 	{"emb_scale", OPT_FLOAT, 0, 1e6},
 	{"head_hidden", OPT_INT, 1, 65536},
 	{"binary_actions", OPT_NAMES, 0, 0},
+	{"task_weights", OPT_NUMBERS, 0, 1e6},
 };
 
 #define N_OPTIONS ((int) (sizeof(option_specs) / sizeof(option_specs[0])))
@@ -49,7 +51,7 @@ const char *
 gr_train_option_keys(void)
 {
 	return "beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, "
-		"n_buckets, emb_scale, head_hidden, binary_actions";
+		"n_buckets, emb_scale, head_hidden, binary_actions, task_weights";
 }
 
 /* Read the number of an option, checking its kind and range. */
@@ -124,6 +126,32 @@ option_names(const gr_env *env, const cJSON *item, gr_train_option_names *names,
 	return GR_OK;
 }
 
+/* Read "task_weights": one weight per action column, in the order of the columns. */
+static gr_status
+option_numbers(const cJSON *item, const option_spec *spec, gr_train_config *t, gr_error *err)
+{
+	const cJSON *e;
+
+	if (!cJSON_IsArray(item))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "option \"%s\" must be an array of numbers", spec->key);
+	t->n_task_weights = 0;
+	cJSON_ArrayForEach(e, item)
+	{
+		double		x;
+
+		if (t->n_task_weights >= GR_MAX_ACTIONS)
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "option \"%s\" takes at most %d "
+						   "numbers", spec->key, GR_MAX_ACTIONS);
+		GR_TRY(option_number(e, spec, &x, err));
+		t->task_weights[t->n_task_weights++] = (float) x;
+	}
+	if (t->n_task_weights == 0)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "option \"%s\" must not be empty",
+					   spec->key);
+	return GR_OK;
+}
+
 /* Apply every member of a parsed options object to copies of the configurations. */
 static gr_status
 apply_options(const gr_env *env, const cJSON *root, gr_model_config *m, gr_train_config *t,
@@ -150,6 +178,8 @@ apply_options(const gr_env *env, const cJSON *root, gr_model_config *m, gr_train
 		seen[k] = true;
 		if (option_specs[k].kind == OPT_NAMES)
 			GR_TRY(option_names(env, member, names, err));
+		else if (option_specs[k].kind == OPT_NUMBERS)
+			GR_TRY(option_numbers(member, &option_specs[k], t, err));
 		else
 		{
 			GR_TRY(option_number(member, &option_specs[k], &x, err));

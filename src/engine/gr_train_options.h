@@ -7,7 +7,8 @@
  * weight_decay in [0, 10]; w_item, w_action in [0, 1e6]; warmup_steps and eval_users
  * integers in [0, 2147483647]; n_buckets an integer in [1, 1024]; emb_scale in [0, 1e6];
  * head_hidden an integer in [1, 65536]; binary_actions an array of at most GR_MAX_ACTIONS
- * strings. Numbers are JSON numbers (an integer key takes 4 or 4.0, not 4.5), read as doubles
+ * strings; task_weights an array of 1 to GR_MAX_ACTIONS numbers in [0, 1e6], one loss weight
+ * per action column in column order (the caller checks the count against its columns). Numbers are JSON numbers (an integer key takes 4 or 4.0, not 4.5), read as doubles
  * (cJSON reads at most 63 characters of a number: a longer one is refused as invalid JSON).
  * The text is bounded before it is parsed (64 kB, 1024 values, 16 levels) and duplicate keys
  * are refused. Ranges are the parser's; the engine's validation (gr_train_config_validate,
