@@ -312,3 +312,12 @@ COMMENT ON FUNCTION genrec_train(text, text, text, text, text[], text, text, tex
 
 COMMENT ON FUNCTION genrec_evaluate(text, text, integer[]) IS
 'Evaluate a model on its source with the fixed protocol: each user''s interactions by time (tiebreak column), leave-one-out (test = last, valid = second to last; users with fewer than 3 only train), the target ranked over the full catalogue. Rows: users; hr, ndcg (at each k) and mrr with the user''s earlier items excluded; hr_all, ndcg_all, mrr_all with nothing excluded; popularity_hr/ndcg (training-split popularity, seen excluded); per action column rmse:<col> (normalised [0,1] scale) and baseline_rmse:<col> (global mean + user and item bias), or logloss:<col>, ne:<col> (log loss / entropy of the training split''s positive rate) and auc:<col> (ROC AUC) for binary columns. Equal to `genrec eval` on the same rows.';
+
+-- ---------------------------------------------------------------- issue 9: leakage check
+-- The P3 perturbation test on a trained model (README "Leakage check").
+CREATE FUNCTION genrec_leakage_check(model text, users integer DEFAULT 100)
+    RETURNS TABLE ("check" text, passed boolean, max_change double precision)
+    AS 'MODULE_PATHNAME', 'genrec_leakage_check'
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 3;
+COMMENT ON FUNCTION genrec_leakage_check(text, integer) IS
+'The P3 perturbation test (LAYOUTS.md 3) on a trained model and its source (read with the owner''s rights, as genrec_evaluate does): for the first `users` users with two or more interactions, each interaction of the most recent training window is perturbed in turn (its action, then its item) and the window rerun alone. Rows: own_label (a prediction made for an interaction must not move when its own label changes: its action for every prediction, its item for the item prediction; an action may read its own item), future_interaction (no prediction for an earlier interaction may move), reaches_later (positive control: later predictions do move). passed compares max_change (the largest absolute change of an item logit or action output) with 1e-6; on the CPU an unreached prediction is bit-identical.';

@@ -5,7 +5,8 @@
  * genrec_evaluate reads the model's whole source ordered by user and time (tiebreak), builds
  * the dataset in the model's item and action space (gr_dataset_mapping: the model's item ids
  * and training action ranges) and runs gr_evaluate: the protocol of PROTOCOL.md, exactly as
- * `genrec eval --model FILE --data FILE` does for the same rows.
+ * `genrec eval --model FILE --data FILE` does for the same rows. genrec_leakage_check reads
+ * the source the same way and runs the P3 perturbation test (gr_leakage.h).
  */
 #include "pg_serve.h"
 
@@ -20,6 +21,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeclaration-after-statement"
 #include "gr_eval.h"
+#include "gr_leakage.h"
 #pragma GCC diagnostic pop
 
 /* Parse the split name. */
@@ -123,6 +125,43 @@ put_metrics(ReturnSetInfo *rsinfo, const GenrecModel *m, const gr_metrics *mt)
 	}
 }
 
+/*
+ * Read model m's whole source (with its owner's rights, genrec_source_rows) into a dataset in
+ * the model's item and action space, and a view of the model's weights, both allocated in
+ * cxt through env.
+ */
+static void
+source_dataset(GenrecModel *m, MemoryContext cxt, gr_env *env, gr_model **view,
+			   gr_dataset **ds, const char *what)
+{
+	SourceRows	rows;
+	gr_error	err = {0};
+	const GenrecBlob *b = m->blob;
+	const gr_model_config *cfg = &m->model->cfg;
+
+	genrec_source_rows(m, m->model->cfg.n_actions, cxt, &rows);
+	{
+		gr_raw_interactions raw = {
+			.n = rows.n,.user = rows.user,.item = rows.item,.time = NULL,
+			.actions = cfg->n_actions > 0 ? rows.actions : NULL,
+			.n_actions = cfg->n_actions,.action_binary = cfg->action_binary,
+		};
+		gr_dataset_mapping map = {
+			.item_ids = m->model->item_ids + 1,.n_items = cfg->n_items,
+			.action_min = cfg->action_min,.action_max = cfg->action_max,
+		};
+
+		/* a view of its own: evaluation buffers live (and die) in this call's context */
+		genrec_engine_env(env, cxt, NULL, NULL);
+		if (gr_model_create_view(env, &b->cfg,
+								 (const int64_t *) ((const char *) b + b->items_off),
+								 (const float *) ((const char *) b + b->params_off),
+								 b->n_params, view, &err) != GR_OK ||
+			gr_dataset_build(env, &raw, &map, ds, &err) != GR_OK)
+			genrec_raise_engine_error(&err, what);
+	}
+}
+
 PG_FUNCTION_INFO_V1(genrec_evaluate);
 
 /* genrec_evaluate(model, split, ks): the model's metrics on its source. */
@@ -135,12 +174,12 @@ genrec_evaluate(PG_FUNCTION_ARGS)
 	gr_eval_options opt;
 	MemoryContext cxt;
 	GenrecModel *m;
-	SourceRows	rows;
 	gr_env		env;
 	gr_error	err = {0};
 	gr_model   *view = NULL;
 	gr_dataset *ds = NULL;
 	gr_metrics	mt;
+	char	   *what;
 
 	gr_eval_options_default(&opt);
 	parse_ks(PG_GETARG_ARRAYTYPE_P(2), &opt);
@@ -150,31 +189,10 @@ genrec_evaluate(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	m = genrec_model_acquire(name);
-	genrec_source_rows(m, m->model->cfg.n_actions, cxt, &rows);
-	{
-		const GenrecBlob *b = m->blob;
-		const gr_model_config *cfg = &m->model->cfg;
-		gr_raw_interactions raw = {
-			.n = rows.n,.user = rows.user,.item = rows.item,.time = NULL,
-			.actions = cfg->n_actions > 0 ? rows.actions : NULL,
-			.n_actions = cfg->n_actions,.action_binary = cfg->action_binary,
-		};
-		gr_dataset_mapping map = {
-			.item_ids = m->model->item_ids + 1,.n_items = cfg->n_items,
-			.action_min = cfg->action_min,.action_max = cfg->action_max,
-		};
-		char	   *what = psprintf("evaluating model \"%s\"", m->name);
-
-		/* a view of its own: evaluation buffers live (and die) in this call's context */
-		genrec_engine_env(&env, cxt, NULL, NULL);
-		if (gr_model_create_view(&env, &b->cfg,
-								 (const int64_t *) ((const char *) b + b->items_off),
-								 (const float *) ((const char *) b + b->params_off),
-								 b->n_params, &view, &err) != GR_OK ||
-			gr_dataset_build(&env, &raw, &map, &ds, &err) != GR_OK ||
-			gr_evaluate(view, ds, split, &opt, &mt, &err) != GR_OK)
-			genrec_raise_engine_error(&err, what);
-	}
+	what = psprintf("evaluating model \"%s\"", m->name);
+	source_dataset(m, cxt, &env, &view, &ds, what);
+	if (gr_evaluate(view, ds, split, &opt, &mt, &err) != GR_OK)
+		genrec_raise_engine_error(&err, what);
 	put_metrics(rsinfo, m, &mt);
 	gr_dataset_free(ds);
 	gr_model_free(view);
@@ -182,6 +200,80 @@ genrec_evaluate(PG_FUNCTION_ARGS)
 	SPI_finish();
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
+}
+
+/* Append one (check, passed, max_change) row. */
+static void
+put_check(ReturnSetInfo *rsinfo, const char *check, bool passed, double change)
+{
+	Datum		v[3] = {CStringGetTextDatum(check), BoolGetDatum(passed), Float8GetDatum(change)};
+	bool		n[3] = {false, false, false};
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+}
+
+/* The P3 perturbation test on a model's source; inject_leak only for the tests' variant. */
+static Datum
+leakage_check(FunctionCallInfo fcinfo, bool inject_leak)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int32		users = PG_GETARG_INT32(1);
+	MemoryContext cxt;
+	GenrecModel *m;
+	gr_env		env;
+	gr_error	err = {0};
+	gr_model   *view = NULL;
+	gr_dataset *ds = NULL;
+	gr_leakage_result r;
+	char	   *what;
+
+	if (users < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("users must be at least 1, got %d", users)));
+	InitMaterializedSRF(fcinfo, 0);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "genrec leakage check",
+								ALLOCSET_DEFAULT_SIZES);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	m = genrec_model_acquire(name);
+	what = psprintf("checking model \"%s\" for leakage", m->name);
+	source_dataset(m, cxt, &env, &view, &ds, what);
+	if (gr_leakage_check(view, ds, users, inject_leak, &r, &err) != GR_OK)
+		genrec_raise_engine_error(&err, what);
+	put_check(rsinfo, "own_label", r.own_change <= GR_LEAKAGE_TOLERANCE, r.own_change);
+	put_check(rsinfo, "future_interaction", r.future_change <= GR_LEAKAGE_TOLERANCE,
+			  r.future_change);
+	put_check(rsinfo, "reaches_later", r.later_change > GR_LEAKAGE_TOLERANCE, r.later_change);
+	gr_dataset_free(ds);
+	gr_model_free(view);
+	genrec_model_release(m);
+	SPI_finish();
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(genrec_leakage_check);
+
+/* genrec_leakage_check(model, users): the P3 perturbation test. */
+Datum
+genrec_leakage_check(PG_FUNCTION_ARGS)
+{
+	return leakage_check(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(genrec_leakage_check_leaky);
+
+/*
+ * The same check with a leak injected (every action row's token carries its own target):
+ * for the tests only, so they can show the check fails. The extension's SQL does not
+ * declare it; a test declares it in pg_temp (which needs a superuser).
+ */
+Datum
+genrec_leakage_check_leaky(PG_FUNCTION_ARGS)
+{
+	return leakage_check(fcinfo, true);
 }
 
 PG_FUNCTION_INFO_V1(genrec_model_info);
