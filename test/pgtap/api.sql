@@ -52,6 +52,7 @@ INSERT INTO api VALUES
   ('genrec_model_info',         '{text}',                                    'setof record',               'STABLE',    true,  false),
   ('genrec_layouts',            '{}',                                        'setof record',               'STABLE',    true,  false),
   ('genrec_leakage_check',      '{text,integer}',                            'setof record',               'STABLE',    true,  false),
+  ('genrec_compare_layouts',    '{text,text[],integer[],text,text,text[],text,text,integer,integer,integer,integer,integer,integer,real,real,integer,jsonb,text,boolean,text}', 'setof record', 'VOLATILE', false, false),
   ('genrec_cache_status',       '{}',                                        'setof record',               'VOLATILE',  true,  false),
   ('genrec_cache_evict',        '{text}',                                    'integer',                    'VOLATILE',  false, false),
   ('genrec_models_changed',     '{}',                                        'trigger',                    'VOLATILE',  false, false),
@@ -107,7 +108,8 @@ INSERT INTO api_parallel VALUES
   ('genrec_recommend(text,bigint,integer,boolean)', 'r'),
   ('genrec_recommend(bigint,bigint,boolean)', 'r'),
   ('genrec_score_batch(text,bigint[],bigint[])', 'r'),
-  ('genrec_leakage_check(text,integer)',   'r');
+  ('genrec_leakage_check(text,integer)',   'r'),
+  ('genrec_compare_layouts(text,text[],integer[],text,text,text[],text,text,integer,integer,integer,integer,integer,integer,real,real,integer,jsonb,text,boolean,text)', 'u');
 
 -- the functions of the extension, by signature
 CREATE TEMP VIEW ext_procs AS
