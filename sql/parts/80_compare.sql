@@ -100,12 +100,18 @@ BEGIN
                               FROM pg_catalog.jsonb_array_elements(g.metrics #> '{test,actions}') a(e),
                                    pg_catalog.unnest(ARRAY['rmse', 'logloss', 'ne', 'auc']) p(k)) m
              WHERE g.name = nm AND m.value IS NOT NULL AND m.value = m.value;
-            -- the baselines, once per seed (they do not depend on the layout)
-            IF l = layouts[1] THEN
+            -- the baselines, once per seed (they do not depend on the layout), from the
+            -- first model that reports them (a layout without an item head reports no
+            -- popularity ranking, one without an action head no bias RMSE)
+            IF NOT EXISTS (SELECT 1 FROM pg_temp.genrec_compare_runs c
+                            WHERE c.layout = 'popularity' AND c.seed = s) THEN
                 INSERT INTO pg_temp.genrec_compare_runs
                 SELECT 'popularity', s, k, (g.metrics #>> ARRAY['test', 'popularity', k])::float8
                   FROM genrec.models g, pg_catalog.unnest(ARRAY['hr@10', 'ndcg@10', 'hr@50', 'ndcg@50']) k
                  WHERE g.name = nm AND g.metrics #>> ARRAY['test', 'popularity', k] IS NOT NULL;
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM pg_temp.genrec_compare_runs c
+                            WHERE c.layout = 'bias' AND c.seed = s) THEN
                 INSERT INTO pg_temp.genrec_compare_runs
                 SELECT 'bias', s, 'rmse:' || (a.e ->> 'name'), (a.e ->> 'baseline_rmse')::float8
                   FROM genrec.models g,

@@ -10,7 +10,7 @@ CREATE EXTENSION IF NOT EXISTS genrec;
 SET search_path = public, genrec;
 SET genrec.threads = 1;
 SET genrec.device = cpu;
-SELECT plan(17);
+SELECT plan(18);
 
 CREATE TABLE cp_syn AS SELECT * FROM genrec_synthetic(80, 60, 10, 6);
 
@@ -62,6 +62,14 @@ SELECT is((SELECT array_agg(mean ORDER BY layout, metric)
 SELECT is((SELECT count(*)::int FROM genrec.model_names WHERE name LIKE 'cpd\_%'), 0,
           'the models are dropped again by default');
 
+-- baselines come from the first model that has them: item reports no bias, l4 no popularity
+SELECT set_eq($$SELECT layout, metric, n_seeds FROM genrec_compare_layouts('cp_syn', '{item,l4}', '{1}',
+                   d_model => 8, n_layer => 1, n_head => 2, max_len => 6, epochs => 1,
+                   options => '{"head_hidden": 8, "n_buckets": 4}', model_prefix => 'cpb')
+                 WHERE layout IN ('popularity', 'bias')$$,
+              $$VALUES ('popularity', 'hr@10', 1), ('popularity', 'ndcg@10', 1), ('popularity', 'hr@50', 1),
+                       ('popularity', 'ndcg@50', 1), ('bias', 'rmse:action', 1)$$,
+              'both baselines whichever layout comes first');
 SELECT throws_ok($$SELECT * FROM genrec_compare_layouts('cp_syn', '{lac}', '{1}', epochs => 1,
                    model_prefix => 'cpk')$$, '42710', NULL, 'a model name that exists already');
 SELECT throws_ok($$SELECT * FROM genrec_compare_layouts('cp_syn', '{lac}', '{1,1}', epochs => 1)$$,
