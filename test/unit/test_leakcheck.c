@@ -81,7 +81,8 @@ make_model(int layout, const gr_dataset *ds)
 	return m;
 }
 
-/* Whether some action row of the layout reads a token that carries an action slot. */
+/* Whether the injected leak can reach a prediction: an action row reads a token whose action
+ * slot is added to its input. */
 static bool
 leak_injectable(const gr_model *m)
 {
@@ -97,7 +98,10 @@ leak_injectable(const gr_model *m)
 	for (int r = 0; r < tb.n_act_rows; r++)
 		any |= tb.has_action[tb.act_row_tok[r]] != 0;
 	gr_tokens_free(&tb);
-	return any && gr_layout_has_action_head(m->layout);
+	/* a token's own slot reaches its own state only when φ(a) joins the token's input (an
+	 * action stream is read strict-causally: attnlfa, attnmvp) */
+	return any && gr_layout_has_action_head(m->layout) &&
+		m->layout->action_input == GR_ACTION_INPUT_TOKEN;
 }
 
 /* Every layout passes; the injected leak is found wherever it can be injected. */
