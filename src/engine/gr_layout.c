@@ -10,6 +10,8 @@ static const gr_layout *const gr_layouts[GR_LAYOUT_COUNT] = {
 	[GR_LAYOUT_INT] = &gr_layout_int,
 	[GR_LAYOUT_LAC] = &gr_layout_lac,
 	[GR_LAYOUT_PC] = &gr_layout_pc,
+	[GR_LAYOUT_ATTNLFA] = &gr_layout_attnlfa,
+	[GR_LAYOUT_ATTNMVP] = &gr_layout_attnmvp,
 };
 
 /* Look a layout up by id. */
@@ -40,6 +42,28 @@ gr_layout_reads_actions(const gr_layout *layout)
 	return layout->action_input != GR_ACTION_INPUT_NONE;
 }
 
+/* Whether φ(a) is its own stream. */
+bool
+gr_layout_action_stream(const gr_layout *layout)
+{
+	return layout->action_input == GR_ACTION_INPUT_VALUES ||
+		layout->action_input == GR_ACTION_INPUT_POOLED;
+}
+
+/* The trunk's attention mask. */
+gr_attn_mask
+gr_layout_trunk_mask(const gr_layout *layout)
+{
+	return layout->action_input == GR_ACTION_INPUT_VALUES ? GR_MASK_STRICT : GR_MASK_CAUSAL;
+}
+
+/* Whether the action head pools the action stream. */
+bool
+gr_layout_pools_actions(const gr_layout *layout)
+{
+	return layout->action_head == GR_ACTION_HEAD_POOLED;
+}
+
 /* Whether the layout needs action columns. */
 bool
 gr_layout_needs_actions(const gr_layout *layout)
@@ -65,6 +89,7 @@ gr_layout_head_inputs(const gr_layout *layout)
 		case GR_ACTION_HEAD_STATE:
 			return 1;
 		case GR_ACTION_HEAD_COUPLER:
+		case GR_ACTION_HEAD_POOLED:
 			return 2;
 	}
 	return 0;
