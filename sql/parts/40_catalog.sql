@@ -28,7 +28,7 @@ SELECT pg_catalog.pg_extension_config_dump('genrec.model_names', '');
 CREATE TABLE genrec.models (
     name     text        NOT NULL CHECK (name <> '' AND octet_length(name) <= 200),
     version  integer     NOT NULL CHECK (version >= 1),
-    layout   text        NOT NULL CHECK (layout IN ('item', 'int', 'lac', 'pc')),
+    layout   text        NOT NULL CHECK (layout IN ('item', 'int', 'lac', 'pc', 'attnlfa', 'attnmvp')),
     config   jsonb       NOT NULL,
     source   jsonb       NOT NULL,
     n_items  integer     NOT NULL CHECK (n_items >= 1),
@@ -45,7 +45,7 @@ COMMENT ON TABLE genrec.models IS
 'Trained models, one row per version: layout, config {"model": engine config, "train": options}, source mapping, metrics, weights (safetensors with the item id map), owner role, deployed flag (at most one version per name). A role sees the rows of models it may use (owner, grantees, superusers); only genrec''s functions write it.';
 COMMENT ON COLUMN genrec.models.name IS 'Model name (1..200 bytes), chosen by the user.';
 COMMENT ON COLUMN genrec.models.version IS 'Version 1, 2, ... per name.';
-COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac or pc.';
+COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac, pc, attnlfa or attnmvp.';
 COMMENT ON COLUMN genrec.models.config IS
 '{"model": engine model configuration (as in the safetensors metadata), "train": training options}.';
 COMMENT ON COLUMN genrec.models.source IS

@@ -55,7 +55,7 @@ static const cli_option options[] = {
 	{"model", "FILE", OPT_STR, O(model), 0, 0, CLI_G_MODEL, "model file (safetensors)"},
 	/* architecture */
 	{"layout", "NAME", OPT_STR, O(layout), 0, 0, CLI_G_ARCH,
-	"item | int | lac | pc (default: lac with action columns, item without)"},
+	"item | int | lac | pc | attnlfa | attnmvp (default: lac with action columns, item without)"},
 	{"d", "N", OPT_INT, O(mcfg.d_model), 2, 8192, CLI_G_ARCH, "model width"},
 	{"layers", "N", OPT_INT, O(mcfg.n_layer), 1, 64, CLI_G_ARCH, "transformer blocks"},
 	{"heads", "N", OPT_INT, O(mcfg.n_head), 1, 128, CLI_G_ARCH, "attention heads (divide --d)"},

@@ -93,8 +93,12 @@ train_check_options(const cli_opts *opts, const gr_layout **layout)
 
 	*layout = NULL;
 	if (opts->layout && (*layout = gr_layout_by_name(opts->layout)) == NULL)
-		return cli_usage_error("train", "unknown layout \"%s\" (item, int, lac, pc)",
-							   opts->layout);
+	{
+		char		names[256];
+
+		gr_layout_list(names, sizeof(names), false);
+		return cli_usage_error("train", "unknown layout \"%s\" (%s)", opts->layout, names);
+	}
 	if (gr_train_config_validate(&opts->tcfg, &err) != GR_OK)
 		return cli_usage_error("train", "%s", err.message);
 	return CLI_EXIT_OK;

@@ -3,6 +3,7 @@
  */
 #include "gr_layout.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const gr_layout *const gr_layouts[GR_LAYOUT_COUNT] = {
@@ -33,6 +34,28 @@ gr_layout_by_name(const char *name)
 		if (strcmp(gr_layouts[i]->name, name) == 0)
 			return gr_layouts[i];
 	return NULL;
+}
+
+/* The layouts' names for messages. */
+void
+gr_layout_list(char *buf, size_t size, bool packing_only)
+{
+	size_t		len = 0;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	for (int i = 0; i < GR_LAYOUT_COUNT; i++)
+	{
+		if (packing_only && !gr_layout_packs_candidates(gr_layouts[i]))
+			continue;
+		int			w = snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
+								 gr_layouts[i]->name);
+
+		if (w < 0 || (size_t) w >= size - len)
+			return;
+		len += (size_t) w;
+	}
 }
 
 /* Whether tokens carry action values into the model. */

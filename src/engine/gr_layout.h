@@ -125,6 +125,10 @@ const gr_layout *gr_layout_by_id(int id);
 /* Layout by name ("item", "int", "lac", "pc", "attnlfa", "attnmvp"), or NULL. */
 const gr_layout *gr_layout_by_name(const char *name);
 
+/* The names of the layouts, comma separated, into buf (for messages); with packing_only,
+ * only those that pack candidates (and so score cold starts). */
+void		gr_layout_list(char *buf, size_t size, bool packing_only);
+
 /* Whether the layout's tokens carry action values into the model (the action encoder). */
 bool		gr_layout_reads_actions(const gr_layout *layout);
 
