@@ -19,14 +19,15 @@
 	X(qkv_b, "attn.qkv.bias", 1, 3 * z->D, 0, 0, GR_INIT_ZERO, true) \
 	X(proj_w, "attn.proj.weight", 2, z->D, z->D, 0, GR_INIT_RESIDUAL, true) \
 	X(proj_b, "attn.proj.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
+	/* AttnMVP's action-value projection (after attn.proj, the PyTorch module's order) */ \
+	X(va_w, "attn.va.weight", 2, z->D, z->D, 0, GR_INIT_NORMAL, \
+	  lay->action_input == GR_ACTION_INPUT_VALUES) \
 	X(ln2_w, "ln2.weight", 1, z->D, 0, 0, GR_INIT_ONE, true) \
 	X(ln2_b, "ln2.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
 	X(fc_w, "mlp.fc.weight", 2, 4 * z->D, z->D, 0, GR_INIT_NORMAL, true) \
 	X(fc_b, "mlp.fc.bias", 1, 4 * z->D, 0, 0, GR_INIT_ZERO, true) \
 	X(fcproj_w, "mlp.proj.weight", 2, z->D, 4 * z->D, 0, GR_INIT_RESIDUAL, true) \
-	X(fcproj_b, "mlp.proj.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
-	X(va_w, "attn.va.weight", 2, z->D, z->D, 0, GR_INIT_NORMAL, \
-	  lay->action_input == GR_ACTION_INPUT_VALUES)
+	X(fcproj_b, "mlp.proj.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true)
 
 /* Layer activations: X(field, floats, present) for z->N tokens. */
 #define GPT2_LAYER_ACTS(X) \

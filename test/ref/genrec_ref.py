@@ -172,7 +172,7 @@ def serve(d, ds, model, case):
             else:
                 res["logit"] = [None] * len(cands)
             if gt.USES_ACTIONS[layout] and K > 0:
-                z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"])
+                z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"])
                 act = []
                 for r in range(len(cands)):
                     row = []
@@ -264,7 +264,7 @@ def evaluate(d, ds, model, split, ks):
                    ndcg_all=list(ndcg_a / n), mrr_all=mrr_a / n, min_gap=min_gap)
         rmse, nat = [], []
         if gt.USES_ACTIONS[layout] and b["arow_tok"].numel() > 0:
-            pred = model.action_pred(h[b["arow_tok"]], b["arow_cpl"])
+            pred = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"])
             y = b["arow_tgt"]
             for k in range(K):
                 m = ~torch.isnan(y[:, k])
