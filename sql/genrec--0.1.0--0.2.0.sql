@@ -43,7 +43,6 @@ COMMENT ON TABLE genrec.models IS
 'Trained models, one row per version: layout, config {"model": engine config, "train": options}, source mapping, metrics, weights (safetensors with the item id map), owner role, deployed flag (at most one version per name). A role sees the rows of models it may use (owner, grantees, superusers); only genrec''s functions write it.';
 COMMENT ON COLUMN genrec.models.name IS 'Model name (1..200 bytes), chosen by the user.';
 COMMENT ON COLUMN genrec.models.version IS 'Version 1, 2, ... per name.';
-COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac, pc, or the Table-2 ablations l2, l3, l4, l5, l6, l7, l9 (LAYOUTS.md 4.7; genrec_train also accepts l0, l8 and l10 for item, lac and pc).';
 COMMENT ON COLUMN genrec.models.config IS
 '{"model": engine model configuration (as in the safetensors metadata), "train": training options}.';
 COMMENT ON COLUMN genrec.models.source IS
@@ -289,12 +288,23 @@ CREATE FUNCTION genrec_worker_status(OUT mode text, OUT running boolean, OUT pid
 COMMENT ON FUNCTION genrec_worker_status() IS
 'The serving worker (genrec.worker, with genrec in shared_preload_libraries): its mode, whether it runs and takes requests, its pid, device and start time, how many times it started, and since server start the requests it took, the sets of requests it took at once (batches), the engine passes it ran, the requests that shared a pass with another, the most requests in one pass, requests withdrawn by their backend (cancelled), requests lost when a worker stopped (failed, scored locally), calls scored locally because no worker could serve them, the models it holds, and why it last stopped or could not start. Counters are NULL when no worker is configured.';
 
+-- ---------------------------------------------------------------- issue 8: AttnLFA and AttnMVP
+-- The layouts attnlfa and attnmvp (README "Layouts"); the engine decides what each computes.
+ALTER TABLE genrec.models DROP CONSTRAINT models_layout_check;
+ALTER TABLE genrec.models ADD CONSTRAINT models_layout_check
+    CHECK (layout IN ('item', 'int', 'lac', 'pc', 'attnlfa', 'attnmvp'));
+COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac, pc, attnlfa or attnmvp.';
+COMMENT ON FUNCTION genrec_score(text, bigint, bigint[]) IS
+'Score candidate items for a user in one pass: one real per candidate, aligned with the array: the predicted first action (raw scale; a probability for a binary column) for action layouts (lac, int, pc, attnlfa, attnmvp), the retrieval logit for the item layout. The history is the user''s most recent interactions in the model''s source (an index on the user column makes it cheap). NULL or unknown candidates give NULL; an empty array gives an empty array; a user without interactions is a cold start for the layouts that pack candidates (int, lac, attnlfa, attnmvp) and ERROR P0002 for item/pc.';
+
 -- ---------------------------------------------------------------- issue 9: ablation layouts
 -- The catalogue accepts the Table-2 ablation layouts (the engine's names; aliases are stored
 -- under the layout they name).
 ALTER TABLE genrec.models DROP CONSTRAINT models_layout_check,
-    ADD CONSTRAINT models_layout_check CHECK (layout IN ('item', 'int', 'lac', 'pc', 'l2', 'l3',
-                                                         'l4', 'l5', 'l6', 'l7', 'l9'));
+    ADD CONSTRAINT models_layout_check CHECK (layout IN ('item', 'int', 'lac', 'pc', 'attnlfa',
+                                                         'attnmvp', 'l2', 'l3', 'l4', 'l5',
+                                                         'l6', 'l7', 'l9'));
+COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac, pc, attnlfa, attnmvp, or the Table-2 ablations l2, l3, l4, l5, l6, l7, l9 (LAYOUTS.md 4.7; genrec_train also accepts l0, l8 and l10 for item, lac and pc).';
 -- The token layouts the engine offers, from its declared behaviours (README "Layouts").
 CREATE FUNCTION genrec_layouts()
     RETURNS TABLE (layout text, alias text, reads_actions boolean, item_head boolean,

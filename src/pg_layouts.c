@@ -29,6 +29,8 @@ action_head_name(const gr_layout *l)
 			return "state";
 		case GR_ACTION_HEAD_COUPLER:
 			return "coupler";
+		case GR_ACTION_HEAD_POOLED:
+			return "pooled";
 		default:
 			return "other";
 	}

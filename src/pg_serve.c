@@ -10,7 +10,7 @@
  *
  * Policies (README "Serving"): unknown candidate items and NULL candidates give NULL scores;
  * an empty candidate array gives an empty array; a user without interactions (or an empty
- * history) is scored as a cold start by the lac, int and l4 layouts, and is an ERROR P0002
+ * history) is scored as a cold start by the layouts that pack candidates, and is an ERROR P0002
  * (no_data_found) for the others, and for every genrec_recommend. Layouts without an item
  * head (l4, l5, l7) cannot recommend (0A000); l5 and l7 have no candidate-specific score for
  * genrec_score (0A000), and genrec_score_detail reports their user-level estimate.
@@ -112,16 +112,20 @@ static void
 require_history(const GenrecModel *m, const ServeInput *in, const ServeHistory *h,
 				bool retrieval)
 {
+	char		packing[256];
+
 	if (h->n > 0 || (!retrieval && gr_layout_packs_candidates(m->model->layout)))
 		return;
+	gr_layout_list(packing, sizeof(packing), true);
 	ereport(ERROR,
 			(errcode(ERRCODE_NO_DATA_FOUND),
 			 in->history ? errmsg("the history is empty") :
 			 errmsg("user " INT64_FORMAT " has no interactions in the source of model \"%s\"",
 					in->user, m->name),
 			 retrieval ? errdetail("Retrieval needs at least one interaction.") :
-			 errdetail("Layout %s needs at least one interaction; layouts lac, int and l4 "
-					   "score a user without history as a cold start.", genrec_layout_name(m))));
+			 errdetail("Layout %s needs at least one interaction; layouts %s score "
+					   "a user without history as a cold start.", genrec_layout_name(m),
+					   packing)));
 }
 
 /* Read a candidate array (one dimension; NULL elements allowed). */

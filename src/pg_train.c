@@ -233,10 +233,15 @@ train_parse_args(FunctionCallInfo fcinfo, TrainSpec *spec)
 	spec->tiebreak_col = arg_text(fcinfo, A_TIEBREAK, "tiebreak_col", true);
 	layout = arg_text(fcinfo, A_LAYOUT, "layout", false);
 	if ((spec->layout = gr_layout_by_name(layout)) == NULL)
+	{
+		char		names[256];
+
+		gr_layout_list(names, sizeof(names), false);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("genrec_train: unknown layout \"%s\"", layout),
-				 errhint("Layouts are %s.", gr_layout_names())));
+				 errhint("Layouts are %s.", names)));
+	}
 
 	spec->actions_given = !PG_ARGISNULL(A_ACTIONS);
 	if (spec->actions_given)

@@ -43,6 +43,12 @@ class Layout:
     has_action_head = True      # the model has an action head
     item_head = True            # the tied item head predicts the next item (retrieval)
     candidate_actions = True    # the served action score depends on the candidate
+    # where a token's action slot enters the model: "token" (phi(a) added to the input),
+    # "values" (an action stream mixed into every attention layer's values at the strict
+    # keys, the trunk's attention strict-causal: AttnMVP) or "pooled" (an action stream only
+    # the action head's strict-causal pooling reads: AttnLFA)
+    action_input_kind = "token"
+    pools_actions = False       # the action head reads [h ; p], p the pooled action stream
     candidate_tokens = True     # serving packs candidates as tokens after the history
     cold_start = True           # candidates can be scored after an empty history
 
@@ -67,8 +73,9 @@ class Layout:
         """Width of the action head's input."""
         return d_model
 
-    def action_input(self, model, h_rows, coupler):
-        """What the action head reads for each action row."""
+    def action_input(self, model, h_rows, coupler, rows=None):
+        """What the action head reads for each action row (rows: their flat token index in
+        the last forward pass)."""
         return h_rows
 
     def window(self, items, actions, start, end, last_only=False):
@@ -136,7 +143,7 @@ class PcLayout(Layout):
     def head_input_dim(self, d_model):
         return 2 * d_model
 
-    def action_input(self, model, h_rows, coupler):
+    def action_input(self, model, h_rows, coupler, rows=None):
         e = model.item_emb[coupler] * (coupler > 0).unsqueeze(-1).to(h_rows.dtype)
         return torch.cat([h_rows, e], dim=-1)
 
@@ -237,6 +244,62 @@ class IntLayout(Layout):
             t = s.add(c, s.n_hist)
             s.act_rows.append((t, 0, None))
         return s
+
+
+class _StreamLayout(Layout):
+    """Item tokens E[i_n] + P[n] carrying their own action a_n in the action stream (never
+    in the input); h_n -> a_n (every position) and i_{n+1}; candidates are packed at the next
+    position without an action."""
+
+    def window(self, items, actions, start, end, last_only=False):
+        s = Seq(actions.shape[1])
+        for n in range(start, end):
+            t = s.add(items[n], n - start, _act(actions, n))
+            if not last_only or n == end - 1:
+                s.act_rows.append((t, 0, _act(actions, n)))
+            if n + 1 < end and (not last_only or n == end - 2):
+                s.item_rows.append((t, int(items[n + 1])))
+        s.n_hist = len(s)
+        return s
+
+    def serving(self, items, actions, start, cands):
+        s = Seq(actions.shape[1])
+        query = None
+        for n in range(start, len(items)):
+            query = s.add(items[n], n - start, _act(actions, n))
+        if query is not None:
+            s.item_rows.append((query, 0))
+        s.n_hist = len(s)
+        for c in cands:
+            t = s.add(c, s.n_hist)
+            s.act_rows.append((t, 0, None))
+        return s
+
+
+@register
+class AttnLfaLayout(_StreamLayout):
+    """AttnLFA (LAYOUTS.md §4.5): items only through the trunk; after LN_f one attention layer
+    pools the action stream strict-causally (q, k from h, v from phi(a_j), j < n; a
+    candidate pools the whole history) into p_n; the action head reads [h_n ; p_n]."""
+
+    name = "attnlfa"
+    action_input_kind = "pooled"
+    pools_actions = True
+
+    def head_input_dim(self, d_model):
+        return 2 * d_model
+
+    def action_input(self, model, h_rows, coupler, rows=None):
+        return torch.cat([h_rows, model.pooled[rows]], dim=-1)
+
+
+@register
+class AttnMvpLayout(_StreamLayout):
+    """AttnMVP (LAYOUTS.md §4.6, primary reconstruction): every attention layer is
+    strict-causal and mixes V_A = phi(a) W_va^l into its values; the head reads h_n."""
+
+    name = "attnmvp"
+    action_input_kind = "values"
 
 
 class _Ablation(Layout):

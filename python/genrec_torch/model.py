@@ -3,7 +3,10 @@ the C engine.
 
 x = s*E[item] + P[pos] + sum_k (A_k[bucket(a_k)] + a_k*W_k) for tokens with an action slot,
 a trunk of blocks, LN_f, the tied item head <h, E[v]> and the action head MLP over what the
-layout feeds it (h, or [h ; E[item]] for the PC coupler), and the losses.
+layout feeds it (h, or [h ; E[item]] for the PC coupler, or [h ; p] for AttnLFA), and the
+losses. The action-stream layouts keep phi(a) out of the input: AttnMVP's blocks mix
+phi(a) W_va^l into their values under the strict-causal mask (attn.va.weight), AttnLFA pools
+it after LN_f (action_pool.*).
 
 Parameter names equal the engine's tensor names (item_emb, pos_emb, action_emb,
 action_linear, blocks.L.ln1.weight, blocks.L.attn.qkv.weight, ..., ln_f.bias,
@@ -21,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .layouts import LAYOUT, layout_of
-from .tokens import attention_mask, buckets
+from .tokens import attention_mask, buckets, strict_mask
 
 TRUNKS = {}
 
@@ -37,33 +40,69 @@ def register_trunk(name):
 class TrunkContext:
     """What every block of one forward pass may read."""
 
-    def __init__(self, allow, batch):
+    def __init__(self, allow, batch, strict=None, astream=None):
         self.allow = allow      # [B, T, T] boolean: query may attend to key
         self.batch = batch
+        self.strict = strict    # [B, T, T] the strict-causal predicate (k < q)
+        self.astream = astream  # [B, T, d] the action stream phi(a) (AttnMVP), or None
+
+
+def masked_attention(q, k, v, allow, H, strict=None, v2=None):
+    """Softmax attention of [B, T, d] q, k, v with H heads over the keys allow permits;
+    a query that sees no key gets 0. With v2, sum_allow P v + sum_strict P v2."""
+    B, T, d = q.shape
+    dh = d // H
+
+    def heads(t):
+        return t.reshape(B, -1, H, dh).transpose(1, 2)
+
+    s = torch.matmul(heads(q), heads(k).transpose(-2, -1)) * (1.0 / math.sqrt(dh))
+    a = allow.unsqueeze(1)
+    any_key = a.any(-1, keepdim=True)
+    s = s.masked_fill(~a, float("-inf"))
+    s = torch.where(any_key, s, torch.zeros_like(s))
+    p = torch.softmax(s, dim=-1) * any_key.to(s.dtype)
+    y = torch.matmul(p, heads(v))
+    if v2 is not None:
+        y = y + torch.matmul(p * strict.unsqueeze(1).to(p.dtype), heads(v2))
+    return y.transpose(1, 2).reshape(B, T, d)
 
 
 class Attention(nn.Module):
-    """Multi-head softmax attention with an explicit boolean mask."""
+    """Multi-head softmax attention with an explicit boolean mask; with action_values
+    (AttnMVP) a per-layer projection va mixes the action stream into the values at the
+    strict keys."""
 
-    def __init__(self, d, n_head):
+    def __init__(self, d, n_head, action_values=False):
         super().__init__()
         self.n_head = n_head
         self.qkv = nn.Linear(d, 3 * d)      # rows: q | k | v, heads contiguous inside each
         self.proj = nn.Linear(d, d)
+        if action_values:
+            self.va = nn.Linear(d, d, bias=False)
 
-    def forward(self, x, allow):
-        B, T, d = x.shape
-        H = self.n_head
-        dh = d // H
+    def forward(self, x, allow, ctx=None):
+        d = x.shape[-1]
         q, k, v = self.qkv(x).split(d, dim=-1)
-        q = q.view(B, T, H, dh).transpose(1, 2)
-        k = k.view(B, T, H, dh).transpose(1, 2)
-        v = v.view(B, T, H, dh).transpose(1, 2)
-        s = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(dh))
-        s = s.masked_fill(~allow.unsqueeze(1), float("-inf"))
-        p = torch.softmax(s, dim=-1)
-        y = torch.matmul(p, v).transpose(1, 2).reshape(B, T, d)
+        v2 = self.va(ctx.astream) if hasattr(self, "va") else None
+        y = masked_attention(q, k, v, allow, self.n_head, ctx.strict if ctx else None, v2)
         return self.proj(y)
+
+
+class ActionPool(nn.Module):
+    """AttnLFA's pooling after LN_f: p = W_o strict-attn(q = W_q h, k = W_k h, v = W_v A) + b_o
+    (no q/k/v biases, as in the engine's gr_pool.c)."""
+
+    def __init__(self, d, n_head):
+        super().__init__()
+        self.n_head = n_head
+        self.qk = nn.Linear(d, 2 * d, bias=False)
+        self.v = nn.Linear(d, d, bias=False)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, h, astream, strict):
+        q, k = self.qk(h).split(h.shape[-1], dim=-1)
+        return self.proj(masked_attention(q, k, self.v(astream), strict, self.n_head))
 
 
 class MLP(nn.Module):
@@ -80,16 +119,16 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """GPT-2 pre-LN block: x + drop(attn(LN1 x)); then + drop(mlp(LN2 x))."""
 
-    def __init__(self, d, n_head, dropout):
+    def __init__(self, d, n_head, dropout, action_values=False):
         super().__init__()
         self.ln1 = nn.LayerNorm(d, eps=1e-5)
-        self.attn = Attention(d, n_head)
+        self.attn = Attention(d, n_head, action_values)
         self.ln2 = nn.LayerNorm(d, eps=1e-5)
         self.mlp = MLP(d)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, ctx):
-        x = x + self.drop(self.attn(self.ln1(x), ctx.allow))
+        x = x + self.drop(self.attn(self.ln1(x), ctx.allow, ctx))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -143,8 +182,13 @@ class GenRec(nn.Module):
             self.action_linear = nn.Parameter(torch.zeros(n_actions, d_model))
         self.drop = nn.Dropout(dropout)
         block = TRUNKS[trunk]
-        self.blocks = nn.ModuleList([block(d_model, n_head, dropout) for _ in range(n_layer)])
+        kw = {"action_values": True} if self.spec.action_input_kind == "values" else {}
+        self.blocks = nn.ModuleList([block(d_model, n_head, dropout, **kw)
+                                     for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
+        if self.spec.pools_actions:
+            self.action_pool = ActionPool(d_model, n_head)
+        self.pooled = None                  # [B*T, d] p of the last forward pass (AttnLFA)
         if self.has_action_head:
             self.action_head = ActionHead(self.spec.head_input_dim(d_model), head_hidden,
                                           n_actions)
@@ -177,25 +221,40 @@ class GenRec(nn.Module):
         item = batch["item"]
         x = self.emb_scale * self.item_emb[item] * (item > 0).unsqueeze(-1).to(self.item_emb.dtype)
         x = x + self.pos_emb[batch["pos"]]
-        if self.reads_actions:
-            slot = batch["slot"].unsqueeze(-1).to(x.dtype)
-            aval = batch["aval"]
-            bk = buckets(aval, self.n_buckets)
-            lin = torch.nan_to_num(aval, nan=0.0)
-            for k in range(self.K):
-                phi = self.action_emb[k][bk[..., k]] + lin[..., k:k + 1] * self.action_linear[k]
-                x = x + slot * phi
+        if self.reads_actions and self.spec.action_input_kind == "token":
+            x = x + self.action_stream(batch)
         return self.drop(x)
 
+    def action_stream(self, batch):
+        """phi(a) of every token with an action slot, 0 elsewhere: [B, T, d]."""
+        slot = batch["slot"].unsqueeze(-1).to(self.item_emb.dtype)
+        aval = batch["aval"]
+        bk = buckets(aval, self.n_buckets)
+        lin = torch.nan_to_num(aval, nan=0.0)
+        a = torch.zeros(aval.shape[:2] + (self.d,), dtype=self.item_emb.dtype,
+                        device=aval.device)
+        for k in range(self.K):
+            a = a + slot * (self.action_emb[k][bk[..., k]] + lin[..., k:k + 1] * self.action_linear[k])
+        return a
+
     def forward(self, batch, allow=None):
-        """Final hidden states h [B, T, d] (after LN_f)."""
+        """Final hidden states h [B, T, d] (after LN_f); allow is the causal (block-causal)
+        mask, the strict one follows from the batch. AttnLFA's pooled p is kept in
+        self.pooled for the action head."""
         if allow is None:
             allow = attention_mask(batch["n_hist"], batch["valid"])
-        ctx = TrunkContext(allow, batch)
+        kind = self.spec.action_input_kind
+        strict = strict_mask(batch["n_hist"], batch["valid"])
+        astream = self.action_stream(batch) if kind in ("values", "pooled") else None
+        ctx = TrunkContext(strict if kind == "values" else allow, batch, strict,
+                           astream if kind == "values" else None)
         x = self.embed(batch)
         for blk in self.blocks:
             x = blk(x, ctx)
-        return self.ln_f(x)
+        h = self.ln_f(x)
+        if self.spec.pools_actions:
+            self.pooled = self.action_pool(h, astream, strict).reshape(-1, self.d)
+        return h
 
     # heads
 
@@ -203,9 +262,10 @@ class GenRec(nn.Module):
         """<h, E[v]> for v = 1..V."""
         return h_rows @ self.item_emb[1:].t()
 
-    def action_pred(self, h_rows, coupler=None):
-        """Action head outputs (normalised scale; logits for binary columns) of action rows."""
-        return self.action_head(self.spec.action_input(self, h_rows, coupler))
+    def action_pred(self, h_rows, coupler=None, rows=None):
+        """Action head outputs (normalised scale; logits for binary columns) of action rows
+        (rows: their flat token indices in the last forward pass, for AttnLFA's pooling)."""
+        return self.action_head(self.spec.action_input(self, h_rows, coupler, rows))
 
     def losses(self, batch, h, w_item=1.0, w_action=1.0):
         """Loss parts: mean CE over item rows with a target, per-column mean action loss over
@@ -219,7 +279,7 @@ class GenRec(nn.Module):
             out["item"] = F.cross_entropy(logits, tgt[keep] - 1)
         total = w_item * out["item"]
         if self.has_action_head and batch["arow_tok"].numel() > 0:
-            pred = self.action_pred(hf[batch["arow_tok"]], batch["arow_cpl"])
+            pred = self.action_pred(hf[batch["arow_tok"]], batch["arow_cpl"], batch["arow_tok"])
             y = batch["arow_tgt"]
             for k in range(self.K):
                 m = ~torch.isnan(y[:, k])

@@ -85,7 +85,8 @@ def score(model, items, candidates, actions=None):
             logit = (model.item_emb[torch.from_numpy(cands)] @ q).double().cpu().numpy()
             out["logit"] = np.where(cands > 0, logit, np.nan)
         if model.has_action_head and model.K > 0:
-            z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"]).double().cpu().numpy()
+            z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"],
+                                  b["arow_tok"]).double().cpu().numpy()
             for k in range(model.K):
                 if model.binary[k]:
                     out["action"][:, k] = 1.0 / (1.0 + np.exp(-z[:, k]))

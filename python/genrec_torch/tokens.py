@@ -99,6 +99,18 @@ def attention_mask(n_hist, valid):
     return allow | (q == k)
 
 
+def strict_mask(n_hist, valid):
+    """strict[b, q, k] (LAYOUTS.md §2.4, strict-causal): (q < n_hist and k < q) or
+    (q >= n_hist and k < n_hist), never a padding key. Rows may be empty (the first token):
+    attention over them gives 0."""
+    B, T = valid.shape
+    q = torch.arange(T, device=valid.device).view(1, T, 1)
+    k = torch.arange(T, device=valid.device).view(1, 1, T)
+    nh = n_hist.view(B, 1, 1)
+    strict = ((q < nh) & (k < q)) | ((q >= nh) & (k < nh))
+    return strict & valid.view(B, 1, T)
+
+
 def buckets(aval, n_buckets):
     """Input bucket of each normalised action value: clamp(floor(a * nb), 0, nb-1); NaN -> nb."""
     b = torch.floor(aval * n_buckets).clamp(0, n_buckets - 1)

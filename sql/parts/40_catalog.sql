@@ -28,8 +28,9 @@ SELECT pg_catalog.pg_extension_config_dump('genrec.model_names', '');
 CREATE TABLE genrec.models (
     name     text        NOT NULL CHECK (name <> '' AND octet_length(name) <= 200),
     version  integer     NOT NULL CHECK (version >= 1),
-    layout   text        NOT NULL CHECK (layout IN ('item', 'int', 'lac', 'pc', 'l2', 'l3', 'l4',
-                                                    'l5', 'l6', 'l7', 'l9')),
+    layout   text        NOT NULL CHECK (layout IN ('item', 'int', 'lac', 'pc', 'attnlfa',
+                                                    'attnmvp', 'l2', 'l3', 'l4', 'l5',
+                                                    'l6', 'l7', 'l9')),
     config   jsonb       NOT NULL,
     source   jsonb       NOT NULL,
     n_items  integer     NOT NULL CHECK (n_items >= 1),
@@ -46,7 +47,7 @@ COMMENT ON TABLE genrec.models IS
 'Trained models, one row per version: layout, config {"model": engine config, "train": options}, source mapping, metrics, weights (safetensors with the item id map), owner role, deployed flag (at most one version per name). A role sees the rows of models it may use (owner, grantees, superusers); only genrec''s functions write it.';
 COMMENT ON COLUMN genrec.models.name IS 'Model name (1..200 bytes), chosen by the user.';
 COMMENT ON COLUMN genrec.models.version IS 'Version 1, 2, ... per name.';
-COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac, pc, or the Table-2 ablations l2, l3, l4, l5, l6, l7, l9 (LAYOUTS.md 4.7; genrec_train also accepts l0, l8 and l10 for item, lac and pc).';
+COMMENT ON COLUMN genrec.models.layout IS 'Token layout: item, int, lac, pc, attnlfa, attnmvp, or the Table-2 ablations l2, l3, l4, l5, l6, l7, l9 (LAYOUTS.md 4.7; genrec_train also accepts l0, l8 and l10 for item, lac and pc).';
 COMMENT ON COLUMN genrec.models.config IS
 '{"model": engine model configuration (as in the safetensors metadata), "train": training options}.';
 COMMENT ON COLUMN genrec.models.source IS

@@ -22,7 +22,7 @@ CREATE FUNCTION genrec_score(model text, user_id bigint, candidates bigint[])
     AS 'MODULE_PATHNAME', 'genrec_score_user'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION genrec_score(text, bigint, bigint[]) IS
-'Score candidate items for a user in one pass: one real per candidate, aligned with the array: the predicted first action (raw scale; a probability for a binary column) for action layouts (lac, int, pc), the retrieval logit for the item layout. The history is the user''s most recent interactions in the model''s source (an index on the user column makes it cheap). NULL or unknown candidates give NULL; an empty array gives an empty array; a user without interactions is a cold start for lac/int and ERROR P0002 for item/pc.';
+'Score candidate items for a user in one pass: one real per candidate, aligned with the array: the predicted first action (raw scale; a probability for a binary column) for action layouts (lac, int, pc, attnlfa, attnmvp), the retrieval logit for the item layout. The history is the user''s most recent interactions in the model''s source (an index on the user column makes it cheap). NULL or unknown candidates give NULL; an empty array gives an empty array; a user without interactions is a cold start for the layouts that pack candidates (int, lac, attnlfa, attnmvp) and ERROR P0002 for item/pc.';
 
 CREATE FUNCTION genrec_score(user_id bigint, candidates bigint[])
     RETURNS real[]

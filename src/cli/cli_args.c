@@ -55,8 +55,9 @@ static const cli_option options[] = {
 	{"model", "FILE", OPT_STR, O(model), 0, 0, CLI_G_MODEL, "model file (safetensors)"},
 	/* architecture */
 	{"layout", "NAME", OPT_STR, O(layout), 0, 0, CLI_G_ARCH,
-	"item | int | lac | pc | l2 | l3 | l4 | l5 | l6 | l7 | l9 (the ablations of LAYOUTS.md 4.7;\n"
-	"aliases l0 = item, l8 = lac, l10 = pc; default: lac with action columns, item without)"},
+	"item | int | lac | pc | attnlfa | attnmvp | l2 | l3 | l4 | l5 | l6 | l7 | l9 (l2 ... l9: the\n"
+	"ablations of LAYOUTS.md 4.7; aliases l0 = item, l8 = lac, l10 = pc; default: lac with\n"
+	"action columns, item without)"},
 	{"d", "N", OPT_INT, O(mcfg.d_model), 2, 8192, CLI_G_ARCH, "model width"},
 	{"layers", "N", OPT_INT, O(mcfg.n_layer), 1, 64, CLI_G_ARCH, "transformer blocks"},
 	{"heads", "N", OPT_INT, O(mcfg.n_head), 1, 128, CLI_G_ARCH, "attention heads (divide --d)"},

@@ -120,8 +120,12 @@ train_check_options(cli_opts *opts, const gr_layout **layout)
 		return cli_usage_error("train", "--task-weights wants up to %d numbers in [0, 1e6] "
 							   "W1,W2,..., got \"%s\"", GR_MAX_ACTIONS, opts->task_weights);
 	if (opts->layout && (*layout = gr_layout_by_name(opts->layout)) == NULL)
-		return cli_usage_error("train", "unknown layout \"%s\" (%s)", opts->layout,
-							   gr_layout_names());
+	{
+		char		names[256];
+
+		gr_layout_list(names, sizeof(names), false);
+		return cli_usage_error("train", "unknown layout \"%s\" (%s)", opts->layout, names);
+	}
 	if (gr_train_config_validate(&opts->tcfg, &err) != GR_OK)
 		return cli_usage_error("train", "%s", err.message);
 	return CLI_EXIT_OK;

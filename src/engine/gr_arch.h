@@ -45,7 +45,8 @@ typedef struct gr_arch
 									const gr_layout *lay);
 	/* Declare the per-layer activations (into a->layer) and, for training, the backward
 	 * scratch (into a->scratch), with z->N tokens. */
-	void		(*declare_acts) (gr_act_table *t, gr_acts *a, const gr_dims *z, bool train);
+	void		(*declare_acts) (gr_act_table *t, gr_acts *a, const gr_dims *z,
+								 const gr_layout *lay, bool train);
 	/* x0 -> the trunk's output (the final LayerNorm's input); returns that buffer. */
 	const float *(*forward) (const gr_model *m, gr_acts *a, const gr_pass *p);
 	/* The gradient at the trunk's output (dx, clobbered) -> the buffer holding d x0 (one of
@@ -115,6 +116,14 @@ void		gr_residual_forward(const gr_ops *ops, float *y, const float *residual, si
 /* out = dropout mask applied to dy (the branch gradient of a residual). */
 void		gr_residual_backward(const gr_ops *ops, float *out, const float *dy, size_t n,
 								 const gr_pass *p, uint32_t site);
+
+/* ---- AttnLFA's action pooling after the trunk (gr_pool.c) ------------------------------- */
+
+/* p = W_o strict-attn(q = W_q h, k = W_k h, v = W_v A) for every token into a->pool_out. */
+void		gr_pool_forward(const gr_model *m, gr_acts *a);
+
+/* From a->d_pool: dh into a->d_res, dA into a->d_astream, the pooling's gradients into g. */
+void		gr_pool_backward(const gr_model *m, gr_acts *a, gr_weights *g);
 
 /* ---- heads (gr_heads.c): they read h and the batch's rows ------------------------------ */
 

@@ -17,6 +17,11 @@
 	X(item_h, R * d, true) \
 	X(logits, (size_t) a->logit_rows * V, true) \
 	X(item_loss, R, true) \
+	X(astream, N * d, stream) \
+	X(pool_qkv, N * 3 * d, pooled) \
+	X(pool_att, N * d, pooled) \
+	X(pool_lse, N * nh, pooled) \
+	X(pool_out, N * d, pooled) \
 	X(act_in, R * d, true) \
 	X(act_cpl, R * d, true) \
 	X(act_fc, R * H, true) \
@@ -33,8 +38,12 @@
 	X(d_act_in, R * d, true) \
 	X(d_act_cpl, R * d, true) \
 	X(d_act_g, R * H, true) \
+	X(d_pool, N * d, pooled) \
 	X(d_res2, N * d, train) \
-	X(d_tmp, N * d, train)
+	X(d_tmp, N * d, train) \
+	X(d_astream, N * d, stream && train) \
+	X(d_pool_att, N * d, pooled && train) \
+	X(d_pool_qkv, N * 3 * d, pooled && train)
 
 typedef struct islot
 {
@@ -78,7 +87,10 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 {
 	size_t		N = (size_t) cap_tokens, R = (size_t) cap_rows;
 	size_t		d = c->d_model, K = c->n_actions > 0 ? c->n_actions : 1, H = c->head_hidden;
-	size_t		V = c->n_items;
+	size_t		V = c->n_items, nh = c->n_head;
+	const gr_layout *lay = gr_layout_by_id(c->layout);
+	bool		stream = gr_layout_action_stream(lay),
+				pooled = gr_layout_pools_actions(lay);
 	gr_dims		z;
 	int			ni = 0;
 
@@ -91,7 +103,7 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 	gr_model_dims(c, &z);
 	z.N = (int64_t) N;
 	z.R = (int64_t) R;
-	arch->declare_acts(&p->ft, a, &z, train);
+	arch->declare_acts(&p->ft, a, &z, lay, train);
 #define I(ptr_, cnt) (p->is[ni].ptr = &(ptr_), p->is[ni++].n = (cnt))
 	I(a->tok_item, N);
 	I(a->tok_pos, N);
@@ -316,23 +328,53 @@ pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 	return ops->check(ops->ctx, err);
 }
 
-/* Embeddings: x0 = s E[item] + P[pos] + sum_k A_k[bucket] + actval * W_lin, then dropout. */
+/* φ(a) = sum_k A_k[bucket] + actval * W_lin accumulated into out [N, d]. */
 static void
-embed_forward(const gr_model *m, gr_acts *a, const gr_pass *p)
+action_encode(const gr_model *m, gr_acts *a, float *out)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
 	int			N = a->n_tokens, d = m->cfg.d_model, K = m->cfg.n_actions;
 
+	for (int k = 0; k < K; k++)
+		ops->gather_rows(cx, out, m->w.act_emb, a->tok_bucket + (size_t) k * N, N, d, 1.0f,
+						 true);
+	ops->gemm(cx, false, false, N, d, K, 1.0f, a->tok_actval, K, m->w.act_lin, d, 1.0f, out, d);
+}
+
+/* The action encoder's backward from d φ(a) [N, d]. */
+static void
+action_encode_backward(const gr_model *m, gr_acts *a, gr_weights *g, const float *dphi)
+{
+	const gr_ops *ops = m->ops;
+	void	   *cx = ops->ctx;
+	int			N = a->n_tokens, d = m->cfg.d_model, K = m->cfg.n_actions;
+
+	for (int k = 0; k < K; k++)
+		ops->scatter_add_rows(cx, g->act_emb, dphi, a->tok_bucket + (size_t) k * N, N, d, 1.0f);
+	ops->gemm(cx, true, false, K, d, N, 1.0f, a->tok_actval, K, dphi, d, 1.0f, g->act_lin, d);
+}
+
+/*
+ * Embeddings: x0 = s E[item] + P[pos] (+ φ(a) for token input), then dropout. An action
+ * stream layout gets φ(a) in its own buffer instead, without dropout [D: the stream is read
+ * as attention values only, where the residual dropout of the consuming layer applies].
+ */
+static void
+embed_forward(const gr_model *m, gr_acts *a, const gr_pass *p)
+{
+	const gr_ops *ops = m->ops;
+	void	   *cx = ops->ctx;
+	int			N = a->n_tokens, d = m->cfg.d_model;
+
 	ops->gather_rows(cx, a->x0, m->w.pos_emb, a->tok_pos, N, d, 1.0f, false);
 	ops->gather_rows(cx, a->x0, m->w.item_emb, a->tok_item, N, d, m->cfg.emb_scale, true);
 	if (m->layout->action_input == GR_ACTION_INPUT_TOKEN)
+		action_encode(m, a, a->x0);
+	else if (gr_layout_action_stream(m->layout))
 	{
-		for (int k = 0; k < K; k++)
-			ops->gather_rows(cx, a->x0, m->w.act_emb, a->tok_bucket + (size_t) k * N, N, d,
-							 1.0f, true);
-		ops->gemm(cx, false, false, N, d, K, 1.0f, a->tok_actval, K, m->w.act_lin, d, 1.0f,
-				  a->x0, d);
+		ops->zero(cx, a->astream, (size_t) N * d * sizeof(float));
+		action_encode(m, a, a->astream);
 	}
 	ops->dropout(cx, a->x0, a->x0, (size_t) N * d, p->dropout, p->seed, GR_SITE_EMBED, p->step);
 }
@@ -343,19 +385,15 @@ embed_backward(const gr_model *m, gr_acts *a, gr_weights *g, const float *dx0, c
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
-	int			N = a->n_tokens, d = m->cfg.d_model, K = m->cfg.n_actions;
+	int			N = a->n_tokens, d = m->cfg.d_model;
 
 	ops->dropout(cx, a->d_tmp, dx0, (size_t) N * d, p->dropout, p->seed, GR_SITE_EMBED, p->step);
 	ops->scatter_add_rows(cx, g->pos_emb, a->d_tmp, a->tok_pos, N, d, 1.0f);
 	ops->scatter_add_rows(cx, g->item_emb, a->d_tmp, a->tok_item, N, d, m->cfg.emb_scale);
 	if (m->layout->action_input == GR_ACTION_INPUT_TOKEN)
-	{
-		for (int k = 0; k < K; k++)
-			ops->scatter_add_rows(cx, g->act_emb, a->d_tmp, a->tok_bucket + (size_t) k * N, N,
-								  d, 1.0f);
-		ops->gemm(cx, true, false, K, d, N, 1.0f, a->tok_actval, K, a->d_tmp, d, 1.0f,
-				  g->act_lin, d);
-	}
+		action_encode_backward(m, a, g, a->d_tmp);
+	else if (gr_layout_action_stream(m->layout))
+		action_encode_backward(m, a, g, a->d_astream);
 }
 
 static const gr_pass inference_pass = {0};
@@ -376,6 +414,8 @@ gr_model_forward(const gr_model *m, gr_acts *a, const gr_tokens *tb, const gr_pa
 		a->trunk_out = m->arch->forward(m, a, p);
 		gr_norm_forward(ops, a->h, a->lnf_mean, a->lnf_rstd, a->trunk_out, m->w.lnf_w, m->w.lnf_b,
 						a->n_tokens, m->cfg.d_model);
+		if (gr_layout_pools_actions(m->layout))
+			gr_pool_forward(m, a);
 		gr_head_action_forward(m, a);
 	}
 	return ops->check(ops->ctx, err);
@@ -398,9 +438,15 @@ gr_model_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p
 	if (gr_should_stop(m->env))
 		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
 	ops->zero(ops->ctx, a->d_res, nd * sizeof(float));
+	if (gr_layout_action_stream(m->layout))
+		ops->zero(ops->ctx, a->d_astream, nd * sizeof(float));
+	if (gr_layout_pools_actions(m->layout))
+		ops->zero(ops->ctx, a->d_pool, nd * sizeof(float));
 	double		item_sum = gr_head_item_backward(m, a, g, p->w_item);
 
 	gr_head_action_backward(m, a, g, p->w_action, p->w_task, col_loss);
+	if (gr_layout_pools_actions(m->layout) && N > 0)
+		gr_pool_backward(m, a, g);
 	if (gr_should_stop(m->env))
 		return gr_fail(err, GR_ERR_CANCELLED, "training cancelled");
 	if (N > 0)

@@ -61,8 +61,14 @@ typedef struct gr_acts
 	float	   *item_h;			/* [rows, d] gathered item-row states */
 	float	   *logits;			/* [logit_rows, V] */
 	float	   *item_loss;		/* [rows] */
+	float	   *astream;		/* [N, d] the action stream A = φ(a) (AttnLFA, AttnMVP) */
+	float	   *pool_qkv;		/* [N, 3d] AttnLFA pooling: q | k from h, v from A */
+	float	   *pool_att;		/* [N, d] pooled values before the output projection */
+	float	   *pool_lse;		/* [N, heads] */
+	float	   *pool_out;		/* [N, d] p, the pooled actions */
 	float	   *act_in;			/* [rows, d] gathered action-row states */
-	float	   *act_cpl;		/* [rows, d] coupler item embeddings (PC) */
+	float	   *act_cpl;		/* [rows, d] the head's second input: coupler item embeddings
+								 * (PC) or pooled actions (AttnLFA) */
 	float	   *act_fc, *act_g; /* [rows, H] head hidden layer before/after GELU */
 	float	   *act_pred;		/* [rows, K] */
 	float	   *act_grad;		/* [rows, K] */
@@ -72,6 +78,9 @@ typedef struct gr_acts
 	float	   *scratch[GR_MAX_ARCH_SCRATCH];	/* the trunk's backward scratch */
 	float	   *d_item_h;		/* [rows, d] */
 	float	   *d_act_in, *d_act_cpl;	/* [rows, d] */
+	float	   *d_astream;		/* [N, d] gradient of the action stream */
+	float	   *d_pool, *d_pool_att;	/* [N, d] gradients of p and of the pooled values */
+	float	   *d_pool_qkv;		/* [N, 3d] */
 	float	   *d_act_g;		/* [rows, H] */
 
 	/* backend copies of the batch's metadata */

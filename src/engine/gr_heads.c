@@ -1,7 +1,8 @@
 /*
  * gr_heads.c — the tied item head (full-catalogue softmax cross-entropy, chunked over rows;
  * logit read-outs for evaluation and serving) and the action head (an MLP over h, or over
- * [h ; E[item]] for the PC coupler; its input width is gr_layout_head_inputs).
+ * [h ; E[item]] for the PC coupler, or over [h ; p] with AttnLFA's pooled actions p; its
+ * input width is gr_layout_head_inputs).
  */
 #include "gr_arch.h"
 
@@ -81,7 +82,8 @@ gr_model_candidate_logits(const gr_model *m, gr_acts *a, int row, const int32_t 
 			out[c] = NAN;
 }
 
-/* Action head forward: pred = W2 GELU(W1 [h ; e] + b1) + b2 for every action row. */
+/* Action head forward: pred = W2 GELU(W1 [h ; e] + b1) + b2 for every action row, e the
+ * coupler item's embedding (PC) or the row token's pooled actions (AttnLFA). */
 void
 gr_head_action_forward(const gr_model *m, gr_acts *a)
 {
@@ -91,15 +93,19 @@ gr_head_action_forward(const gr_model *m, gr_acts *a)
 	int			K = m->cfg.n_actions;
 	int			in = gr_layout_head_inputs(m->layout) * d;
 	bool		coupler = m->layout->action_head == GR_ACTION_HEAD_COUPLER;
+	bool		pooled = gr_layout_pools_actions(m->layout);
 
 	if (R == 0 || !gr_layout_has_action_head(m->layout))
 		return;
 	ops->gather_rows(cx, a->act_in, a->h, a->act_row_tok, R, d, 1.0f, false);
 	ops->gemm(cx, false, true, R, H, d, 1.0f, a->act_in, d, m->w.head_fc_w, in, 0.0f,
 			  a->act_fc, H);
-	if (coupler)
+	if (coupler || pooled)
 	{
-		ops->gather_rows(cx, a->act_cpl, m->w.item_emb, a->act_row_cpl, R, d, 1.0f, false);
+		if (coupler)
+			ops->gather_rows(cx, a->act_cpl, m->w.item_emb, a->act_row_cpl, R, d, 1.0f, false);
+		else
+			ops->gather_rows(cx, a->act_cpl, a->pool_out, a->act_row_tok, R, d, 1.0f, false);
 		ops->gemm(cx, false, true, R, H, d, 1.0f, a->act_cpl, d, m->w.head_fc_w + d, in, 1.0f,
 				  a->act_fc, H);
 	}
@@ -111,7 +117,7 @@ gr_head_action_forward(const gr_model *m, gr_acts *a)
 }
 
 /* Action head loss and backward from the forward pass's predictions; accumulates into d_res,
- * the head and (PC) the item table. */
+ * the head and the second input's source: the item table (PC) or d_pool (AttnLFA). */
 void
 gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight,
 						const float *w_task, double *col_loss)
@@ -122,6 +128,7 @@ gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weig
 	int			K = m->cfg.n_actions;
 	int			in = gr_layout_head_inputs(m->layout) * d;
 	bool		coupler = m->layout->action_head == GR_ACTION_HEAD_COUPLER;
+	bool		pooled = gr_layout_pools_actions(m->layout);
 	float		col_scale[GR_MAX_ACTIONS];
 	uint32_t	binary = 0;
 
@@ -152,13 +159,16 @@ gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weig
 	ops->gemm(cx, false, false, R, d, H, 1.0f, a->d_act_g, H, m->w.head_fc_w, in, 0.0f,
 			  a->d_act_in, d);
 	ops->scatter_add_rows(cx, a->d_res, a->d_act_in, a->act_row_tok, R, d, 1.0f);
-	if (coupler)
+	if (coupler || pooled)
 	{
 		ops->gemm(cx, true, false, H, d, R, 1.0f, a->d_act_g, H, a->act_cpl, d, 1.0f,
 				  g->head_fc_w + d, in);
 		ops->gemm(cx, false, false, R, d, H, 1.0f, a->d_act_g, H, m->w.head_fc_w + d, in, 0.0f,
 				  a->d_act_cpl, d);
-		ops->scatter_add_rows(cx, g->item_emb, a->d_act_cpl, a->act_row_cpl, R, d, 1.0f);
+		if (coupler)
+			ops->scatter_add_rows(cx, g->item_emb, a->d_act_cpl, a->act_row_cpl, R, d, 1.0f);
+		else
+			ops->scatter_add_rows(cx, a->d_pool, a->d_act_cpl, a->act_row_tok, R, d, 1.0f);
 	}
 
 	float	   *loss = a->h_float;

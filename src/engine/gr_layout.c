@@ -3,6 +3,7 @@
  */
 #include "gr_layout.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const gr_layout *const gr_layouts[GR_LAYOUT_COUNT] = {
@@ -10,6 +11,8 @@ static const gr_layout *const gr_layouts[GR_LAYOUT_COUNT] = {
 	[GR_LAYOUT_INT] = &gr_layout_int,
 	[GR_LAYOUT_LAC] = &gr_layout_lac,
 	[GR_LAYOUT_PC] = &gr_layout_pc,
+	[GR_LAYOUT_ATTNLFA] = &gr_layout_attnlfa,
+	[GR_LAYOUT_ATTNMVP] = &gr_layout_attnmvp,
 	[GR_LAYOUT_L2] = &gr_layout_l2,
 	[GR_LAYOUT_L3] = &gr_layout_l3,
 	[GR_LAYOUT_L4] = &gr_layout_l4,
@@ -54,12 +57,26 @@ gr_layout_by_name(const char *name)
 	return NULL;
 }
 
-/* The accepted names (test_layouts checks that every layout and alias is listed). */
-const char *
-gr_layout_names(void)
+/* The layouts' names for messages. */
+void
+gr_layout_list(char *buf, size_t size, bool packing_only)
 {
-	return "item, int, lac, pc, l2, l3, l4, l5, l6, l7, l9 (aliases l0 = item, l8 = lac, "
-		"l10 = pc)";
+	size_t		len = 0;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	for (int i = 0; i < GR_LAYOUT_COUNT; i++)
+	{
+		if (packing_only && !gr_layout_packs_candidates(gr_layouts[i]))
+			continue;
+		int			w = snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
+								 gr_layouts[i]->name);
+
+		if (w < 0 || (size_t) w >= size - len)
+			return;
+		len += (size_t) w;
+	}
 }
 
 /* Whether tokens carry action values into the model. */
@@ -67,6 +84,28 @@ bool
 gr_layout_reads_actions(const gr_layout *layout)
 {
 	return layout->action_input != GR_ACTION_INPUT_NONE;
+}
+
+/* Whether φ(a) is its own stream. */
+bool
+gr_layout_action_stream(const gr_layout *layout)
+{
+	return layout->action_input == GR_ACTION_INPUT_VALUES ||
+		layout->action_input == GR_ACTION_INPUT_POOLED;
+}
+
+/* The trunk's attention mask. */
+gr_attn_mask
+gr_layout_trunk_mask(const gr_layout *layout)
+{
+	return layout->action_input == GR_ACTION_INPUT_VALUES ? GR_MASK_STRICT : GR_MASK_CAUSAL;
+}
+
+/* Whether the action head pools the action stream. */
+bool
+gr_layout_pools_actions(const gr_layout *layout)
+{
+	return layout->action_head == GR_ACTION_HEAD_POOLED;
 }
 
 /* Whether the layout needs action columns. */
@@ -109,6 +148,7 @@ gr_layout_head_inputs(const gr_layout *layout)
 		case GR_ACTION_HEAD_STATE:
 			return 1;
 		case GR_ACTION_HEAD_COUPLER:
+		case GR_ACTION_HEAD_POOLED:
 			return 2;
 	}
 	return 0;

@@ -6,6 +6,7 @@
 #ifndef GR_LAYOUT_H
 #define GR_LAYOUT_H
 
+#include "gr_ops.h"
 #include "gr_tokens.h"
 
 typedef enum gr_layout_id
@@ -14,14 +15,17 @@ typedef enum gr_layout_id
 	GR_LAYOUT_INT = 1,			/* interleaved item and action tokens (HSTU-style) */
 	GR_LAYOUT_LAC = 2,			/* lagged action conditioning */
 	GR_LAYOUT_PC = 3,			/* patched conditioning (coupler head) */
+	GR_LAYOUT_ATTNLFA = 4,		/* attention-based late fusion of actions (pooling head) */
+	GR_LAYOUT_ATTNMVP = 5,		/* attention-based mixed value pooling (action values in
+								 * every attention layer) */
 	/* the Table-2 ablations of LAYOUTS.md §4.7 (gr_layout_l2.c … gr_layout_l9.c) */
-	GR_LAYOUT_L2 = 4,
-	GR_LAYOUT_L3 = 5,
-	GR_LAYOUT_L4 = 6,
-	GR_LAYOUT_L5 = 7,
-	GR_LAYOUT_L6 = 8,
-	GR_LAYOUT_L7 = 9,
-	GR_LAYOUT_L9 = 10,
+	GR_LAYOUT_L2 = 6,
+	GR_LAYOUT_L3 = 7,
+	GR_LAYOUT_L4 = 8,
+	GR_LAYOUT_L5 = 9,
+	GR_LAYOUT_L6 = 10,
+	GR_LAYOUT_L7 = 11,
+	GR_LAYOUT_L9 = 12,
 	GR_LAYOUT_COUNT
 } gr_layout_id;
 
@@ -44,6 +48,19 @@ typedef enum gr_action_input
 {
 	GR_ACTION_INPUT_NONE = 0,	/* no action reaches the model */
 	GR_ACTION_INPUT_TOKEN,		/* φ(a) is added to the token's input vector */
+	/*
+	 * φ(a_j) of each token is its own stream A [N, d], never added to the input; every
+	 * attention layer of the trunk reads A W_va^l as a second value stream at the strict keys
+	 * (k < q) and the trunk's attention itself is strict-causal (AttnMVP, LAYOUTS.md §4.6,
+	 * primary reconstruction: O_n = sum_{j<n} P_nj (V_I,j + V_A,j)). The token of
+	 * interaction j carries a_j; it reaches only queries after j.
+	 */
+	GR_ACTION_INPUT_VALUES,
+	/*
+	 * φ(a_j) of each token is its own stream A [N, d] that only the action head's pooling
+	 * reads (GR_ACTION_HEAD_POOLED); the trunk sees items only (AttnLFA, §4.5).
+	 */
+	GR_ACTION_INPUT_POOLED,
 } gr_action_input;
 
 /* Whether the tied item head predicts the next item (and so the model retrieves). */
@@ -59,6 +76,13 @@ typedef enum gr_action_head
 	GR_ACTION_HEAD_NONE = 0,	/* no action head: a candidate's score is its retrieval logit */
 	GR_ACTION_HEAD_STATE,		/* an MLP over h of the row's token */
 	GR_ACTION_HEAD_COUPLER,		/* an MLP over [h ; E[coupler item]] (PC) */
+	/*
+	 * An MLP over [h_n ; p_n], p_n = W_o sum_{j<n} softmax_j(q_n.k_j) W_v A_j with
+	 * q = W_q h, k = W_k h: one multi-head attention layer after the trunk (and its final
+	 * LayerNorm) pooling the action stream strict-causally (AttnLFA, §4.5); a candidate
+	 * pools over the whole history.
+	 */
+	GR_ACTION_HEAD_POOLED,
 } gr_action_head;
 
 /* How serving scores C candidates. */
@@ -115,6 +139,8 @@ extern const gr_layout gr_layout_item;
 extern const gr_layout gr_layout_int;
 extern const gr_layout gr_layout_lac;
 extern const gr_layout gr_layout_pc;
+extern const gr_layout gr_layout_attnlfa;
+extern const gr_layout gr_layout_attnmvp;
 extern const gr_layout gr_layout_l2;
 extern const gr_layout gr_layout_l3;
 extern const gr_layout gr_layout_l4;
@@ -126,15 +152,27 @@ extern const gr_layout gr_layout_l9;
 /* Layout by id, or NULL. */
 const gr_layout *gr_layout_by_id(int id);
 
-/* Layout by name ("item", "int", "lac", "pc", "l2" … "l9"; the aliases "l0" = item,
- * "l8" = lac and "l10" = pc of Table 2), or NULL. */
+/* Layout by name ("item", "int", "lac", "pc", "attnlfa", "attnmvp", "l2" … "l9"; the
+ * aliases "l0" = item, "l8" = lac and "l10" = pc of Table 2), or NULL. */
 const gr_layout *gr_layout_by_name(const char *name);
 
-/* The accepted layout names, comma-separated (for messages). */
-const char *gr_layout_names(void);
+/* The names of the layouts, comma separated, into buf (for messages); with packing_only,
+ * only those that pack candidates (and so score cold starts). */
+void		gr_layout_list(char *buf, size_t size, bool packing_only);
 
 /* Whether the layout's tokens carry action values into the model (the action encoder). */
 bool		gr_layout_reads_actions(const gr_layout *layout);
+
+/* Whether φ(a) is kept as a separate action stream A [N, d] rather than added to the
+ * tokens' input (VALUES, POOLED). */
+bool		gr_layout_action_stream(const gr_layout *layout);
+
+/* The mask of the trunk's attention: strict-causal when action values join it (VALUES),
+ * else causal (block-causal over packed candidates). */
+gr_attn_mask gr_layout_trunk_mask(const gr_layout *layout);
+
+/* Whether the action head pools the action stream after the trunk (POOLED). */
+bool		gr_layout_pools_actions(const gr_layout *layout);
 
 /* Whether the layout needs action columns at all (as input or as targets). */
 bool		gr_layout_needs_actions(const gr_layout *layout);
@@ -162,6 +200,19 @@ gr_seq_action(const gr_seq_view *seq, int n)
 {
 	return seq->actions ? seq->actions + (size_t) n * seq->n_actions : NULL;
 }
+
+/*
+ * The token builder of the action-stream layouts (AttnLFA, AttnMVP; gr_layout_attnlfa.c):
+ * item tokens carrying their own action a_n in the stream, targets a_n and i_{n+1}; serving
+ * packs action-less candidates at the next position. The max_len rules are LAC's.
+ */
+gr_status	gr_layout_stream_add_window(gr_tokens *tb, const gr_seq_view *seq, int start,
+										int end, bool last_only, gr_error *err);
+gr_status	gr_layout_stream_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start,
+										 const int32_t *cands, int n_cands, gr_error *err);
+int			gr_layout_stream_window_len(int max_len);
+int			gr_layout_stream_history_cap(int max_len);
+int			gr_layout_stream_positions(int max_len);
 
 /* Fail with a capacity error (shared by the layout files). */
 gr_status	gr_layout_full(gr_error *err);

@@ -105,6 +105,15 @@ typedef struct gr_dims
 #define GR_OUTPUT_TENSORS(X) \
 	X(lnf_w, "ln_f.weight", 1, z->D, 0, 0, GR_INIT_ONE, true) \
 	X(lnf_b, "ln_f.bias", 1, z->D, 0, 0, GR_INIT_ZERO, true) \
+	/* AttnLFA's action pooling after the trunk (gr_pool.c): q | k from h, v from φ(a) */ \
+	X(pool_qk_w, "action_pool.qk.weight", 2, 2 * z->D, z->D, 0, GR_INIT_NORMAL, \
+	  gr_layout_pools_actions(lay)) \
+	X(pool_v_w, "action_pool.v.weight", 2, z->D, z->D, 0, GR_INIT_NORMAL, \
+	  gr_layout_pools_actions(lay)) \
+	X(pool_proj_w, "action_pool.proj.weight", 2, z->D, z->D, 0, GR_INIT_NORMAL, \
+	  gr_layout_pools_actions(lay)) \
+	X(pool_proj_b, "action_pool.proj.bias", 1, z->D, 0, 0, GR_INIT_ZERO, \
+	  gr_layout_pools_actions(lay)) \
 	X(head_fc_w, "action_head.fc.weight", 2, z->HH, z->HIN, 0, GR_INIT_NORMAL, \
 	  gr_layout_has_action_head(lay)) \
 	X(head_fc_b, "action_head.fc.bias", 1, z->HH, 0, 0, GR_INIT_ZERO, \

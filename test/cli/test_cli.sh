@@ -119,7 +119,7 @@ grep -q "^memory: an estimated" "$T/out"
 ok "train --dry-run --quiet still prints the estimate" $?
 
 # --- train every layout, save, re-evaluate, score, recommend, info ---
-for layout in item int lac pc; do
+for layout in item int lac pc attnlfa attnmvp; do
 	m="$T/$layout.safetensors"
 	run_rc "train $layout" 0 train --data "$T/tiny.tsv" $COLS --layout $layout $TINY \
 		--save "$m" --json "$T/train_$layout.json"

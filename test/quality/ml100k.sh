@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/quality/ml100k.sh — training reaches sane quality on MovieLens-100K.
 #
-# Trains every layout for 25 epochs (d 64, 2 layers, max_len 50, seed 42, 2 threads) with the
+# Trains every layout (item, lac, int, pc, attnlfa, attnmvp) for 25 epochs (d 64, 2 layers,
+# max_len 50, seed 42, 2 threads) with the
 # engine program and asserts, on the test split (leave-one-out, full ranking, seen excluded):
 #   HR@10 and NDCG@10 >= 1.5x the popularity ranking's: a sequential model that cannot beat
 #     popularity by half again has a broken input, mask, loss or optimiser (measured: 1.5-2.1x
@@ -11,7 +12,8 @@
 #     on MovieLens ratings, so "within 5%" is the bar for a working action head;
 #   `genrec eval` of the saved model reproduces the test metrics train reported.
 #
-#   test/quality/ml100k.sh [path/to/genrec]     (data: ../shared/data/ml-100k/u.data)
+#   test/quality/ml100k.sh [path/to/genrec]     (data: ../shared/data/ml-100k/u.data;
+#   GENREC_QUALITY_LAYOUTS="lac pc" checks only those layouts)
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +26,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 status=0
 
-for layout in item lac int pc; do
+for layout in ${GENREC_QUALITY_LAYOUTS:-item lac int pc attnlfa attnmvp}; do
 	"$G" train --data "$DATA" --layout "$layout" --epochs 25 --patience 25 --threads 2 \
 		--seed 42 --quiet --save "$T/$layout.safetensors" --json "$T/$layout.json" >/dev/null || {
 		echo "ml100k: training $layout failed" >&2
@@ -47,7 +49,7 @@ pop = test["popularity"]
 ok = True
 def check(name, cond, detail):
     global ok
-    print(f"  {'ok  ' if cond else 'FAIL'} {layout:4s} {name}: {detail}")
+    print(f"  {'ok  ' if cond else 'FAIL'} {layout:7s} {name}: {detail}")
     ok = ok and cond
 check("HR@10 >= 1.5x popularity", test["hr@10"] >= 1.5 * pop["hr@10"],
       f"{test['hr@10']:.4f} vs popularity {pop['hr@10']:.4f}")

@@ -172,7 +172,7 @@ def serve(d, ds, model, case):
             else:
                 res["logit"] = [None] * len(cands)
             if gt.HAS_ACTION_HEAD[layout] and K > 0:
-                z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"])
+                z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"])
                 act = []
                 for r in range(len(cands)):
                     row = []
@@ -269,7 +269,7 @@ def evaluate(d, ds, model, split, ks):
             out.update(mrr=None, mrr_all=None)
         rmse, nat = [], []
         if gt.HAS_ACTION_HEAD[layout] and b["arow_tok"].numel() > 0:
-            pred = model.action_pred(h[b["arow_tok"]], b["arow_cpl"])
+            pred = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"])
             y = b["arow_tgt"]
             for k in range(K):
                 m = ~torch.isnan(y[:, k])

@@ -353,10 +353,10 @@ def main():
                 failures.append("%s: no dump written" % l)
         print("engine vs float64 PyTorch reference: max relative error per category "
               "(tolerance %.0e)" % TOL)
-        print("%-6s" % "layout" + "".join("%9s" % c for c in CATS))
+        print("%-8s" % "layout" + "".join("%9s" % c for c in CATS))
         for l in dumped:
             ck = check_layout(dump_dir, l, args.verbose)
-            print("%-6s" % l + "".join("%9s" % ck.cell(c) for c in CATS))
+            print("%-8s" % l + "".join("%9s" % ck.cell(c) for c in CATS))
             failures += ck.failures
         print("%.1f s" % (time.time() - t0))
         if failures:

@@ -52,7 +52,7 @@ from genrec_torch import safetensors  # noqa: E402
 
 TOL = 1e-5
 UNKNOWN = 99999
-LAYOUTS = ("lac", "int", "pc", "item")
+LAYOUTS = ("lac", "int", "pc", "item", "attnlfa", "attnmvp")
 
 
 class Checks:

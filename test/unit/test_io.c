@@ -18,7 +18,8 @@
 
 #define N_TEST_ITEMS 6
 
-static const int all_layouts[] = {GR_LAYOUT_ITEM, GR_LAYOUT_INT, GR_LAYOUT_LAC, GR_LAYOUT_PC};
+static const int all_layouts[] = {GR_LAYOUT_ITEM, GR_LAYOUT_INT, GR_LAYOUT_LAC, GR_LAYOUT_PC,
+	GR_LAYOUT_ATTNLFA, GR_LAYOUT_ATTNMVP};
 
 #define N_LAYOUTS ((int) (sizeof(all_layouts) / sizeof(all_layouts[0])))
 

@@ -6,7 +6,10 @@
  *    perturbations do reach the predictions that may see them);
  *  - packed candidate scoring equals the training-path prediction of the same item
  *    (PROTOCOL.md), and candidates do not influence each other;
- *  - a finite-difference check of each layout's whole loss, tensor by tensor.
+ *  - a finite-difference check of each layout's whole loss, tensor by tensor;
+ *  - for the action-stream layouts (AttnLFA, AttnMVP): a positive control running the
+ *    strict-causal reads as causal, which the leakage test must catch, and AttnLFA's pooled
+ *    vector against a plain double-precision loop.
  */
 #include "gr_serve.h"
 #include "gr_train.h"
@@ -106,6 +109,26 @@ test_toy_training_tokens(void)
 	CHECK(tb.n_act_rows == 3 && tb.act_row_target[0] == 0.1f && tb.act_row_target[2] == 0.3f);
 	CHECK(tb.n_item_rows == 2 && tb.item_row_tok[1] == 1 && tb.item_row_target[1] == 13);
 
+	/* AttnLFA / AttnMVP: items only in the input, each token's own action in the stream;
+	 * h_n predicts a_n (dense) and i_{n+1} */
+	const gr_layout *stream_layouts[2] = {&gr_layout_attnlfa, &gr_layout_attnmvp};
+
+	for (int li = 0; li < 2; li++)
+	{
+		gr_tokens_reset(&tb);
+		CHECK_OK(stream_layouts[li]->add_window(&tb, &seq, 0, 3, false, &err), &err);
+		CHECK(tb.n_tokens == 3 && tb.item[0] == 11 && tb.item[2] == 13 && tb.pos[2] == 2);
+		CHECK(tb.has_action[0] && tb.action[0] == 0.1f && tb.action[2] == 0.3f);
+		CHECK(tb.n_act_rows == 3 && tb.act_row_tok[1] == 1 && tb.act_row_target[1] == 0.2f);
+		CHECK(tb.act_row_src[2] == 2 && tb.act_row_coupler[0] == 0);
+		CHECK(tb.n_item_rows == 2 && tb.item_row_tok[1] == 1 && tb.item_row_target[1] == 13);
+		CHECK(gr_layout_action_stream(stream_layouts[li]) &&
+			  !gr_layout_reads_actions(stream_layouts[li]) == false);
+	}
+	CHECK(gr_layout_pools_actions(&gr_layout_attnlfa) && !gr_layout_pools_actions(&gr_layout_attnmvp));
+	CHECK(gr_layout_trunk_mask(&gr_layout_attnmvp) == GR_MASK_STRICT &&
+		  gr_layout_trunk_mask(&gr_layout_attnlfa) == GR_MASK_CAUSAL);
+
 	/* a LAC window starting later carries the real lagged action, not the null one */
 	gr_tokens_reset(&tb);
 	CHECK_OK(gr_layout_lac.add_window(&tb, &seq, 1, 3, true, &err), &err);
@@ -140,6 +163,18 @@ test_toy_serving_tokens(void)
 	CHECK_OK(gr_layout_pc.add_serving(&tb, &seq, 0, cands, 2, &err), &err);
 	CHECK(tb.n_tokens == 3 && tb.n_act_rows == 2 && tb.act_row_tok[0] == 2 &&
 		  tb.act_row_coupler[1] == 22);
+
+	/* AttnLFA / AttnMVP: candidates at the next position without an action, history with
+	 * its own actions (LAYOUTS.md §6.2) */
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_attnmvp.add_serving(&tb, &seq, 0, cands, 2, &err), &err);
+	CHECK(tb.n_tokens == 5 && tb.n_hist[0] == 3 && tb.action[2] == 0.3f);
+	CHECK(tb.item[3] == 21 && tb.pos[3] == 3 && tb.pos[4] == 3 && !tb.has_action[3]);
+	CHECK(tb.n_item_rows == 1 && tb.item_row_tok[0] == 2 && tb.n_act_rows == 2 &&
+		  tb.act_row_tok[1] == 4);
+	gr_tokens_reset(&tb);
+	CHECK_OK(gr_layout_attnlfa.add_serving(&tb, &seq, 3, cands, 2, &err), &err);
+	CHECK(tb.n_tokens == 2 && tb.n_hist[0] == 0 && tb.n_item_rows == 0 && tb.n_act_rows == 2);
 
 	gr_tokens_reset(&tb);
 	CHECK(gr_layout_item.add_serving(&tb, &seq, 3, cands, 2, &err) == GR_ERR_EMPTY_HISTORY);
@@ -202,14 +237,59 @@ same_act(const predictions *a, const predictions *b, int j)
 	return memcmp(a->act + j, b->act + j, sizeof(float)) == 0;
 }
 
-/* Leakage: perturb each interaction's action and item in turn. */
+/*
+ * A deliberately leaky attention for the positive control: every strict-causal read runs
+ * causal, with the second value stream folded into the values, i.e. "the pooling or the MVP
+ * mask made causal instead of strict" (k <= q), so a token's own action reaches its query.
+ */
+static const gr_ops *honest_ops;
+static gr_ops leaky_ops;
+
+/* attn_fwd with the strict mask replaced by the causal one. */
 static void
-test_leakage(gr_layout_id id)
+leaky_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const float *v2,
+			   const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head, int d)
+{
+	if (mask != GR_MASK_STRICT)
+	{
+		honest_ops->attn_fwd(ctx, out, lse, qkv, v2, seqs, mask, n_head, d);
+		return;
+	}
+	int			N = seqs->seq_off[seqs->n_seq];
+	float	   *mixed = malloc(sizeof(float) * (size_t) N * 3 * d);
+
+	memcpy(mixed, qkv, sizeof(float) * (size_t) N * 3 * d);
+	for (int t = 0; t < N && v2; t++)
+		for (int i = 0; i < d; i++)
+			mixed[(size_t) t * 3 * d + 2 * d + i] += v2[(size_t) t * d + i];
+	honest_ops->attn_fwd(ctx, out, lse, mixed, NULL, seqs, GR_MASK_CAUSAL, n_head, d);
+	free(mixed);
+}
+
+/* Leak check: a CHECK, or (expecting a leak) a count of violations. */
+#define LEAK_CHECK(cond, ...) \
+	do { if (expect_leak) leaks += !(cond); else CHECK_MSG(cond, __VA_ARGS__); } while (0)
+
+/*
+ * Leakage: perturb each interaction's action and item in turn. With expect_leak the model
+ * runs on the leaky attention above and the test must find violations (positive control).
+ */
+static void
+test_leakage(gr_layout_id id, bool expect_leak)
 {
 	enum
 	{
 	N = 9};
 	gr_model   *m = make_model(id, 16, 5);
+	int			leaks = 0;
+
+	if (expect_leak)
+	{
+		honest_ops = m->ops;
+		leaky_ops = *m->ops;
+		leaky_ops.attn_fwd = leaky_attn_fwd;
+		m->ops = &leaky_ops;
+	}
 	int32_t		items[N];
 	float		acts[N];
 	gr_seq_view seq = {.items = items,.actions = acts,.n = N,.n_actions = 1};
@@ -227,10 +307,10 @@ test_leakage(gr_layout_id id)
 		predict_history(m, &seq, &pert);
 		for (int j = 0; j <= mi; j++)
 		{
-			CHECK_MSG(same_item(&base, &pert, j, V), "%s: a_%d changed the prediction of i_%d",
-					  m->layout->name, mi, j);
-			CHECK_MSG(same_act(&base, &pert, j), "%s: a_%d changed the prediction of a_%d",
-					  m->layout->name, mi, j);
+			LEAK_CHECK(same_item(&base, &pert, j, V), "%s: a_%d changed the prediction of i_%d",
+					   m->layout->name, mi, j);
+			LEAK_CHECK(same_act(&base, &pert, j), "%s: a_%d changed the prediction of a_%d",
+					   m->layout->name, mi, j);
 		}
 		for (int j = mi + 1; j < N; j++)
 			reached_act += !same_act(&base, &pert, j) || !same_item(&base, &pert, j, V);
@@ -244,11 +324,11 @@ test_leakage(gr_layout_id id)
 		items[mi] = saved_item % N_ITEMS + 1;
 		predict_history(m, &seq, &pert);
 		for (int j = 0; j <= mi; j++)
-			CHECK_MSG(same_item(&base, &pert, j, V), "%s: i_%d changed the prediction of i_%d",
-					  m->layout->name, mi, j);
+			LEAK_CHECK(same_item(&base, &pert, j, V), "%s: i_%d changed the prediction of i_%d",
+					   m->layout->name, mi, j);
 		for (int j = 0; j < mi; j++)
-			CHECK_MSG(same_act(&base, &pert, j), "%s: i_%d changed the prediction of a_%d",
-					  m->layout->name, mi, j);
+			LEAK_CHECK(same_act(&base, &pert, j), "%s: i_%d changed the prediction of a_%d",
+					   m->layout->name, mi, j);
 		/* action given item (P2): the item does reach its own action's prediction */
 		if (gr_layout_has_action_head(m->layout) && !isnan(base.act[mi]))
 			reached_item += !same_act(&base, &pert, mi);
@@ -270,6 +350,13 @@ test_leakage(gr_layout_id id)
 	else if (gr_layout_has_action_head(m->layout))
 		CHECK_MSG(reached_item == 0, "%s: items reached %d of their actions in a layout "
 				  "without candidate-specific actions", m->layout->name, reached_item);
+	if (expect_leak)
+	{
+		/* the own-label perturbations alone: at least one per interaction */
+		CHECK_MSG(leaks >= N, "%s: the leaky attention went unnoticed (%d violations)",
+				  m->layout->name, leaks);
+		m->ops = honest_ops;
+	}
 	free(base.item);
 	free(base.act);
 	gr_model_free(m);
@@ -543,8 +630,98 @@ test_tensor_table(gr_layout_id id)
 	CHECK((fc != NULL) == gr_layout_has_action_head(lay));
 	if (fc)
 		CHECK(fc->shape[1] == gr_layout_head_inputs(lay) * d && m->w.head_fc_w != NULL);
+	CHECK((gr_model_tensor(m, "action_pool.qk.weight") != NULL) == gr_layout_pools_actions(lay));
+	CHECK((m->w.pool_v_w != NULL) == gr_layout_pools_actions(lay));
+	CHECK((gr_model_tensor(m, "blocks.1.attn.va.weight") != NULL) ==
+		  (lay->action_input == GR_ACTION_INPUT_VALUES));
 	CHECK(gr_model_tensor(m, "blocks.1.attn.qkv.weight") != NULL &&
 		  gr_model_tensor(m, "blocks.2.ln1.weight") == NULL);
+	gr_model_free(m);
+}
+
+/*
+ * AttnLFA's pooled vector p_n against a plain double loop over the forward pass's h and
+ * action stream: per head, softmax over the strictly earlier history keys (a candidate: the
+ * whole history), p_1 = the output bias. Two users, the second with candidates.
+ */
+static void
+test_pool_reference(void)
+{
+	gr_model   *m = make_model(GR_LAYOUT_ATTNLFA, 8, 31);
+	int			d = m->cfg.d_model, H = m->cfg.n_head, dh = d / H;
+	int32_t		items[7], cands[3] = {4, 9, 17};
+	float		acts[7];
+	gr_seq_view seq = {.items = items,.actions = acts,.n = 7,.n_actions = 1};
+	gr_tokens	tb;
+	gr_acts    *a;
+	gr_error	err;
+	double		worst = 0.0;
+
+	make_history(7, 55, items, acts);
+	CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 64, 2, 64, &err), &err);
+	CHECK_OK(m->layout->add_window(&tb, &seq, 0, 7, false, &err), &err);
+	seq.n = 5;
+	CHECK_OK(m->layout->add_serving(&tb, &seq, 0, cands, 3, &err), &err);
+	CHECK_OK(gr_acts_create(m, 64, 2, 64, 0, false, &a, &err), &err);
+	CHECK_OK(gr_model_forward(m, a, &tb, NULL, &err), &err);
+	const float *Wqk = m->w.pool_qk_w, *Wv = m->w.pool_v_w, *Wo = m->w.pool_proj_w,
+			   *bo = m->w.pool_proj_b;
+
+	for (int s = 0; s < tb.n_seq; s++)
+	{
+		int			b = tb.seq_off[s], T = tb.seq_off[s + 1] - b, Th = tb.n_hist[s];
+		double	   *q = calloc((size_t) T * d, sizeof(double)), *k = calloc((size_t) T * d, sizeof(double));
+		double	   *v = calloc((size_t) T * d, sizeof(double)), *o = calloc((size_t) T * d, sizeof(double));
+
+		for (int t = 0; t < T; t++)
+			for (int i = 0; i < d; i++)
+				for (int j = 0; j < d; j++)
+				{
+					q[t * d + i] += (double) Wqk[i * d + j] * a->h[(size_t) (b + t) * d + j];
+					k[t * d + i] += (double) Wqk[(d + i) * d + j] * a->h[(size_t) (b + t) * d + j];
+					v[t * d + i] += (double) Wv[i * d + j] * a->astream[(size_t) (b + t) * d + j];
+				}
+		for (int t = 0; t < T; t++)
+			for (int h = 0; h < H; h++)
+			{
+				int			nk = t < Th ? t : Th;	/* strict: keys j < t of the history */
+				double		mx = -INFINITY, z = 0.0, sc[64];
+
+				for (int j = 0; j < nk; j++)
+				{
+					sc[j] = 0.0;
+					for (int i = 0; i < dh; i++)
+						sc[j] += q[t * d + h * dh + i] * k[j * d + h * dh + i];
+					sc[j] /= sqrt((double) dh);
+					mx = fmax(mx, sc[j]);
+				}
+				for (int j = 0; j < nk; j++)
+					z += exp(sc[j] - mx);
+				for (int j = 0; j < nk; j++)
+					for (int i = 0; i < dh; i++)
+						o[t * d + h * dh + i] += exp(sc[j] - mx) / z * v[j * d + h * dh + i];
+			}
+		for (int t = 0; t < T; t++)
+			for (int i = 0; i < d; i++)
+			{
+				double		p = bo[i];
+
+				for (int j = 0; j < d; j++)
+					p += (double) Wo[i * d + j] * o[t * d + j];
+				double		got = a->pool_out[(size_t) (b + t) * d + i];
+
+				worst = fmax(worst, fabs(got - p) / fmax(1.0, fabs(p)));
+				if (t == 0)
+					CHECK(got == bo[i]);
+			}
+		free(q);
+		free(k);
+		free(v);
+		free(o);
+	}
+	CHECK_MSG(worst < 1e-5, "pooling differs from the reference by %g", worst);
+	gr_acts_free(a);
+	gr_tokens_free(&tb);
 	gr_model_free(m);
 }
 
@@ -556,10 +733,13 @@ main(void)
 	test_toy_training_tokens();
 	test_toy_serving_tokens();
 	test_model_view();
+	test_pool_reference();
 	for (int id = 0; id < GR_LAYOUT_COUNT; id++)
 	{
 		test_tensor_table(id);
-		test_leakage(id);
+		test_leakage(id, false);
+		if (gr_layout_action_stream(gr_layout_by_id(id)))
+			test_leakage(id, true);
 		test_scoring_consistency(id);
 		/* each loss alone, so a path's error cannot hide under the other loss's gradient */
 		if (gr_layout_has_item_head(gr_layout_by_id(id)))

@@ -119,9 +119,10 @@ dataset_sizes(const gr_dataset *ds)
 static void
 test_estimate_bounds_peak(void)
 {
-	static const int layouts[] = {GR_LAYOUT_ITEM, GR_LAYOUT_INT, GR_LAYOUT_LAC, GR_LAYOUT_PC};
+	static const int layouts[] = {GR_LAYOUT_ITEM, GR_LAYOUT_INT, GR_LAYOUT_LAC, GR_LAYOUT_PC,
+	GR_LAYOUT_ATTNLFA, GR_LAYOUT_ATTNMVP};
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < (int) (sizeof(layouts) / sizeof(layouts[0])); i++)
 	{
 		peak_allocator c;
 		gr_env		env;

@@ -116,9 +116,9 @@ small_config(gr_model_config *mc, gr_train_config *tc, int epochs)
 	tc->patience = epochs;
 }
 
-/* A short run trains, beats popularity and leaks nothing. */
+/* A short run of a layout trains, beats popularity and leaks nothing. */
 static void
-test_train_runs(void)
+test_train_runs(int layout)
 {
 	counting	c = {0};
 	gr_env		env;
@@ -133,11 +133,13 @@ test_train_runs(void)
 	gr_dataset *ds = synthetic_dataset(&env, 300, 120, 30);
 
 	small_config(&mc, &tc, 8);
+	mc.layout = layout;
 	CHECK_OK(gr_train(&env, &mc, &tc, ds, &m, &r, &err), &err);
 	CHECK(m != NULL && r.epochs_run == 8 && r.best_epoch >= 1 && r.steps == 8 * 10);
-	CHECK_MSG(r.test.ndcg[0] > r.test.pop_ndcg[0], "NDCG@10 %.4f vs popularity %.4f",
-			  r.test.ndcg[0], r.test.pop_ndcg[0]);
-	CHECK(isfinite(r.test.rmse[0]) && r.test.rmse[0] < 0.5);
+	CHECK_MSG(r.test.ndcg[0] > r.test.pop_ndcg[0], "%s: NDCG@10 %.4f vs popularity %.4f",
+			  gr_layout_by_id(layout)->name, r.test.ndcg[0], r.test.pop_ndcg[0]);
+	CHECK_MSG(isfinite(r.test.rmse[0]) && r.test.rmse[0] < 0.5, "%s: RMSE %.4f",
+			  gr_layout_by_id(layout)->name, r.test.rmse[0]);
 	/* the same seed gives the same model and metrics */
 	CHECK_OK(gr_train(&env, &mc, &tc, ds, &m2, &r2, &err), &err);
 	CHECK(r2.test.ndcg[0] == r.test.ndcg[0] && r2.final_train_loss == r.final_train_loss);
@@ -229,7 +231,9 @@ test_bad_options(void)
 int
 main(void)
 {
-	test_train_runs();
+	test_train_runs(GR_LAYOUT_LAC);
+	test_train_runs(GR_LAYOUT_ATTNLFA);
+	test_train_runs(GR_LAYOUT_ATTNMVP);
 	test_cancel_anywhere();
 	test_bad_options();
 	return unit_finish("test_train");
