@@ -192,7 +192,8 @@ fuzz: $(FUZZ_BINS)
 #   make cuda-emu         build/genrec_cuda_emu.so: the same sources compiled for the CPU
 #                         against cuda/gr_cuda_emu.h, to test the kernels without a GPU
 #   make gpu-tests        build/gpu/test_cuda_ops (test/gpu/) and build/gpu/gpu_bench (bench/)
-#   make cuda-emu-check   the op suite on the emulation, every kernel's grid-stride path
+#   make cuda-emu-check   the op suite on the emulation (blocks in parallel), every kernel's
+#                         grid-stride path; make cuda-emu-race repeats the inter-block groups
 GR_CUDA         ?= auto
 NVCC            ?= $(firstword $(shell command -v nvcc 2>/dev/null) \
                    $(wildcard /usr/local/cuda/bin/nvcc))
@@ -256,18 +257,23 @@ $(BUILD)/gpu/gpu_bench: bench/gpu_bench.c $(ENGINE_LIB) | $(BUILD)/gpu
 gpu-tests: $(patsubst test/gpu/%.c,$(BUILD)/gpu/%,$(wildcard test/gpu/*.c)) $(BUILD)/gpu/gpu_bench
 
 # The op suite on the CPU emulation with a grid cap of 3 blocks, so every kernel's grid-stride
-# and multi-pass path runs (scripts/test.sh runs it; no GPU or nvcc needed). Blocks run one
-# after another (OMP_NUM_THREADS=1): with blocks in parallel the whole-model gradients of the
-# lac and pc layouts differ from the CPU's in about half the runs (an inter-block race in a
-# kernel of the action path, open in issue 13); `make cuda-emu-race` reproduces it.
+# and multi-pass path runs (scripts/test.sh runs it; no GPU or nvcc needed). Blocks run in
+# parallel on GR_EMU_THREADS OpenMP threads (default 4, more than this machine's cores, so the
+# OS interleaves them too): inter-block atomics really contend, and the contention group checks
+# exact sums of many blocks adding into a few addresses.
+GR_EMU_THREADS ?= 4
 cuda-emu-check: cuda-emu gpu-tests
-	OMP_NUM_THREADS=1 GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops --module $(CUDA_EMU_MODULE) --math fp32
+	OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
+		--module $(CUDA_EMU_MODULE) --math fp32
 
-# The known race above: the model checks ten times with blocks in parallel (fails today).
+# Stress of the inter-block paths: the contention and whole-model groups ten times each with
+# blocks in parallel (issue 13: a lost update in the emulation's float atomicAdd made the
+# lac/pc action_emb gradients differ in about half the runs; every run must pass).
 cuda-emu-race: cuda-emu gpu-tests
-	@f=0; for i in 1 2 3 4 5 6 7 8 9 10; do GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
-		--module $(CUDA_EMU_MODULE) --math fp32 --only model >/dev/null 2>&1 || f=$$((f + 1)); done; \
-		echo "cuda-emu-race: $$f of 10 runs with parallel blocks failed"; [ $$f -eq 0 ]
+	@f=0; for i in 1 2 3 4 5 6 7 8 9 10; do for g in contention model; do \
+		OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
+		--module $(CUDA_EMU_MODULE) --math fp32 --only $$g >/dev/null 2>&1 || f=$$((f + 1)); \
+		done; done; echo "cuda-emu-race: $$f of 20 runs with parallel blocks failed"; [ $$f -eq 0 ]
 
 all: cuda-module
 unit: cuda-module cuda-emu
