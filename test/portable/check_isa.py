@@ -55,7 +55,7 @@ def non_baseline(mnemonic, operands):
     m = mnemonic.split(".")[0]
     if m.startswith("v") and m not in V_BASELINE:
         return "AVX"
-    if m.startswith("k") and re.match(r"^k(and|or|xor|not|mov|shift|test|unpck|add)", m):
+    if m.startswith("k") and re.match(r"^k(and|or|xor|xnor|not|mov|shift|test|unpck|add)", m):
         return "AVX-512 mask"
     if m in NON_BASELINE:
         return m
