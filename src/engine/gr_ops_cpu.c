@@ -270,8 +270,7 @@ cpu_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, size_t
 
 /* Dropout keep-flags of elements [16 * 4 * g, 16 * 4 * (g + 1)): the Philox rounds of
  * gr_rng.h run for 16 counters side by side so the compiler vectorises them. */
-GR_HOT
-static void
+static GR_HOT_INLINE void
 dropout_keep_lanes(uint64_t seed, uint32_t site, uint32_t step, uint64_t g, float p,
 				   uint8_t keep[64])
 {

@@ -22,6 +22,13 @@
 #define GR_HOT
 #endif
 
+/*
+ * A helper of GR_HOT kernels that must run at the kernel's level: inlined into every clone
+ * (a function with clones of its own cannot be inlined, and a plain one called from three
+ * clones is no longer "called once", so GCC would keep it as a baseline call).
+ */
+#define GR_HOT_INLINE inline __attribute__((always_inline))
+
 void		gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv,
 							const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
 							int n_head, int d);

@@ -107,8 +107,7 @@ scores(const attn_task *t, const float *q, int nk)
 }
 
 /* Forward of one query: o = softmax(scores) V (+ the strict keys' v2); returns the lse. */
-GR_HOT
-static float
+static GR_HOT_INLINE float
 attn_fwd_query(const attn_task *t, int q, float *o)
 {
 	bool		self;
@@ -164,8 +163,7 @@ attn_fwd_query(const attn_task *t, int q, float *o)
 }
 
 /* Backward of one query: accumulate dQ (written), dKt, dVt and dV2t from dO. */
-GR_HOT
-static void
+static GR_HOT_INLINE void
 attn_bwd_query(const attn_task *t, int q, const float *dov, const float *ov, float L,
 			   float *dq)
 {
