@@ -10,7 +10,15 @@
 #
 # Variables:
 #   GR_BLAS=openblas|none   GEMM through OpenBLAS (default, opened at run time) or plain C
-#   GR_ARCH=-march=native   CPU flags for the engine
+#   NATIVE=1                build for this machine's CPU only (-march=native, no dispatch):
+#                           the module may die with SIGILL on an older CPU
+#   GR_ARCH=...             CPU flags for the engine (default: -march=x86-64 -mtune=generic on
+#                           x86-64, so the module runs on any x86-64 CPU; the hot kernels
+#                           carry AVX2/FMA and AVX-512 clones picked at load time, GR_HOT in
+#                           src/engine/gr_ops_cpu.h)
+#   GR_CLONES=no            no runtime-dispatched clones (NATIVE=1 implies it)
+#   make portable-check     no instruction beyond x86-64 outside the clones, and the clones'
+#                           results against baseline builds (test/portable/run.sh)
 #   NO_PGXS=1               build only the engine, tests and CLI (no pg_config needed)
 
 .DEFAULT_GOAL := all
@@ -37,13 +45,26 @@ ENGINE_OBJS := $(patsubst src/engine/%.c,$(BUILD)/engine/%.o,$(ENGINE_SRCS))
 ENGINE_LIB  := $(BUILD)/libgrengine.a
 
 GR_BLAS     ?= openblas
-GR_ARCH     ?= -march=native
 GR_CC       ?= gcc
+# Portable by default: baseline x86-64 code with runtime-dispatched hot kernels; NATIVE=1 is
+# one -march=native build without clones (what a single-machine install may prefer).
+# GR_CLONES=no builds the hot kernels once, for GR_ARCH only (test/portable/run.sh builds the
+# clones' equivalents that way to compare their results).
+ifeq ($(NATIVE),1)
+GR_ARCH     ?= -march=native
+GR_CLONES   ?= no
+else ifneq ($(findstring x86_64,$(shell $(GR_CC) -dumpmachine)),)
+GR_ARCH     ?= -march=x86-64 -mtune=generic
+else
+GR_ARCH     ?=
+endif
+GR_CLONES   ?= yes
+GR_ARCH_DEFS := $(if $(filter no,$(GR_CLONES)),-DGR_NO_CLONES)
 GR_WARN     := -Wall -Wextra -Wno-unused-parameter -Wmissing-prototypes -Wvla-larger-than=131072
 GR_OPT      ?= -O3
 # GR_SANITIZE: extra compile-and-link flags (the sanitize target sets ASan + UBSan)
 GR_SANITIZE ?=
-GR_CFLAGS   := -std=c11 -D_GNU_SOURCE $(GR_OPT) $(GR_ARCH) -fopenmp -fPIC -g $(GR_WARN) $(GR_SANITIZE) \
+GR_CFLAGS   := -std=c11 -D_GNU_SOURCE $(GR_OPT) $(GR_ARCH) $(GR_ARCH_DEFS) -fopenmp -fPIC -g $(GR_WARN) $(GR_SANITIZE) \
                -fno-math-errno $(shell pkg-config --cflags libcjson) \
                -DGR_MULTIARCH='"$(shell $(GR_CC) -print-multiarch)"'
 GR_LIBS     := $(shell pkg-config --libs libcjson) -lgomp -lm -ldl -lpthread
@@ -82,7 +103,16 @@ clean:
 	rm -rf $(BUILD)
 endif
 
-$(BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) Makefile | $(BUILD)/engine
+# The compiler and flags the engine was last built with: a change (NATIVE=1, GR_ARCH, GR_OPT)
+# rebuilds it instead of mixing objects of two builds.
+GR_FLAGS_NOW := $(GR_CC) $(GR_CFLAGS)
+ifneq ($(GR_FLAGS_NOW),$(file <$(BUILD)/cflags))
+$(shell mkdir -p $(BUILD))
+$(file >$(BUILD)/cflags,$(GR_FLAGS_NOW))
+endif
+
+$(BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) Makefile $(BUILD)/cflags \
+		| $(BUILD)/engine
 	$(GR_CC) $(GR_CFLAGS) $(GR_KERNEL_FLAGS) -c $< -o $@
 
 # The CPU kernels may reassociate sums so reductions vectorise (NaN and Inf keep their
@@ -113,6 +143,14 @@ $(CLI_BIN): $(CLI_SRCS) $(wildcard src/cli/*.h) $(ENGINE_LIB) | $(BUILD)/cli
 	$(GR_CC) $(GR_CFLAGS) -Isrc/engine $(CLI_SRCS) -o $@ $(ENGINE_LIB) $(GR_LIBS) -lz
 
 cli: $(CLI_BIN)
+
+# The portable build's checks: an objdump scan of the module, the CLI and the engine for
+# instructions beyond baseline x86-64 outside the dispatched clones, then the op tests and a
+# short training run in builds equivalent to each clone, compared with the dispatching build.
+portable-check: $(CLI_BIN) unit-bins
+	test/portable/run.sh $(BUILD)
+
+.PHONY: portable-check
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -192,7 +230,8 @@ fuzz: $(FUZZ_BINS)
 #   make cuda-emu         build/genrec_cuda_emu.so: the same sources compiled for the CPU
 #                         against cuda/gr_cuda_emu.h, to test the kernels without a GPU
 #   make gpu-tests        build/gpu/test_cuda_ops (test/gpu/) and build/gpu/gpu_bench (bench/)
-#   make cuda-emu-check   the op suite on the emulation, every kernel's grid-stride path
+#   make cuda-emu-check   the op suite on the emulation (blocks in parallel), every kernel's
+#                         grid-stride path; make cuda-emu-race repeats the inter-block groups
 GR_CUDA         ?= auto
 NVCC            ?= $(firstword $(shell command -v nvcc 2>/dev/null) \
                    $(wildcard /usr/local/cuda/bin/nvcc))
@@ -256,18 +295,23 @@ $(BUILD)/gpu/gpu_bench: bench/gpu_bench.c $(ENGINE_LIB) | $(BUILD)/gpu
 gpu-tests: $(patsubst test/gpu/%.c,$(BUILD)/gpu/%,$(wildcard test/gpu/*.c)) $(BUILD)/gpu/gpu_bench
 
 # The op suite on the CPU emulation with a grid cap of 3 blocks, so every kernel's grid-stride
-# and multi-pass path runs (scripts/test.sh runs it; no GPU or nvcc needed). Blocks run one
-# after another (OMP_NUM_THREADS=1): with blocks in parallel the whole-model gradients of the
-# lac and pc layouts differ from the CPU's in about half the runs (an inter-block race in a
-# kernel of the action path, open in issue 13); `make cuda-emu-race` reproduces it.
+# and multi-pass path runs (scripts/test.sh runs it; no GPU or nvcc needed). Blocks run in
+# parallel on GR_EMU_THREADS OpenMP threads (default 4, more than this machine's cores, so the
+# OS interleaves them too): inter-block atomics really contend, and the contention group checks
+# exact sums of many blocks adding into a few addresses.
+GR_EMU_THREADS ?= 4
 cuda-emu-check: cuda-emu gpu-tests
-	OMP_NUM_THREADS=1 GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops --module $(CUDA_EMU_MODULE) --math fp32
+	OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
+		--module $(CUDA_EMU_MODULE) --math fp32
 
-# The known race above: the model checks ten times with blocks in parallel (fails today).
+# Stress of the inter-block paths: the contention and whole-model groups ten times each with
+# blocks in parallel (issue 13: a lost update in the emulation's float atomicAdd made the
+# lac/pc action_emb gradients differ in about half the runs; every run must pass).
 cuda-emu-race: cuda-emu gpu-tests
-	@f=0; for i in 1 2 3 4 5 6 7 8 9 10; do GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
-		--module $(CUDA_EMU_MODULE) --math fp32 --only model >/dev/null 2>&1 || f=$$((f + 1)); done; \
-		echo "cuda-emu-race: $$f of 10 runs with parallel blocks failed"; [ $$f -eq 0 ]
+	@f=0; for i in 1 2 3 4 5 6 7 8 9 10; do for g in contention model; do \
+		OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
+		--module $(CUDA_EMU_MODULE) --math fp32 --only $$g >/dev/null 2>&1 || f=$$((f + 1)); \
+		done; done; echo "cuda-emu-race: $$f of 20 runs with parallel blocks failed"; [ $$f -eq 0 ]
 
 all: cuda-module
 unit: cuda-module cuda-emu

@@ -7,7 +7,8 @@
  * (__syncwarp, and every shuffle, over the 32 threads of its warp) or its end. Running each
  * thread as far as it can before switching is an adversarial schedule: a missing barrier
  * shows up as a wrong result. Blocks run in parallel on OpenMP threads, __shared__ variables
- * are per OS thread, and atomics are real atomics. Memory is host memory; cuBLAS GEMMs use
+ * are per OS thread, and atomics are real atomics (every word they read is read atomically,
+ * once: make cuda-emu-check's contention group checks exact sums across blocks). Memory is host memory; cuBLAS GEMMs use
  * the engine's reference GEMM (gr_gemm_ref) after mapping cuBLAS's column-major convention
  * back to row-major, so the backend's row-major-to-column-major mapping is tested too.
  *
@@ -194,20 +195,26 @@ __shfl_sync(unsigned, T v, int lane)
 	return gr_emu_shfl(v, lane & 31);
 }
 
+/*
+ * Add v to *p atomically; returns the old value. The word is read once, atomically, and the
+ * sum is computed from that very read: a plain read of *p (a data race) let the compiler load
+ * the word twice, once for the sum and once for the compare-and-swap, so under contention a
+ * stale sum was swapped in against a fresh word and another block's update was lost.
+ */
 static inline float
 atomicAdd(float *p, float v)
 {
+	uint32_t   *w = (uint32_t *) p;
+	uint32_t	o = __atomic_load_n(w, __ATOMIC_RELAXED), n;
 	float		old, nv;
-	uint32_t	o, n;
 
 	do
 	{
-		memcpy(&o, p, 4);
 		memcpy(&old, &o, 4);
 		nv = old + v;
 		memcpy(&n, &nv, 4);
-	} while (!__atomic_compare_exchange_n((uint32_t *) p, &o, n, false, __ATOMIC_SEQ_CST,
-										  __ATOMIC_SEQ_CST));
+		/* on failure o is reloaded with the current word, atomically */
+	} while (!__atomic_compare_exchange_n(w, &o, n, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
 	return old;
 }
 

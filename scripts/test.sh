@@ -2,6 +2,8 @@
 # scripts/test.sh — every test of genrec, in the order CI runs them:
 #   1. dependencies (scripts/deps.sh all: the build, run and test groups) and the build (PGXS
 #      make: extension, engine, CLI, and the CUDA module when nvcc is present)
+#   1b. the portable build (make portable-check: no instruction beyond x86-64 outside the
+#      dispatched clones; builds equivalent to each clone give the same results)
 #   2. engine unit tests (make unit: ops vs references with gradient checks, layouts,
 #      leakage, safetensors, the device loader), then the CUDA kernels on the CPU emulation
 #      against the CPU ops with a tiny grid cap (make cuda-emu-check)
@@ -39,6 +41,7 @@ step() {
 
 scripts/deps.sh all || exit 1
 step build make -s -j2
+step portable make -s portable-check
 step unit make -s unit
 step cuda-emu make -s cuda-emu-check
 step cli test/cli/test_cli.sh build/genrec

@@ -28,6 +28,7 @@ op_b(bool tb, const float *b, int ldb, int p, int j)
 }
 
 /* C[m,n] = alpha op(A) op(B) + beta C, row-major; beta == 0 never reads C. */
+GR_HOT
 void
 gr_gemm_ref(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
 			const float *b, int ldb, float beta, float *c, int ldc)

@@ -90,6 +90,7 @@ cpu_gemm(void *ctx, bool ta, bool tb, int m, int n, int k, float alpha, const fl
 }
 
 /* Add a bias vector to every row. */
+GR_HOT
 static void
 cpu_add_bias(void *ctx, float *out, const float *bias, int rows, int cols)
 {
@@ -105,6 +106,7 @@ cpu_add_bias(void *ctx, float *out, const float *bias, int rows, int cols)
 }
 
 /* Accumulate column sums of dout into dbias. */
+GR_HOT
 static void
 cpu_bias_grad(void *ctx, float *dbias, const float *dout, int rows, int cols)
 {
@@ -128,6 +130,7 @@ cpu_bias_grad(void *ctx, float *dbias, const float *dout, int rows, int cols)
 }
 
 /* Elementwise sum. */
+GR_HOT
 static void
 cpu_add(void *ctx, float *out, const float *a, const float *b, size_t n)
 {
@@ -138,6 +141,7 @@ cpu_add(void *ctx, float *out, const float *a, const float *b, size_t n)
 }
 
 /* LayerNorm forward with eps 1e-5, saving mean and 1/std per row. */
+GR_HOT
 static void
 cpu_layernorm_fwd(void *ctx, float *out, float *mean, float *rstd, const float *inp,
 				  const float *w, const float *b, int rows, int cols)
@@ -170,6 +174,7 @@ cpu_layernorm_fwd(void *ctx, float *out, float *mean, float *rstd, const float *
 }
 
 /* LayerNorm backward: accumulate into dinp, dw and db. */
+GR_HOT
 static void
 cpu_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db, const float *dout,
 				  const float *inp, const float *w, const float *mean, const float *rstd,
@@ -230,6 +235,7 @@ cpu_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db, const float *dou
 }
 
 /* GELU (tanh approximation) forward. */
+GR_HOT
 static void
 cpu_gelu_fwd(void *ctx, float *out, const float *inp, size_t n)
 {
@@ -245,6 +251,7 @@ cpu_gelu_fwd(void *ctx, float *out, const float *inp, size_t n)
 }
 
 /* GELU backward: dinp = dout * gelu'(inp). */
+GR_HOT
 static void
 cpu_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, size_t n)
 {
@@ -263,7 +270,7 @@ cpu_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, size_t
 
 /* Dropout keep-flags of elements [16 * 4 * g, 16 * 4 * (g + 1)): the Philox rounds of
  * gr_rng.h run for 16 counters side by side so the compiler vectorises them. */
-static void
+static GR_HOT_INLINE void
 dropout_keep_lanes(uint64_t seed, uint32_t site, uint32_t step, uint64_t g, float p,
 				   uint8_t keep[64])
 {
@@ -306,6 +313,7 @@ dropout_keep_lanes(uint64_t seed, uint32_t site, uint32_t step, uint64_t g, floa
 }
 
 /* Inverted dropout with a counter-based mask; the same call serves the backward pass. */
+GR_HOT
 static void
 cpu_dropout(void *ctx, float *out, const float *inp, size_t n, float p, uint64_t seed,
 			uint32_t site, uint32_t step)
@@ -333,6 +341,7 @@ cpu_dropout(void *ctx, float *out, const float *inp, size_t n, float p, uint64_t
 }
 
 /* Gather (optionally accumulate) scaled table rows selected by idx. */
+GR_HOT
 static void
 cpu_gather_rows(void *ctx, float *out, const float *table, const int32_t *idx, int rows,
 				int cols, float scale, bool accumulate)
@@ -361,6 +370,7 @@ cpu_gather_rows(void *ctx, float *out, const float *table, const int32_t *idx, i
 }
 
 /* Scatter-add scaled rows of dout into the table rows selected by idx. */
+GR_HOT
 static void
 cpu_scatter_add_rows(void *ctx, float *dtable, const float *dout, const int32_t *idx,
 					 int rows, int cols, float scale)

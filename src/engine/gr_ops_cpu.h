@@ -6,6 +6,29 @@
 
 #include "gr_ops.h"
 
+/*
+ * GR_HOT marks a hot CPU kernel for runtime dispatch: GCC compiles it three times, for the
+ * build's baseline (x86-64 by default), for x86-64-v3 (AVX2, FMA) and for x86-64-v4
+ * (AVX-512), and the dynamic loader picks the best clone for the CPU it runs on (an ifunc,
+ * resolved once at load). The rest of the engine is baseline code, so the module runs on any
+ * x86-64 CPU. OpenMP regions inside a clone are cloned and dispatched with it. Native builds
+ * (make NATIVE=1 defines GR_NO_CLONES), other architectures and other compilers build one
+ * version for their -march.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && \
+	!defined(GR_NO_CLONES)
+#define GR_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GR_HOT
+#endif
+
+/*
+ * A helper of GR_HOT kernels that must run at the kernel's level: inlined into every clone
+ * (a function with clones of its own cannot be inlined, and a plain one called from three
+ * clones is no longer "called once", so GCC would keep it as a baseline call).
+ */
+#define GR_HOT_INLINE inline __attribute__((always_inline))
+
 void		gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv,
 							const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
 							int n_head, int d);

@@ -65,6 +65,7 @@ typedef struct attn_task
 } attn_task;
 
 /* Copy the head's keys and values into transposed scratch. */
+GR_HOT
 static void
 load_transposed(attn_task *t)
 {
@@ -106,7 +107,7 @@ scores(const attn_task *t, const float *q, int nk)
 }
 
 /* Forward of one query: o = softmax(scores) V (+ the strict keys' v2); returns the lse. */
-static float
+static GR_HOT_INLINE float
 attn_fwd_query(const attn_task *t, int q, float *o)
 {
 	bool		self;
@@ -162,7 +163,7 @@ attn_fwd_query(const attn_task *t, int q, float *o)
 }
 
 /* Backward of one query: accumulate dQ (written), dKt, dVt and dV2t from dO. */
-static void
+static GR_HOT_INLINE void
 attn_bwd_query(const attn_task *t, int q, const float *dov, const float *ov, float L,
 			   float *dq)
 {
@@ -285,6 +286,7 @@ scratch_floats(int T, int dh, bool backward)
 }
 
 /* Attention forward for one task without scratch: a plain loop per (query, key). */
+GR_HOT
 static void
 attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int n_head, int d)
 {
@@ -339,6 +341,7 @@ attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int 
 }
 
 /* Attention forward over all sequences and heads. */
+GR_HOT
 void
 gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const float *v2,
 				const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head, int d)
@@ -374,6 +377,7 @@ gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv, const float
 }
 
 /* Attention backward for one task without scratch: a plain loop per (query, key). */
+GR_HOT
 static void
 attn_bwd_plain(const attn_task *t, float *dqkv, float *dv2, const float *dout,
 			   const float *out, const float *lse, int base, int h, int n_head, int d)
@@ -421,6 +425,7 @@ attn_bwd_plain(const attn_task *t, float *dqkv, float *dv2, const float *dout,
 }
 
 /* Attention backward over all sequences and heads; dqkv and dv2 are overwritten. */
+GR_HOT
 void
 gr_cpu_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout, const float *qkv,
 				const float *v2, const float *out, const float *lse, const gr_attn_seqs *seqs,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 /* Softmax cross-entropy per row, turning logits into their scaled gradient in place. */
+GR_HOT
 void
 gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target, int rows,
 					int cols, float *loss, float grad_scale)
@@ -45,6 +46,7 @@ gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target, int
 }
 
 /* Per-element action losses (MSE or BCE with logits) with missing targets skipped. */
+GR_HOT
 void
 gr_cpu_action_loss(void *ctx, const float *pred, const float *target, int rows, int k,
 				   const float *col_scale, uint32_t binary_mask, float *loss, float *grad)
@@ -76,6 +78,7 @@ gr_cpu_action_loss(void *ctx, const float *pred, const float *target, int rows, 
 }
 
 /* One AdamW step with bias correction and decoupled weight decay. */
+GR_HOT
 void
 gr_cpu_adamw(void *ctx, float *param, const float *grad, float *m, float *v, size_t n,
 			 float lr, float beta1, float beta2, float eps, float weight_decay, int t)
@@ -98,6 +101,7 @@ gr_cpu_adamw(void *ctx, float *param, const float *grad, float *m, float *v, siz
 }
 
 /* Rank of each row's target column, with and without the excluded columns. */
+GR_HOT
 void
 gr_cpu_rank_targets(void *ctx, const float *scores, int ld, const int32_t *target,
 					const int32_t *excl_off, const int32_t *excl, int rows, int cols,

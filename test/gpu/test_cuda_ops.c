@@ -14,7 +14,7 @@
  *   test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] [--seed N] [--only GROUP]
  *                 [--probe]
  *
- * GROUP is one of gemm, pointwise, layernorm, embedding, attention, softmax_xent,
+ * GROUP is one of gemm, pointwise, layernorm, embedding, contention, attention, softmax_xent,
  * action_loss, adamw, rank_targets, topk, model.
  *
  * The module defaults to $GENREC_CUDA_MODULE, else build/genrec_cuda.so; pointing it at
@@ -594,6 +594,72 @@ test_embedding(harness *h)
 	}
 	free(table), free(init), free(idx);
 	C->free(C->ctx, ct), G->free(G->ctx, gt), C->free(C->ctx, ci), G->free(G->ctx, gi);
+}
+
+/* Exact float equality of n elements (sums of small integers: every order gives one result). */
+static void
+expect_exact(harness *h, const char *what, const float *gpu, const float *want, size_t n)
+{
+	size_t		bad = 0, first = n;
+
+	for (size_t i = 0; i < n; i++)
+		if (!(gpu[i] == want[i]))
+		{
+			if (bad++ == 0)
+				first = i;
+		}
+	if (bad)
+		printf("     %zu of %zu elements differ, first at %zu: gpu %.9g want %.9g\n", bad, n,
+			   first, gpu[first], want[first]);
+	record(h, what, bad == 0, (double) bad, 1.0);
+}
+
+/*
+ * Atomic accumulation under contention: many blocks adding into a few addresses at once.
+ * scatter_add_rows of thousands of rows into two hot rows (a binary action's two buckets) and
+ * bias_grad over many rows of few columns; the values are small integers, so the sums are exact
+ * in float whatever the order of the atomic adds, and the result must equal the host's exactly.
+ * A lost update (an atomic that is not one) fails it; on the emulation this needs blocks in
+ * parallel (make cuda-emu-check runs it so), on a GPU it checks the hardware path.
+ */
+static void
+test_contention(harness *h)
+{
+	const gr_ops *G = h->gpu;
+	int			rows = 4096, cols = 64, hot = 2;
+
+	h->op = "contention";
+	for (int rep = 0; rep < 3; rep++)
+	{
+		size_t		nr = (size_t) rows * cols, nt = (size_t) hot * cols;
+		float	   *d = malloc(sizeof(float) * nr), *want = calloc(nt, sizeof(float));
+		float	   *bias = calloc(cols, sizeof(float));
+		int32_t    *idx = malloc(sizeof(int32_t) * rows);
+
+		for (int r = 0; r < rows; r++)
+		{
+			idx[r] = irand(h, 0, hot - 1);
+			for (int c = 0; c < cols; c++)
+			{
+				d[(size_t) r * cols + c] = (float) irand(h, -4, 4);
+				want[(size_t) idx[r] * cols + c] += 2.0f * d[(size_t) r * cols + c];
+				bias[c] += d[(size_t) r * cols + c];
+			}
+		}
+		float	   *zt = calloc(nt, sizeof(float)), *zb = calloc(cols, sizeof(float));
+		float	   *gd = put(G, d, 4 * nr), *gt = put(G, zt, 4 * nt), *gb = put(G, zb, 4 * cols);
+		int32_t    *gi = put(G, idx, 4 * rows);
+
+		G->scatter_add_rows(G->ctx, gt, gd, gi, rows, cols, 2.0f);
+		G->bias_grad(G->ctx, gb, gd, rows, cols);
+		must_check(h, G);
+		float	   *ot = get(G, gt, 4 * nt), *ob = get(G, gb, 4 * cols);
+
+		expect_exact(h, "scatter_add into 2 hot rows (exact)", ot, want, nt);
+		expect_exact(h, "bias_grad over 4096 rows (exact)", ob, bias, (size_t) cols);
+		free(ot), free(ob), free(d), free(want), free(bias), free(idx), free(zt), free(zb);
+		G->free(G->ctx, gd), G->free(G->ctx, gt), G->free(G->ctx, gb), G->free(G->ctx, gi);
+	}
 }
 
 /* Replace -inf entries that both sides have by 0 (an empty visible set's lse); a -inf on one
@@ -1390,7 +1456,8 @@ run_mode(harness *h, gr_math_mode mode, const char *module)
 			void		(*run) (harness *h);
 		}			groups[] = {
 			{"pointwise", test_pointwise}, {"layernorm", test_layernorm},
-			{"embedding", test_embedding}, {"attention", test_attention},
+			{"embedding", test_embedding}, {"contention", test_contention},
+			{"attention", test_attention},
 			{"softmax_xent", test_softmax_xent}, {"action_loss", test_action_loss},
 			{"adamw", test_adamw}, {"rank_targets", test_rank}, {"topk", test_topk},
 		};
