@@ -202,6 +202,14 @@ void		gr_cuda_attn_ext_bwd(gr_cuda_ctx *c, float *dqkv, float *dv2, const float 
 /* losses, optimiser and ranking (gr_cuda_loss.cu) */
 void		gr_cuda_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target,
 								 int rows, int cols, float *loss, float grad_scale);
+void		gr_cuda_sampled_xent(void *ctx, float *neg, int ld, float *pos,
+								 const int32_t *target, const int32_t *cand, const float *logq,
+								 int rows, int n_cand, float inv_temp, float *loss,
+								 float grad_scale);
+void		gr_cuda_row_dot(void *ctx, float *out, const float *a, const float *b, int rows,
+							int cols);
+void		gr_cuda_row_scale(void *ctx, float *out, const float *in, const float *s,
+							  int rows, int cols, bool accumulate);
 void		gr_cuda_action_loss(void *ctx, const float *pred, const float *target, int rows,
 								int k, const float *col_scale, uint32_t binary_mask,
 								float *loss, float *grad);

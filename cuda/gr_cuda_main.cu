@@ -342,6 +342,9 @@ fill_ops(gr_cuda_ctx *c)
 	o->attn_fwd = gr_cuda_attn_fwd;
 	o->attn_bwd = gr_cuda_attn_bwd;
 	o->softmax_xent = gr_cuda_softmax_xent;
+	o->sampled_xent = gr_cuda_sampled_xent;
+	o->row_dot = gr_cuda_row_dot;
+	o->row_scale = gr_cuda_row_scale;
 	o->action_loss = gr_cuda_action_loss;
 	o->adamw = gr_cuda_adamw;
 	o->rank_targets = gr_cuda_rank_targets;

@@ -132,7 +132,8 @@ void		gr_head_action_forward(const gr_model *m, gr_acts *a);
 
 /* The tied item head's cross-entropy over the item rows fused with its gradient: dh into
  * a->d_res, dE into g; returns the summed loss over rows with targets. */
-double		gr_head_item_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight);
+double		gr_head_item_backward(const gr_model *m, gr_acts *a, gr_weights *g,
+								  const gr_pass *p, float weight);
 
 /* The action losses of a->act_pred and their gradient: dh into a->d_res, the head's and (the
  * coupler's) item table's into g; column k weighs weight * w_task[k] (w_task NULL: 1);

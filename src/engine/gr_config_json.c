@@ -1,7 +1,9 @@
 /*
  * gr_config_json.c — the model configuration as a JSON object (gr_io.h).
  *
- * Every key is required and no other key is accepted. Integers must be integral numbers in
+ * Every key is required and no other key is accepted, except the item loss's keys (loss,
+ * negatives, sampler, temperature): they are written only for a loss other than full and read
+ * as the defaults when absent, so files from before them load unchanged. Integers must be integral numbers in
  * the range of int; doubles are printed with the fewest digits that read back to the same
  * value, so a configuration survives a round trip bit for bit. The text is bounded before it
  * is parsed (config_limits); cJSON allocates through the caller's env (gr_json.h) and its
@@ -31,6 +33,10 @@ typedef enum config_key
 	KEY_N_BUCKETS,
 	KEY_EMB_SCALE,
 	KEY_HEAD_HIDDEN,
+	KEY_LOSS,					/* the optional keys, from here on */
+	KEY_NEGATIVES,
+	KEY_SAMPLER,
+	KEY_TEMPERATURE,
 	N_CONFIG_KEYS
 } config_key;
 
@@ -48,7 +54,13 @@ static const char *const config_key_names[N_CONFIG_KEYS] = {
 	[KEY_N_BUCKETS] = "n_buckets",
 	[KEY_EMB_SCALE] = "emb_scale",
 	[KEY_HEAD_HIDDEN] = "head_hidden",
+	[KEY_LOSS] = "loss",
+	[KEY_NEGATIVES] = "negatives",
+	[KEY_SAMPLER] = "sampler",
+	[KEY_TEMPERATURE] = "temperature",
 };
+
+#define FIRST_OPTIONAL_KEY KEY_LOSS
 
 #define NUMBER_TEXT_LEN 40
 
@@ -147,6 +159,14 @@ config_to_tree(const gr_model_config *cfg, const char *layout_name)
 	format_float(cfg->emb_scale, text, sizeof(text));
 	ok = ok && cJSON_AddRawToObject(root, "emb_scale", text) != NULL;
 	ok = ok && cJSON_AddNumberToObject(root, "head_hidden", cfg->head_hidden) != NULL;
+	if (cfg->item_loss != GR_LOSS_FULL)
+	{
+		ok = ok && cJSON_AddStringToObject(root, "loss", gr_item_loss_name(cfg->item_loss)) != NULL;
+		ok = ok && cJSON_AddNumberToObject(root, "negatives", cfg->negatives) != NULL;
+		ok = ok && cJSON_AddStringToObject(root, "sampler", gr_sampler_name(cfg->sampler)) != NULL;
+		format_float(cfg->temperature, text, sizeof(text));
+		ok = ok && cJSON_AddRawToObject(root, "temperature", text) != NULL;
+	}
 	if (!ok)
 	{
 		cJSON_Delete(root);
@@ -263,6 +283,34 @@ decode_actions(const cJSON *const *items, gr_model_config *cfg, gr_error *err)
 	return GR_OK;
 }
 
+/* Read the optional item-loss keys (absent: the defaults). */
+static gr_status
+decode_loss(const cJSON *const *items, gr_model_config *cfg, gr_error *err)
+{
+	const cJSON *loss = items[KEY_LOSS], *sampler = items[KEY_SAMPLER];
+	const cJSON *temp = items[KEY_TEMPERATURE];
+
+	if (loss != NULL &&
+		(!cJSON_IsString(loss) || (cfg->item_loss = gr_item_loss_by_name(loss->valuestring)) < 0))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "configuration key \"loss\" must be \"full\", \"sampled\" or \"infonce\"");
+	if (sampler != NULL &&
+		(!cJSON_IsString(sampler) ||
+		 (cfg->sampler = gr_sampler_by_name(sampler->valuestring)) < 0))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "configuration key \"sampler\" must be \"uniform\" or \"popularity\"");
+	if (items[KEY_NEGATIVES] != NULL)
+		GR_TRY(decode_int(items[KEY_NEGATIVES], "negatives", &cfg->negatives, err));
+	if (temp != NULL)
+	{
+		if (!cJSON_IsNumber(temp))
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "configuration key \"temperature\" must be a number");
+		cfg->temperature = (float) temp->valuedouble;
+	}
+	return GR_OK;
+}
+
 /* Collect the value of every known key, rejecting unknown, duplicate and missing keys. */
 static gr_status
 collect_keys(const cJSON *root, const cJSON **items, gr_error *err)
@@ -284,7 +332,7 @@ collect_keys(const cJSON *root, const cJSON **items, gr_error *err)
 						   config_key_names[key]);
 		items[key] = member;
 	}
-	for (int key = 0; key < N_CONFIG_KEYS; key++)
+	for (int key = 0; key < FIRST_OPTIONAL_KEY; key++)
 		if (items[key] == NULL)
 			return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "missing configuration key \"%s\"",
 						   config_key_names[key]);
@@ -327,6 +375,7 @@ config_from_tree(const cJSON *root, gr_model_config *cfg, gr_error *err)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 					   "configuration key \"emb_scale\" must be a number");
 	cfg->emb_scale = (float) items[KEY_EMB_SCALE]->valuedouble;
+	GR_TRY(decode_loss(items, cfg, err));
 	return gr_model_config_validate(cfg, err);
 }
 

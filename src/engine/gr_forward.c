@@ -15,13 +15,19 @@
 	X(lnf_mean, N, true) \
 	X(lnf_rstd, N, true) \
 	X(item_h, R * d, true) \
-	X(logits, (size_t) a->logit_rows * V, true) \
+	X(logits, (size_t) a->logit_rows * V, !train || c->item_loss == GR_LOSS_FULL) \
 	X(item_loss, R, true) \
 	X(astream, N * d, stream) \
 	X(pool_qkv, N * 3 * d, pooled) \
 	X(pool_att, N * d, pooled) \
 	X(pool_lse, N * nh, pooled) \
 	X(pool_out, N * d, pooled) \
+	X(neg_logits, (size_t) a->neg_rows * S, S > 0) \
+	X(neg_e, S * d, S > 0) \
+	X(d_neg_e, S * d, S > 0) \
+	X(neg_logq, S, S > 0) \
+	X(item_pos, R, S > 0) \
+	X(item_pe, R * d, S > 0) \
 	X(act_in, R * d, true) \
 	X(act_cpl, R * d, true) \
 	X(act_fc, R * H, true) \
@@ -96,6 +102,12 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 
 	/* about 16M floats of logits at a time, at least one row */
 	a->logit_rows = (int) GR_MAX((size_t) 1, GR_MIN(R, ((size_t) 1 << 24) / V));
+	/* the sampled losses' candidates: negatives, or every row of the batch */
+	size_t		S = !train || c->item_loss == GR_LOSS_FULL ? 0 :
+		c->negatives > 0 ? (size_t) c->negatives : R;
+
+	a->neg_cap = (int) S;
+	a->neg_rows = S > 0 ? (int) GR_MAX((size_t) 1, GR_MIN(R, ((size_t) 1 << 24) / S)) : 0;
 	p->ft = (gr_act_table) {.slots = p->fs,.cap = GR_ACTS_MAX_FLOAT_SLOTS};
 #define DECLARE(f, n, when) if (when) gr_act_declare(&p->ft, &a->f, (n));
 	GR_ACTS(DECLARE)
@@ -114,6 +126,8 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 	I(a->item_row_col, R);
 	I(a->act_row_tok, R);
 	I(a->act_row_cpl, R);
+	if (S > 0)
+		I(a->neg_cand, S);
 	I(a->excl_off, R + 1);
 	I(a->excl, (size_t) cap_excl + 1);
 	I(a->topk_idx, R);
@@ -125,7 +139,7 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 		p->total_f += pad16(p->ft.slots[i].n);
 	for (int i = 0; i < ni; i++)
 		p->total_i += pad16(p->is[i].n);
-	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * K, (size_t) cap_excl + R + 1)), N);
+	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * K, (size_t) cap_excl + R + 1)), GR_MAX(N, S));
 }
 
 /* Bytes a workspace of these capacities takes (backend buffers, staging and the struct). */
@@ -442,7 +456,7 @@ gr_model_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p
 		ops->zero(ops->ctx, a->d_astream, nd * sizeof(float));
 	if (gr_layout_pools_actions(m->layout))
 		ops->zero(ops->ctx, a->d_pool, nd * sizeof(float));
-	double		item_sum = gr_head_item_backward(m, a, g, p->w_item);
+	double		item_sum = gr_head_item_backward(m, a, g, p, p->w_item);
 
 	gr_head_action_backward(m, a, g, p->w_action, p->w_task, col_loss);
 	if (gr_layout_pools_actions(m->layout) && N > 0)

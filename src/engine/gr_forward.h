@@ -20,9 +20,17 @@
 #define GR_MAX_LAYER_ACTS 24	/* activation buffers one layer of an architecture may declare */
 #define GR_MAX_ARCH_SCRATCH 8	/* backward scratch buffers an architecture may declare */
 
+/* How often each item is a training target, for popularity negatives and the log-Q
+ * correction of in-batch negatives (host memory, owned by the caller). */
+typedef struct gr_item_popularity
+{
+	const double *cdf;			/* [V] running sum of counts by column; cdf[V-1] = total */
+} gr_item_popularity;
+
 /* The options of one pass; NULL means inference (no dropout). */
 typedef struct gr_pass
 {
+	const gr_item_popularity *popularity;	/* NULL: uniform (sampled and infonce losses) */
 	float		dropout;		/* p at the embedding and residual sites */
 	uint64_t	seed;			/* dropout masks are keyed by (seed, step, site, element) */
 	uint32_t	step;
@@ -48,6 +56,8 @@ typedef struct gr_acts
 	int			cap_seq;
 	int			cap_rows;		/* item rows and action rows, each */
 	int			logit_rows;		/* rows of item logits computed at once */
+	int			neg_cap;		/* candidates of the sampled losses (0: full softmax) */
+	int			neg_rows;		/* rows of candidate logits computed at once */
 	bool		train;			/* backward buffers allocated */
 
 	float	   *fbuf;			/* one backend buffer for all floats below */
@@ -66,6 +76,11 @@ typedef struct gr_acts
 	float	   *pool_att;		/* [N, d] pooled values before the output projection */
 	float	   *pool_lse;		/* [N, heads] */
 	float	   *pool_out;		/* [N, d] p, the pooled actions */
+	float	   *neg_logits;		/* [neg_rows, neg_cap] sampled losses */
+	float	   *neg_e, *d_neg_e;	/* [neg_cap, d] candidates' embeddings and gradients */
+	float	   *neg_logq;		/* [neg_cap] log-Q corrections */
+	float	   *item_pos;		/* [rows] positive logits, then their gradients */
+	float	   *item_pe;		/* [rows, d] positives' embeddings, then their gradients */
 	float	   *act_in;			/* [rows, d] gathered action-row states */
 	float	   *act_cpl;		/* [rows, d] the head's second input: coupler item embeddings
 								 * (PC) or pooled actions (AttnLFA) */
@@ -92,6 +107,7 @@ typedef struct gr_acts
 	int32_t    *seq_off, *n_hist;
 	int32_t    *item_row_tok, *item_row_col;	/* column = dense id - 1, or -1 */
 	int32_t    *act_row_tok, *act_row_cpl;	/* coupler dense id or -1 */
+	int32_t    *neg_cand;		/* [neg_cap] candidate columns, -1 = padding */
 	int32_t    *excl_off, *excl;	/* exclusion lists for ranking (evaluation) */
 	int32_t    *topk_idx;		/* [rows] top-k results (retrieval) */
 	float	   *topk_val;		/* [rows] */
@@ -139,6 +155,12 @@ gr_status	gr_model_forward(const gr_model *model, gr_acts *acts, const gr_tokens
  */
 gr_status	gr_model_backward(const gr_model *model, gr_acts *acts, gr_weights *grads,
 							  const gr_pass *pass, gr_step_loss *out, gr_error *err);
+
+/* Candidates of a sampled or in-batch item loss for the uploaded batch, drawn on the host
+ * from (pass seed, step): columns into cand and log-Q corrections into logq (each of
+ * neg_cap entries); returns how many. */
+int			gr_item_negatives(const gr_model *model, const gr_acts *acts, const gr_pass *pass,
+							  int32_t *cand, float *logq);
 
 /* Item logits of item rows [row0, row0 + n) into acts->logits (n <= logit_rows), after a
  * forward pass. */

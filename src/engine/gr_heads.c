@@ -1,16 +1,174 @@
 /*
  * gr_heads.c — the tied item head (full-catalogue softmax cross-entropy, chunked over rows;
- * logit read-outs for evaluation and serving) and the action head (an MLP over h, or over
+ * or a sampled softmax / in-batch InfoNCE over candidates shared by the batch; logit
+ * read-outs for evaluation and serving) and the action head (an MLP over h, or over
  * [h ; E[item]] for the PC coupler, or over [h ; p] with AttnLFA's pooled actions p; its
  * input width is gr_layout_head_inputs).
  */
 #include "gr_arch.h"
+#include "gr_rng.h"
 
 #include <math.h>
 
+/* Probability of column c under the popularity (uniform without one). */
+static double
+popularity_p(const gr_item_popularity *pop, int V, int c)
+{
+	if (pop == NULL || pop->cdf == NULL || !(pop->cdf[V - 1] > 0.0))
+		return 1.0 / V;
+
+	double		n = pop->cdf[c] - (c > 0 ? pop->cdf[c - 1] : 0.0);
+
+	/* an in-batch target always occurs at least once */
+	return GR_MAX(n, 1.0) / pop->cdf[V - 1];
+}
+
+/* Column of a popularity draw u in [0, 1): the first c with cdf[c] > u * total. */
+static int
+popularity_draw(const gr_item_popularity *pop, int V, double u)
+{
+	double		x = u * pop->cdf[V - 1];
+	int			lo = 0, hi = V - 1;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (pop->cdf[mid] > x)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/*
+ * Sampled: S = negatives columns drawn from Q (uniform, or popularity), with replacement;
+ * in-batch: the targets of S rows drawn uniformly from the batch's item rows (every row once
+ * when negatives is 0; a row without a target gives a padding candidate), which are draws
+ * from the targets' popularity. Either
+ * way logq = log(S Q(c)), the expected count of c among the candidates, so that
+ * sum_c exp(z_c - logq_c) estimates the full softmax's sum over the catalogue.
+ */
+int
+gr_item_negatives(const gr_model *m, const gr_acts *a, const gr_pass *p, int32_t *cand,
+				  float *logq)
+{
+	const gr_item_popularity *pop = p->popularity;
+	int			V = m->cfg.n_items, S = 0;
+	bool		use_pop = pop != NULL && pop->cdf != NULL && pop->cdf[V - 1] > 0.0;
+
+	if (m->cfg.item_loss == GR_LOSS_SAMPLED)
+	{
+		S = m->cfg.negatives;
+		for (int j = 0; j < S; j++)
+		{
+			gr_philox4	w = gr_rng_words(p->seed, GR_STREAM_NEGATIVES, p->step, (uint64_t) j);
+			int			c;
+
+			if (m->cfg.sampler == GR_SAMPLER_POPULARITY && use_pop)
+				c = popularity_draw(pop, V, ((double) (w.v[0] >> 11) * 2097152.0 +
+											 (double) (w.v[1] >> 11)) / 9007199254740992.0);
+			else
+				c = (int) (((uint64_t) w.v[0] * (uint64_t) V) >> 32);
+			cand[j] = c;
+			logq[j] = (float) log((double) S * (m->cfg.sampler == GR_SAMPLER_POPULARITY ?
+												popularity_p(pop, V, c) : 1.0 / V));
+		}
+		return S;
+	}
+	/* in-batch: the host targets of the uploaded batch's rows */
+	const gr_tokens *tb = a->tokens;
+	int			R = tb->n_item_rows, n = 0;
+
+	for (int r = 0; r < R; r++)
+		n += tb->item_row_target[r] > 0 && tb->item_row_target[r] <= V;
+	if (n == 0)
+		return 0;
+	S = m->cfg.negatives > 0 ? m->cfg.negatives : R;
+	for (int j = 0; j < S; j++)
+	{
+		int			r = j;
+
+		if (m->cfg.negatives > 0)
+		{
+			gr_philox4	w = gr_rng_words(p->seed, GR_STREAM_NEGATIVES, p->step, (uint64_t) j);
+
+			r = (int) (((uint64_t) w.v[0] * (uint64_t) R) >> 32);
+		}
+		int32_t		t = tb->item_row_target[r];
+
+		cand[j] = t > 0 && t <= V ? t - 1 : -1;
+	}
+	/* a row drawn has a target with probability n / R */
+	for (int j = 0; j < S; j++)
+		logq[j] = cand[j] < 0 ? 0.0f :
+			(float) log((double) S * n / R * popularity_p(pop, V, cand[j]));
+	return S;
+}
+/* Sampled or in-batch item loss and backward (LAYOUTS.md §2.6 2-3): candidates shared by the
+ * batch, one GEMM for their logits per chunk of rows, the positive as a row dot product. */
+static double
+item_sampled_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p,
+					  float scale)
+{
+	const gr_ops *ops = m->ops;
+	void	   *cx = ops->ctx;
+	int			R = a->n_item_rows, d = m->cfg.d_model;
+	const float *E = m->w.item_emb + d;	/* rows 1..V */
+	float	   *gE = g->item_emb + d;
+	float		inv_t = 1.0f / m->cfg.temperature;
+	int32_t    *cand = a->h_int;
+	float	   *logq = a->h_float;
+	int			S = gr_item_negatives(m, a, p, cand, logq);
+
+	if (S == 0)
+	{
+		/* no candidates: every row's loss is log 1 = 0 */
+		S = 1;
+		cand[0] = -1;
+		logq[0] = 0.0f;
+	}
+	ops->upload(cx, a->neg_cand, cand, sizeof(int32_t) * S);
+	ops->upload(cx, a->neg_logq, logq, sizeof(float) * S);
+
+	ops->gather_rows(cx, a->item_h, a->h, a->item_row_tok, R, d, 1.0f, false);
+	ops->gather_rows(cx, a->item_pe, E, a->item_row_col, R, d, 1.0f, false);
+	ops->gather_rows(cx, a->neg_e, E, a->neg_cand, S, d, 1.0f, false);
+	ops->row_dot(cx, a->item_pos, a->item_h, a->item_pe, R, d);
+	ops->zero(cx, a->d_neg_e, sizeof(float) * (size_t) S * d);
+	for (int r0 = 0; r0 < R; r0 += a->neg_rows)
+	{
+		int			n = GR_MIN(a->neg_rows, R - r0);
+		const float *hr = a->item_h + (size_t) r0 * d;
+
+		ops->gemm(cx, false, true, n, S, d, 1.0f, hr, d, a->neg_e, d, 0.0f, a->neg_logits, S);
+		ops->sampled_xent(cx, a->neg_logits, S, a->item_pos + r0, a->item_row_col + r0,
+						  a->neg_cand, a->neg_logq, n, S, inv_t, a->item_loss + r0, scale);
+		ops->gemm(cx, false, false, n, d, S, 1.0f, a->neg_logits, S, a->neg_e, d, 0.0f,
+				  a->d_item_h + (size_t) r0 * d, d);
+		ops->gemm(cx, true, false, S, d, n, 1.0f, a->neg_logits, S, hr, d, 1.0f, a->d_neg_e, d);
+	}
+	/* the positives: dh += dpos E[t], dE[t] += dpos h */
+	ops->row_scale(cx, a->d_item_h, a->item_pe, a->item_pos, R, d, true);
+	ops->row_scale(cx, a->item_pe, a->item_h, a->item_pos, R, d, false);
+	ops->scatter_add_rows(cx, gE, a->item_pe, a->item_row_col, R, d, 1.0f);
+	ops->scatter_add_rows(cx, gE, a->d_neg_e, a->neg_cand, S, d, 1.0f);
+	ops->scatter_add_rows(cx, a->d_res, a->d_item_h, a->item_row_tok, R, d, 1.0f);
+
+	float	   *loss = a->h_float;
+	double		sum = 0.0;
+
+	ops->download(cx, loss, a->item_loss, (size_t) R * sizeof(float));
+	for (int r = 0; r < R; r++)
+		sum += loss[r];
+	return sum;
+}
+
 /* Item head loss and backward; accumulates into d_res (dh) and the item table gradient. */
 double
-gr_head_item_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight)
+gr_head_item_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p,
+					  float weight)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
@@ -22,6 +180,8 @@ gr_head_item_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weight
 		return 0.0;
 	float		scale = weight / (float) a->n_item_targets;
 
+	if (a->neg_cap > 0)
+		return item_sampled_backward(m, a, g, p, scale);
 	ops->gather_rows(cx, a->item_h, a->h, a->item_row_tok, R, d, 1.0f, false);
 	for (int r0 = 0; r0 < R; r0 += a->logit_rows)
 	{

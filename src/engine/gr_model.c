@@ -31,6 +31,47 @@ gr_model_config_default(gr_model_config *cfg, int layout, int n_items, int n_act
 	cfg->n_buckets = 8;
 	cfg->emb_scale = 1.0f;
 	cfg->head_hidden = 64;
+	cfg->item_loss = GR_LOSS_FULL;
+	cfg->negatives = GR_DEFAULT_NEGATIVES;
+	cfg->sampler = GR_SAMPLER_UNIFORM;
+	cfg->temperature = 1.0f;
+}
+
+static const char *const loss_names[GR_LOSS_COUNT] = {"full", "sampled", "infonce"};
+static const char *const sampler_names[GR_SAMPLER_COUNT] = {"uniform", "popularity"};
+
+/* Name of an item loss id. */
+const char *
+gr_item_loss_name(int loss)
+{
+	return loss >= 0 && loss < GR_LOSS_COUNT ? loss_names[loss] : "?";
+}
+
+/* Item loss id of a name, or -1. */
+int
+gr_item_loss_by_name(const char *name)
+{
+	for (int i = 0; i < GR_LOSS_COUNT; i++)
+		if (strcmp(name, loss_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Name of a sampler id. */
+const char *
+gr_sampler_name(int sampler)
+{
+	return sampler >= 0 && sampler < GR_SAMPLER_COUNT ? sampler_names[sampler] : "?";
+}
+
+/* Sampler id of a name, or -1. */
+int
+gr_sampler_by_name(const char *name)
+{
+	for (int i = 0; i < GR_SAMPLER_COUNT; i++)
+		if (strcmp(name, sampler_names[i]) == 0)
+			return i;
+	return -1;
 }
 
 /* Check every field against its limits. */
@@ -73,6 +114,17 @@ gr_model_config_validate(const gr_model_config *cfg, gr_error *err)
 	if (cfg->head_hidden < 1 || cfg->head_hidden > 65536)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "head_hidden must be in 1..65536, got %d",
 					   cfg->head_hidden);
+	if (cfg->item_loss < 0 || cfg->item_loss >= GR_LOSS_COUNT)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown item loss id %d", cfg->item_loss);
+	if (cfg->negatives < (cfg->item_loss == GR_LOSS_SAMPLED ? 1 : 0) ||
+		cfg->negatives > GR_MAX_NEGATIVES)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "negatives must be in %d..%d, got %d",
+					   cfg->item_loss == GR_LOSS_SAMPLED ? 1 : 0, GR_MAX_NEGATIVES,
+					   cfg->negatives);
+	if (cfg->sampler < 0 || cfg->sampler >= GR_SAMPLER_COUNT)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown sampler id %d", cfg->sampler);
+	if (!(cfg->temperature >= 1e-3f && cfg->temperature <= 1e3f))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "temperature must be in [0.001, 1000]");
 	for (int k = 0; k < cfg->n_actions; k++)
 		if (!isfinite(cfg->action_min[k]) || !isfinite(cfg->action_max[k]) ||
 			!(cfg->action_max[k] > cfg->action_min[k]) || cfg->action_binary[k] > 1)

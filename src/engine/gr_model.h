@@ -43,7 +43,39 @@ typedef struct gr_model_config
 	int			n_buckets;		/* input bucket embeddings per action */
 	float		emb_scale;		/* s in x = s E[i] + ... */
 	int			head_hidden;	/* width of the action head's hidden layer */
+	/* the item head's training loss (gr_heads.c); evaluation always ranks the catalogue */
+	int			item_loss;		/* gr_item_loss */
+	int			negatives;		/* sampled: negatives per step; infonce: 0 = every row */
+	int			sampler;		/* gr_neg_sampler_kind of the sampled loss */
+	float		temperature;	/* logits are divided by it (sampled and infonce) */
 } gr_model_config;
+
+/* The item head's loss; 0 is the default, so configurations without the key mean full. */
+typedef enum gr_item_loss
+{
+	GR_LOSS_FULL = 0,			/* softmax over the whole catalogue (LAYOUTS.md §2.6 1) */
+	GR_LOSS_SAMPLED = 1,		/* shared sampled negatives with the log-Q correction */
+	GR_LOSS_INFONCE = 2,		/* the batch's other targets as negatives (in-batch) */
+	GR_LOSS_COUNT
+} gr_item_loss;
+
+/* Where sampled negatives come from. */
+typedef enum gr_neg_sampler_kind
+{
+	GR_SAMPLER_UNIFORM = 0,		/* Q(v) = 1 / V */
+	GR_SAMPLER_POPULARITY = 1,	/* Q(v) = count(v) / total, training interactions */
+	GR_SAMPLER_COUNT
+} gr_neg_sampler_kind;
+
+#define GR_DEFAULT_NEGATIVES 256
+#define GR_MAX_NEGATIVES 65536
+
+/* Names of losses and samplers ("full", "sampled", "infonce"; "uniform", "popularity"), and
+ * their ids by name (-1 when unknown). */
+const char *gr_item_loss_name(int loss);
+int			gr_item_loss_by_name(const char *name);
+const char *gr_sampler_name(int sampler);
+int			gr_sampler_by_name(const char *name);
 
 /* Fill a configuration with the project defaults for a layout and catalogue. */
 void		gr_model_config_default(gr_model_config *cfg, int layout, int n_items, int n_actions);

@@ -126,6 +126,27 @@ typedef struct gr_ops
 	 * Rows with target < 0 get zero gradient and zero loss. */
 	void		(*softmax_xent) (void *ctx, float *logits, int ld, const int32_t *target,
 								 int rows, int cols, float *loss, float grad_scale);
+	/*
+	 * Sampled softmax cross-entropy over candidates shared by the rows (LAYOUTS.md §2.6 2-3).
+	 * Row r with target column t = target[r] >= 0 has the logits z_0 = inv_temp * pos[r] (its
+	 * positive) and z_c = inv_temp * neg[r, c] - logq[c] for every candidate c < n_cand with
+	 * cand[c] >= 0 and cand[c] != t; other candidates (accidental hits, padding) are left out.
+	 * loss[r] = logsumexp(z) - z_0. In place, neg[r, c] becomes grad_scale * inv_temp * p_c
+	 * (0 where left out) and pos[r] grad_scale * inv_temp * (p_0 - 1): the gradients of
+	 * grad_scale * loss with respect to the raw scores. Rows with target < 0 get zero
+	 * gradients and zero loss. neg has row stride ld; logq is [n_cand].
+	 */
+	void		(*sampled_xent) (void *ctx, float *neg, int ld, float *pos,
+								 const int32_t *target, const int32_t *cand, const float *logq,
+								 int rows, int n_cand, float inv_temp, float *loss,
+								 float grad_scale);
+	/* out[r] = sum_c a[r, c] b[r, c] */
+	void		(*row_dot) (void *ctx, float *out, const float *a, const float *b, int rows,
+							int cols);
+	/* out[r, :] (= or +=) s[r] * in[r, :] */
+	void		(*row_scale) (void *ctx, float *out, const float *in, const float *s, int rows,
+							  int cols, bool accumulate);
+
 	/* Action losses with NaN targets skipped, per element of pred/target [rows, k]:
 	 * continuous columns: loss = (pred - y)^2, grad = scale[c] * 2 (pred - y);
 	 * binary columns (bit c of binary_mask; pred is a logit): loss = softplus(pred) - y pred,

@@ -395,6 +395,41 @@ cpu_scatter_add_rows(void *ctx, float *dtable, const float *dout, const int32_t 
 	}
 }
 
+/* Dot product of each pair of rows. */
+static void
+cpu_row_dot(void *ctx, float *out, const float *a, const float *b, int rows, int cols)
+{
+	(void) ctx;
+#pragma omp parallel for if ((size_t) rows * cols > 65536) schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		const float *x = a + (size_t) r * cols, *y = b + (size_t) r * cols;
+		float		s = 0.0f;
+
+		for (int c = 0; c < cols; c++)
+			s += x[c] * y[c];
+		out[r] = s;
+	}
+}
+
+/* Scale each row by its own factor, into or onto out. */
+static void
+cpu_row_scale(void *ctx, float *out, const float *in, const float *s, int rows, int cols,
+			  bool accumulate)
+{
+	(void) ctx;
+#pragma omp parallel for if ((size_t) rows * cols > 65536) schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		float	   *o = out + (size_t) r * cols;
+		const float *x = in + (size_t) r * cols;
+		float		f = s[r];
+
+		for (int c = 0; c < cols; c++)
+			o[c] = (accumulate ? o[c] : 0.0f) + f * x[c];
+	}
+}
+
 static gr_ops gr_cpu_ops_table = {
 	.name = "cpu",
 	.device = GR_DEVICE_CPU,
@@ -420,6 +455,9 @@ static gr_ops gr_cpu_ops_table = {
 	.attn_fwd = gr_cpu_attn_fwd,
 	.attn_bwd = gr_cpu_attn_bwd,
 	.softmax_xent = gr_cpu_softmax_xent,
+	.sampled_xent = gr_cpu_sampled_xent,
+	.row_dot = cpu_row_dot,
+	.row_scale = cpu_row_scale,
 	.action_loss = gr_cpu_action_loss,
 	.adamw = gr_cpu_adamw,
 	.rank_targets = gr_cpu_rank_targets,

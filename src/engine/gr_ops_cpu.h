@@ -38,6 +38,10 @@ void		gr_cpu_attn_bwd(void *ctx, float *dqkv, float *dv2, const float *dout,
 							int n_head, int d);
 void		gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target,
 								int rows, int cols, float *loss, float grad_scale);
+void		gr_cpu_sampled_xent(void *ctx, float *neg, int ld, float *pos,
+								const int32_t *target, const int32_t *cand, const float *logq,
+								int rows, int n_cand, float inv_temp, float *loss,
+								float grad_scale);
 void		gr_cpu_action_loss(void *ctx, const float *pred, const float *target, int rows,
 							   int k, const float *col_scale, uint32_t binary_mask,
 							   float *loss, float *grad);

@@ -45,6 +45,51 @@ gr_cpu_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target, int
 	}
 }
 
+/* Sampled softmax cross-entropy per row over shared candidates, gradients in place. */
+void
+gr_cpu_sampled_xent(void *ctx, float *neg, int ld, float *pos, const int32_t *target,
+					const int32_t *cand, const float *logq, int rows, int n_cand,
+					float inv_temp, float *loss, float grad_scale)
+{
+	(void) ctx;
+#pragma omp parallel for schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		float	   *x = neg + (size_t) r * ld;
+		int			t = target[r];
+
+		if (t < 0)
+		{
+			memset(x, 0, (size_t) n_cand * sizeof(float));
+			pos[r] = 0.0f;
+			loss[r] = 0.0f;
+			continue;
+		}
+		float		z0 = inv_temp * pos[r], m = z0;
+
+		for (int c = 0; c < n_cand; c++)
+		{
+			bool		in = cand[c] >= 0 && cand[c] != t;
+
+			x[c] = in ? inv_temp * x[c] - logq[c] : -INFINITY;
+			m = fmaxf(m, x[c]);
+		}
+		float		s = gr_expf(z0 - m);
+
+		for (int c = 0; c < n_cand; c++)
+		{
+			x[c] = x[c] == -INFINITY ? 0.0f : gr_expf(x[c] - m);
+			s += x[c];
+		}
+		float		inv = grad_scale * inv_temp / s;
+
+		loss[r] = logf(s) - (z0 - m);
+		for (int c = 0; c < n_cand; c++)
+			x[c] *= inv;
+		pos[r] = inv * gr_expf(z0 - m) - grad_scale * inv_temp;
+	}
+}
+
 /* Per-element action losses (MSE or BCE with logits) with missing targets skipped. */
 GR_HOT
 void

@@ -130,7 +130,35 @@ gr_trainer_free(gr_trainer *tr)
 	if (tr->adam_v)
 		ops->free(ops->ctx, tr->adam_v);
 	gr_acts_free(tr->acts);
+	gr_free(tr->model->env, tr->item_cdf);
 	gr_free(tr->model->env, tr);
+}
+
+/* Cumulative training-target counts per item for the sampled losses. */
+gr_status
+gr_trainer_count_items(gr_trainer *tr, const gr_dataset *ds, gr_error *err)
+{
+	const gr_model *m = tr->model;
+	int			V = m->cfg.n_items;
+
+	if (m->cfg.item_loss == GR_LOSS_FULL)
+		return GR_OK;
+	if (ds->n_items != V)
+		return gr_fail(err, GR_ERR_INTERNAL, "dataset of %d items, model %d", ds->n_items, V);
+	double	   *cdf = gr_calloc(m->env, (size_t) V, sizeof(double));
+
+	if (cdf == NULL)
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for item counts");
+	for (int u = 0; u < ds->n_users; u++)
+		for (int64_t i = ds->offsets[u]; i < ds->offsets[u + 1] - 2; i++)
+			if (ds->items[i] > 0 && ds->items[i] <= V)
+				cdf[ds->items[i] - 1] += 1.0;
+	for (int c = 1; c < V; c++)
+		cdf[c] += cdf[c - 1];
+	gr_free(m->env, tr->item_cdf);
+	tr->item_cdf = cdf;
+	tr->popularity.cdf = cdf;
+	return GR_OK;
 }
 
 /* Forward and backward of one batch into fresh gradients. */
@@ -141,6 +169,7 @@ gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step, gr_step_l
 	gr_model   *m = tr->model;
 	const gr_ops *ops = m->ops;
 	gr_pass		pass = {
+		.popularity = tr->popularity.cdf != NULL ? &tr->popularity : NULL,
 		.dropout = tr->cfg.dropout,.seed = tr->cfg.seed,.step = step,
 		.w_item = tr->cfg.w_item,.w_action = tr->cfg.w_action,
 		.w_task = tr->cfg.n_task_weights > 0 ? tr->cfg.task_weights : NULL,
@@ -375,6 +404,9 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 								mul_bytes(param_bytes, 2));
 	out->gradients = param_bytes;
 	out->optimiser = add_bytes(mul_bytes(param_bytes, 2), sizeof(gr_trainer));
+	if (mcfg.item_loss != GR_LOSS_FULL)
+		out->optimiser = add_bytes(out->optimiser, mul_bytes((size_t) mcfg.n_items,
+															 sizeof(double)));
 	out->activations = add_bytes(gr_acts_bytes(&mcfg, cap_tokens, B, cap_tokens, 0, true),
 								 gr_tokens_bytes(mcfg.n_actions, cap_tokens, B, cap_tokens));
 	gr_eval_options_default(&eopt);
@@ -454,6 +486,7 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 		goto fail;
 	init_action_bias(m, ds);
 	if ((st = gr_trainer_create(m, tcfg, cap_tokens, B, &r.trainer, err)) != GR_OK ||
+		(st = gr_trainer_count_items(r.trainer, ds, err)) != GR_OK ||
 		(st = gr_tokens_init(&r.tb, env, mcfg.n_actions, mcfg.n_buckets, cap_tokens, B,
 							 cap_tokens, err)) != GR_OK)
 		goto fail;

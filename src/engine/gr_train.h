@@ -46,11 +46,18 @@ typedef struct gr_trainer
 	gr_weights	g;
 	gr_acts    *acts;
 	int			t;				/* optimiser steps taken */
+	double	   *item_cdf;		/* [V] training-target counts, cumulative (sampled losses) */
+	gr_item_popularity popularity;	/* over item_cdf, or uniform while it is NULL */
 } gr_trainer;
 
 /* Create optimiser state and a workspace for batches up to the given capacities. */
 gr_status	gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens,
 							  int cap_seq, gr_trainer **out, gr_error *err);
+
+/* Count how often each item is a training target of ds (every interaction but each user's
+ * last two, the validation and test targets) for the sampled losses' popularity negatives and
+ * log-Q corrections; without it they are uniform. A no-op for the full softmax. */
+gr_status	gr_trainer_count_items(gr_trainer *tr, const gr_dataset *ds, gr_error *err);
 
 /* Free a trainer (not its model); NULL is ignored. */
 void		gr_trainer_free(gr_trainer *tr);

@@ -16,7 +16,8 @@ typedef enum option_kind
 	OPT_FLOAT,					/* a number within [lo, hi] */
 	OPT_INT,					/* an integral number within [lo, hi] */
 	OPT_NAMES,					/* an array of strings */
-	OPT_NUMBERS					/* an array of numbers within [lo, hi] */
+	OPT_NUMBERS					/* an array of numbers within [lo, hi] */,
+	OPT_WORD					/* one of a few names */
 } option_kind;
 
 /* One known option: where it goes and what it accepts. */
@@ -42,6 +43,10 @@ static const option_spec option_specs[] = {
 	{"head_hidden", OPT_INT, 1, 65536},
 	{"binary_actions", OPT_NAMES, 0, 0},
 	{"task_weights", OPT_NUMBERS, 0, 1e6},
+	{"loss", OPT_WORD, 0, 0},
+	{"negatives", OPT_INT, 0, GR_MAX_NEGATIVES},
+	{"sampler", OPT_WORD, 0, 0},
+	{"temperature", OPT_FLOAT, 1e-3, 1e3},
 };
 
 #define N_OPTIONS ((int) (sizeof(option_specs) / sizeof(option_specs[0])))
@@ -51,7 +56,19 @@ const char *
 gr_train_option_keys(void)
 {
 	return "beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, "
-		"n_buckets, emb_scale, head_hidden, binary_actions, task_weights";
+		"n_buckets, emb_scale, head_hidden, binary_actions, task_weights, loss, negatives, sampler,"
+		" temperature";
+}
+
+/* Index of a known option key. */
+static int
+option_index(const char *key)
+{
+	int			k = 0;
+
+	while (k < N_OPTIONS - 1 && strcmp(option_specs[k].key, key) != 0)
+		k++;
+	return k;
 }
 
 /* Read the number of an option, checking its kind and range. */
@@ -98,6 +115,31 @@ apply_number(const char *key, double x, gr_model_config *m, gr_train_config *t)
 		m->emb_scale = (float) x;
 	else if (strcmp(key, "head_hidden") == 0)
 		m->head_hidden = (int) x;
+	else if (strcmp(key, "negatives") == 0)
+		m->negatives = (int) x;
+	else if (strcmp(key, "temperature") == 0)
+		m->temperature = (float) x;
+}
+
+/* Store "loss" or "sampler" by name. */
+static gr_status
+option_word(const cJSON *item, const char *key, gr_model_config *m, gr_error *err)
+{
+	bool		loss = strcmp(key, "loss") == 0;
+	int			id = -1;
+
+	if (cJSON_IsString(item))
+		id = loss ? gr_item_loss_by_name(item->valuestring) :
+			gr_sampler_by_name(item->valuestring);
+	if (id < 0)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, loss ?
+					   "option \"loss\" must be \"full\", \"sampled\" or \"infonce\"" :
+					   "option \"sampler\" must be \"uniform\" or \"popularity\"");
+	if (loss)
+		m->item_loss = id;
+	else
+		m->sampler = id;
+	return GR_OK;
 }
 
 /* Copy the strings of "binary_actions" through env. */
@@ -180,12 +222,17 @@ apply_options(const gr_env *env, const cJSON *root, gr_model_config *m, gr_train
 			GR_TRY(option_names(env, member, names, err));
 		else if (option_specs[k].kind == OPT_NUMBERS)
 			GR_TRY(option_numbers(member, &option_specs[k], t, err));
+		else if (option_specs[k].kind == OPT_WORD)
+			GR_TRY(option_word(member, option_specs[k].key, m, err));
 		else
 		{
 			GR_TRY(option_number(member, &option_specs[k], &x, err));
 			apply_number(option_specs[k].key, x, m, t);
 		}
 	}
+	/* in-batch negatives default to every other row of the batch */
+	if (m->item_loss == GR_LOSS_INFONCE && !seen[option_index("negatives")])
+		m->negatives = 0;
 	return GR_OK;
 }
 

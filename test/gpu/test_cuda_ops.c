@@ -14,7 +14,7 @@
  *   test_cuda_ops [--math fp32|tf32|bf16|all] [--module PATH] [--seed N] [--only GROUP]
  *                 [--probe]
  *
- * GROUP is one of gemm, pointwise, layernorm, embedding, contention, attention, softmax_xent,
+ * GROUP is one of gemm, pointwise, layernorm, embedding, contention, attention, softmax_xent, sampled,
  * action_loss, adamw, rank_targets, topk, model.
  *
  * The module defaults to $GENREC_CUDA_MODULE, else build/genrec_cuda.so; pointing it at
@@ -925,6 +925,82 @@ test_action_loss(harness *h)
 	G->free(G->ctx, gp), G->free(G->ctx, gt), G->free(G->ctx, gl), G->free(G->ctx, gg);
 }
 
+/* Sampled softmax over shared candidates (hits and padding left out), row dot and row scale. */
+static void
+test_sampled(harness *h)
+{
+	const gr_ops *C = h->cpu, *G = h->gpu;
+	int			rows = irand(h, 1, 3000), S = irand(h, 1, 700), ld = S + irand(h, 0, 3);
+	int			V = irand(h, 5, 2000), d = irand(h, 1, 200);
+	size_t		n = (size_t) rows * ld;
+	float	   *x = rand_floats(h, n, -5, 5), *p = rand_floats(h, rows, -5, 5);
+	float	   *q = rand_floats(h, S, -3, 3);
+	int32_t    *t = malloc(4 * rows), *cd = malloc(4 * S);
+
+	h->op = "sampled_xent";
+	for (int j = 0; j < S; j++)
+		cd[j] = urand(h, 0, 1) < 0.05f ? -1 : irand(h, 0, V - 1);
+	for (int r = 0; r < rows; r++)
+		t[r] = urand(h, 0, 1) < 0.1f ? -1 : urand(h, 0, 1) < 0.3f ? cd[irand(h, 0, S - 1)] :
+			irand(h, 0, V - 1);
+	float	   *cx = put(C, x, 4 * n), *gx = put(G, x, 4 * n);
+	float	   *cp = put(C, p, 4 * rows), *gp = put(G, p, 4 * rows);
+	float	   *cq = put(C, q, 4 * S), *gq = put(G, q, 4 * S);
+	int32_t    *ct = put(C, t, 4 * rows), *gt = put(G, t, 4 * rows);
+	int32_t    *cc = put(C, cd, 4 * S), *gc = put(G, cd, 4 * S);
+	float	   *cl = poisoned(C, rows), *gl = poisoned(G, rows);
+
+	C->sampled_xent(C->ctx, cx, ld, cp, ct, cc, cq, rows, S, 1.7f, cl, 0.37f);
+	G->sampled_xent(G->ctx, gx, ld, gp, gt, gc, gq, rows, S, 1.7f, gl, 0.37f);
+	must_check(h, G);
+	{
+		float	   *gxo = get(G, gx, 4 * n), *gpo = get(G, gp, 4 * rows), *glo = get(G, gl, 4 * rows);
+
+		/* the padding columns beyond S are never written: compare the first S of each row */
+		for (int r = 0; r < rows; r++)
+			for (int c = S; c < ld; c++)
+				gxo[(size_t) r * ld + c] = cx[(size_t) r * ld + c];
+		expect_close(h, "candidate grads", gxo, cx, n, TOL_FP32);
+		expect_close(h, "positive grads", gpo, cp, rows, TOL_FP32);
+		expect_close(h, "loss", glo, cl, rows, TOL_FP32);
+		free(gxo), free(gpo), free(glo);
+	}
+	C->free(C->ctx, cx), C->free(C->ctx, cp), C->free(C->ctx, cq), C->free(C->ctx, ct);
+	C->free(C->ctx, cc), C->free(C->ctx, cl);
+	G->free(G->ctx, gx), G->free(G->ctx, gp), G->free(G->ctx, gq), G->free(G->ctx, gt);
+	G->free(G->ctx, gc), G->free(G->ctx, gl);
+	free(x), free(p), free(q), free(t), free(cd);
+
+	/* row_dot and row_scale (into and onto) */
+	h->op = "row_ops";
+	size_t		m = (size_t) rows * d;
+	float	   *a = rand_floats(h, m, -1, 1), *b = rand_floats(h, m, -1, 1);
+	float	   *ca = put(C, a, 4 * m), *ga = put(G, a, 4 * m), *cb = put(C, b, 4 * m);
+	float	   *gb = put(G, b, 4 * m), *co = poisoned(C, rows), *go = poisoned(G, rows);
+
+	C->row_dot(C->ctx, co, ca, cb, rows, d);
+	G->row_dot(G->ctx, go, ga, gb, rows, d);
+	must_check(h, G);
+	float	   *o = get(G, go, 4 * rows);
+
+	expect_close(h, "row_dot", o, co, rows, TOL_FP32);
+	C->row_scale(C->ctx, cb, ca, co, rows, d, true);
+	G->row_scale(G->ctx, gb, ga, go, rows, d, true);
+	must_check(h, G);
+	float	   *y = get(G, gb, 4 * m);
+
+	expect_close(h, "row_scale +=", y, cb, m, TOL_FP32);
+	free(y);
+	C->row_scale(C->ctx, cb, ca, co, rows, d, false);
+	G->row_scale(G->ctx, gb, ga, go, rows, d, false);
+	must_check(h, G);
+	y = get(G, gb, 4 * m);
+	expect_close(h, "row_scale =", y, cb, m, TOL_FP32);
+	free(y), free(o), free(a), free(b);
+	C->free(C->ctx, ca), C->free(C->ctx, cb), C->free(C->ctx, co);
+	G->free(G->ctx, ga), G->free(G->ctx, gb), G->free(G->ctx, go);
+}
+
 /* AdamW: parameters and both moments after a step. */
 static void
 test_adamw(harness *h)
@@ -1211,7 +1287,7 @@ compare_tensors(harness *h, const gr_model *m, const char *what, const float *gp
 
 /* One layout: a training step's loss and gradients, an AdamW step, scoring and retrieval. */
 static void
-model_parity(harness *h, int layout_id)
+model_parity(harness *h, int layout_id, int item_loss)
 {
 	const gr_layout *lay = gr_layout_by_id(layout_id);
 	gr_env		ec, eg;
@@ -1223,8 +1299,10 @@ model_parity(harness *h, int layout_id)
 	gr_tokens	tb;
 	int			V = irand(h, 50, 400), K = gr_layout_needs_actions(lay) ? 2 : 0, B = 6;
 	char		op[32];
+	double	   *cdf = NULL;
 
-	snprintf(op, sizeof(op), "model %s", lay->name);
+	snprintf(op, sizeof(op), "model %s%s%s", lay->name, item_loss ? " " : "",
+			 item_loss ? gr_item_loss_name(item_loss) : "");
 	h->op = op;
 	gr_env_default(&ec);
 	gr_env_default(&eg);
@@ -1235,6 +1313,10 @@ model_parity(harness *h, int layout_id)
 	cfg.d_model = 64;
 	cfg.n_layer = 2;
 	cfg.n_head = 2;
+	cfg.item_loss = item_loss;
+	cfg.negatives = item_loss == GR_LOSS_INFONCE ? 0 : 64;
+	cfg.sampler = GR_SAMPLER_POPULARITY;
+	cfg.temperature = 0.5f;
 	if (K > 1)
 		cfg.action_binary[1] = 1;
 	gr_train_config_default(&tcfg);
@@ -1285,6 +1367,12 @@ model_parity(harness *h, int layout_id)
 		h->failures++;
 		goto out_tokens;
 	}
+	/* popularity for the sampled losses: item c counted (c % 7) + 1 times */
+	cdf = malloc(sizeof(double) * V);
+	for (int c = 0; c < V; c++)
+		cdf[c] = (c > 0 ? cdf[c - 1] : 0.0) + c % 7 + 1;
+	tc->popularity.cdf = tg->popularity.cdf = cdf;
+
 	gr_step_loss lc, lg;
 	gr_status	sc = gr_trainer_compute(tc, &tb, 3, &lc, &err);
 	gr_status	sg = gr_trainer_compute(tg, &tb, 3, &lg, &err);
@@ -1395,6 +1483,11 @@ model_parity(harness *h, int layout_id)
 out_tokens:
 	gr_tokens_free(&tb);
 	free(items), free(act), free(host);
+	if (tc)
+		tc->popularity.cdf = NULL;
+	if (tg)
+		tg->popularity.cdf = NULL;
+	free(cdf);
 out:
 	gr_trainer_free(tc);
 	gr_trainer_free(tg);
@@ -1458,7 +1551,8 @@ run_mode(harness *h, gr_math_mode mode, const char *module)
 			{"pointwise", test_pointwise}, {"layernorm", test_layernorm},
 			{"embedding", test_embedding}, {"contention", test_contention},
 			{"attention", test_attention},
-			{"softmax_xent", test_softmax_xent}, {"action_loss", test_action_loss},
+			{"softmax_xent", test_softmax_xent}, {"sampled", test_sampled},
+			{"action_loss", test_action_loss},
 			{"adamw", test_adamw}, {"rank_targets", test_rank}, {"topk", test_topk},
 		};
 
@@ -1468,8 +1562,12 @@ run_mode(harness *h, gr_math_mode mode, const char *module)
 				groups[i].run(h);
 	}
 	if (wanted(h, "model"))
+	{
 		for (int l = 0; l < GR_LAYOUT_COUNT; l++)
-			model_parity(h, l);
+			model_parity(h, l, GR_LOSS_FULL);
+		model_parity(h, GR_LAYOUT_ITEM, GR_LOSS_SAMPLED);
+		model_parity(h, GR_LAYOUT_LAC, GR_LOSS_INFONCE);
+	}
 	gr_device_close(&dev);
 	return 0;
 }

@@ -33,6 +33,15 @@ make_history(int n, uint32_t stream, int32_t *items, float *actions)
 	}
 }
 
+/* The item loss of the models make_model creates (full softmax unless a test sets it). */
+typedef struct item_loss_cfg
+{
+	int			loss, negatives, sampler;
+	float		temperature;
+} item_loss_cfg;
+
+static item_loss_cfg model_loss = {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f};
+
 /* Create a small model of a layout with random weights. */
 static gr_model *
 make_model(gr_layout_id layout, int max_len, uint64_t seed)
@@ -42,6 +51,10 @@ make_model(gr_layout_id layout, int max_len, uint64_t seed)
 	gr_error	err = {0};
 
 	gr_model_config_default(&cfg, layout, N_ITEMS, 1);
+	cfg.item_loss = model_loss.loss;
+	cfg.negatives = model_loss.negatives;
+	cfg.sampler = model_loss.sampler;
+	cfg.temperature = model_loss.temperature;
 	cfg.d_model = 16;
 	cfg.n_head = 2;
 	cfg.n_layer = 2;
@@ -507,6 +520,12 @@ test_loss_gradient(gr_layout_id id, float w_item, float w_action)
 	tc.w_action = w_action;
 	CHECK_OK(gr_trainer_create(m, &tc, 256, USERS, &tr, &err), &err);
 	CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 256, USERS, 256, &err), &err);
+	/* a skewed popularity for the sampled losses: item c counted c + 1 times */
+	double		cdf[N_ITEMS];
+
+	for (int c = 0; c < N_ITEMS; c++)
+		cdf[c] = (c > 0 ? cdf[c - 1] : 0.0) + c + 1;
+	tr->popularity.cdf = cdf;
 	for (int u = 0; u < USERS; u++)
 	{
 		make_history(LEN, 100 + u, items[u], acts[u]);
@@ -552,8 +571,10 @@ test_loss_gradient(gr_layout_id id, float w_item, float w_action)
 		double		numeric = (-loss[0] + 8.0 * loss[1] - 8.0 * loss[2] + loss[3]) / (12.0 * eps);
 
 		CHECK_MSG(fabs(numeric - analytic) <= 5e-3 * fabs(analytic) + 1e-3,
-				  "%s (w_item %g, w_action %g) tensor %s: analytic %.6g numeric %.6g",
-				  m->layout->name, w_item, w_action, ten->name, analytic, numeric);
+				  "%s (w_item %g, w_action %g, loss %s/%d/%s) tensor %s: analytic %.6g "
+				  "numeric %.6g", m->layout->name, w_item, w_action,
+				  gr_item_loss_name(m->cfg.item_loss), m->cfg.negatives,
+				  gr_sampler_name(m->cfg.sampler), ten->name, analytic, numeric);
 	}
 	gr_model_upload_params(m, theta);
 	free(theta);
@@ -561,6 +582,7 @@ test_loss_gradient(gr_layout_id id, float w_item, float w_action)
 	free(dir);
 	free(work);
 	gr_tokens_free(&tb);
+	tr->popularity.cdf = NULL;
 	gr_trainer_free(tr);
 	gr_model_free(m);
 }
@@ -747,5 +769,21 @@ main(void)
 		if (gr_layout_has_action_head(gr_layout_by_id(id)))
 			test_loss_gradient(id, 0.0f, 1.0f);
 	}
+	/* the sampled losses through the whole model: every layout's item rows (the item head is
+	 * the only part they change); accidental hits occur among 30 items */
+	static const item_loss_cfg sampled[] = {
+		{GR_LOSS_SAMPLED, 12, GR_SAMPLER_UNIFORM, 1.0f},
+		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 0.5f},
+		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.25f},
+		{GR_LOSS_INFONCE, 7, GR_SAMPLER_UNIFORM, 1.0f},
+	};
+
+	for (int i = 0; i < (int) (sizeof(sampled) / sizeof(sampled[0])); i++)
+	{
+		model_loss = sampled[i];
+		for (int id = 0; id < GR_LAYOUT_COUNT; id++)
+			test_loss_gradient(id, 1.0f, 0.0f);
+	}
+	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f};
 	return unit_finish("test_layouts");
 }

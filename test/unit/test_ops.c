@@ -532,6 +532,121 @@ test_softmax_xent(void)
 	}
 }
 
+/* The sampled loss of one row in double: logsumexp over the positive and kept candidates. */
+static double
+ref_sampled_row(const double *pos, const double *neg, const int32_t *cand, const float *logq,
+				int S, int t, double inv_t)
+{
+	double		z0 = inv_t * pos[0], m = z0, s = 0.0;
+
+	for (int c = 0; c < S; c++)
+		if (cand[c] >= 0 && cand[c] != t)
+			m = fmax(m, inv_t * neg[c] - logq[c]);
+	s = exp(z0 - m);
+	for (int c = 0; c < S; c++)
+		if (cand[c] >= 0 && cand[c] != t)
+			s += exp(inv_t * neg[c] - logq[c] - m);
+	return log(s) + m - z0;
+}
+
+/* Sampled softmax: loss and in-place gradients against the reference, accidental hits and
+ * padding left out, gradients against central differences of the reference. */
+static void
+test_sampled_xent(void)
+{
+	enum
+	{
+	R = 5, S = 9, LD = 11};
+	float		x[R * LD], g[R * LD], pos[R], gpos[R], loss[R], logq[S];
+	int32_t		tgt[R] = {3, -1, 7, 0, 3};
+	int32_t		cand[S] = {3, 1, 7, -1, 5, 3, 0, 8, 2};	/* hits for rows 0, 2, 3, 4 */
+	const float inv_t = 1.0f / 0.7f, scale = 0.3f;
+
+	fill_uniform(x, R * LD, -3, 3);
+	fill_uniform(pos, R, -3, 3);
+	fill_uniform(logq, S, -2, 1);
+	memcpy(g, x, sizeof(x));
+	memcpy(gpos, pos, sizeof(pos));
+	ops->sampled_xent(ops->ctx, g, LD, gpos, tgt, cand, logq, R, S, inv_t, loss, scale);
+	for (int r = 0; r < R; r++)
+	{
+		double		pd = pos[r], nd[S];
+
+		for (int c = 0; c < S; c++)
+			nd[c] = x[r * LD + c];
+		if (tgt[r] < 0)
+		{
+			CHECK(loss[r] == 0.0f && gpos[r] == 0.0f);
+			for (int c = 0; c < S; c++)
+				CHECK(g[r * LD + c] == 0.0f);
+			continue;
+		}
+		CHECK_CLOSE(loss[r], ref_sampled_row(&pd, nd, cand, logq, S, tgt[r], inv_t), 1e-5);
+		/* central differences of scale * loss in double */
+		const double h = 1e-5;
+		double		f1, f0;
+
+		pd = pos[r] + h;
+		f1 = ref_sampled_row(&pd, nd, cand, logq, S, tgt[r], inv_t);
+		pd = pos[r] - h;
+		f0 = ref_sampled_row(&pd, nd, cand, logq, S, tgt[r], inv_t);
+		pd = pos[r];
+		CHECK_CLOSE(gpos[r], scale * (f1 - f0) / (2 * h), 1e-5);
+		CHECK(gpos[r] < 0.0f);
+		for (int c = 0; c < S; c++)
+		{
+			nd[c] = x[r * LD + c] + h;
+			f1 = ref_sampled_row(&pd, nd, cand, logq, S, tgt[r], inv_t);
+			nd[c] = x[r * LD + c] - h;
+			f0 = ref_sampled_row(&pd, nd, cand, logq, S, tgt[r], inv_t);
+			nd[c] = x[r * LD + c];
+			CHECK_CLOSE(g[r * LD + c], scale * (f1 - f0) / (2 * h), 1e-5);
+			if (cand[c] < 0 || cand[c] == tgt[r])
+				CHECK(g[r * LD + c] == 0.0f);
+			else
+				CHECK(g[r * LD + c] > 0.0f);
+		}
+	}
+	/* no candidate kept: the loss is log 1 = 0 and the positive's gradient 0 */
+	int32_t		one_t[1] = {2}, one_c[1] = {2};
+	float		one_x[1] = {1.5f}, one_p[1] = {0.25f}, one_l[1], one_q[1] = {0.0f};
+
+	ops->sampled_xent(ops->ctx, one_x, 1, one_p, one_t, one_c, one_q, 1, 1, 1.0f, one_l, 1.0f);
+	CHECK(one_x[0] == 0.0f);
+	CHECK_CLOSE(one_l[0], 0.0, 1e-7);
+	CHECK_CLOSE(one_p[0], 0.0, 1e-7);
+}
+
+/* Row dot products and per-row scaling against plain loops. */
+static void
+test_row_ops(void)
+{
+	enum
+	{
+	R = 7, C = 37};
+	float		a[R * C], b[R * C], out[R], y[R * C], y0[R * C];
+
+	fill_uniform(a, R * C, -1, 1);
+	fill_uniform(b, R * C, -1, 1);
+	ops->row_dot(ops->ctx, out, a, b, R, C);
+	for (int r = 0; r < R; r++)
+	{
+		double		s = 0;
+
+		for (int c = 0; c < C; c++)
+			s += (double) a[r * C + c] * b[r * C + c];
+		CHECK_CLOSE(out[r], s, 1e-5);
+	}
+	fill_uniform(y0, R * C, -1, 1);
+	memcpy(y, y0, sizeof(y));
+	ops->row_scale(ops->ctx, y, a, out, R, C, true);
+	for (int i = 0; i < R * C; i++)
+		CHECK_CLOSE(y[i], y0[i] + (double) out[i / C] * a[i], 1e-6);
+	ops->row_scale(ops->ctx, y, a, out, R, C, false);
+	for (int i = 0; i < R * C; i++)
+		CHECK_CLOSE(y[i], (double) out[i / C] * a[i], 1e-6);
+}
+
 /* Action losses (MSE and BCE columns, missing targets) against references and derivatives. */
 static void
 test_action_loss(void)
@@ -762,6 +877,8 @@ main(void)
 	test_attention();
 	fail_malloc = false;
 	test_softmax_xent();
+	test_sampled_xent();
+	test_row_ops();
 	test_action_loss();
 	test_adamw();
 	test_rank_and_topk();
