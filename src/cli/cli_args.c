@@ -78,6 +78,16 @@ static const cli_option options[] = {
 	"linear learning-rate warm-up steps"},
 	{"weight-decay", "X", OPT_FLOAT, O(tcfg.weight_decay), 0, 10, CLI_G_TRAIN,
 	"AdamW weight decay"},
+	{"loss", "NAME", OPT_STR, O(loss), 0, 0, CLI_G_TRAIN,
+	"item loss: full (softmax over the catalogue) | sampled (shared negatives, log-Q "
+	"corrected) | infonce (the batch's other targets as negatives)"},
+	{"negatives", "N", OPT_INT, O(mcfg.negatives), 0, 65536, CLI_G_TRAIN,
+	"negatives per step of --loss sampled; infonce: in-batch negatives drawn (0 = every row, "
+	"its default)"},
+	{"sampler", "NAME", OPT_STR, O(sampler), 0, 0, CLI_G_TRAIN,
+	"negatives of --loss sampled: uniform | popularity"},
+	{"temperature", "X", OPT_FLOAT, O(mcfg.temperature), 1e-3, 1e3, CLI_G_TRAIN,
+	"sampled and infonce logits are divided by it"},
 	{"w-item", "X", OPT_FLOAT, O(tcfg.w_item), 0, 1e6, CLI_G_TRAIN, "next-item loss weight"},
 	{"w-action", "X", OPT_FLOAT, O(tcfg.w_action), 0, 1e6, CLI_G_TRAIN,
 	"action loss weight (every column)"},

@@ -52,6 +52,8 @@ typedef struct cli_opts
 	bool		no_header;
 	/* architecture and training (the engine's own structs, defaults from the engine) */
 	const char *layout;
+	const char *loss;			/* the item loss and its sampler, by name */
+	const char *sampler;
 	gr_model_config mcfg;
 	gr_train_config tcfg;
 	/* outputs */

@@ -126,6 +126,14 @@ train_check_options(cli_opts *opts, const gr_layout **layout)
 		gr_layout_list(names, sizeof(names), false);
 		return cli_usage_error("train", "unknown layout \"%s\" (%s)", opts->layout, names);
 	}
+	if (opts->loss && (opts->mcfg.item_loss = gr_item_loss_by_name(opts->loss)) < 0)
+		return cli_usage_error("train", "unknown loss \"%s\" (full, sampled, infonce)",
+							   opts->loss);
+	if (opts->sampler && (opts->mcfg.sampler = gr_sampler_by_name(opts->sampler)) < 0)
+		return cli_usage_error("train", "unknown sampler \"%s\" (uniform, popularity)",
+							   opts->sampler);
+	if (opts->mcfg.item_loss == GR_LOSS_INFONCE && !cli_given(opts, "negatives"))
+		opts->mcfg.negatives = 0;
 	if (gr_train_config_validate(&opts->tcfg, &err) != GR_OK)
 		return cli_usage_error("train", "%s", err.message);
 	return CLI_EXIT_OK;
@@ -163,10 +171,17 @@ report_train_options(FILE *f, const cli_opts *o, const gr_model_config *c, const
 	const gr_train_config *t = &o->tcfg;
 
 	fprintf(f, "train: layout %s, d %d, layers %d, heads %d, max_len %d, buckets %d, "
-			"head_hidden %d; epochs %d, batch %d, lr %g, dropout %g, patience %d, warmup %d, "
-			"weight_decay %g, w_item %g, w_action %g, seed %llu, device %s, threads %d\n",
+			"head_hidden %d; loss %s",
 			l->name, c->d_model, c->n_layer, c->n_head, c->max_len, c->n_buckets,
-			c->head_hidden, t->epochs, t->batch_size, (double) t->lr, (double) t->dropout,
+			c->head_hidden, gr_item_loss_name(c->item_loss));
+	if (c->item_loss != GR_LOSS_FULL)
+		fprintf(f, " (negatives %d%s%s, temperature %g)", c->negatives,
+				c->item_loss == GR_LOSS_SAMPLED ? ", " : "",
+				c->item_loss == GR_LOSS_SAMPLED ? gr_sampler_name(c->sampler) : "",
+				(double) c->temperature);
+	fprintf(f, "; epochs %d, batch %d, lr %g, dropout %g, patience %d, warmup %d, "
+			"weight_decay %g, w_item %g, w_action %g, seed %llu, device %s, threads %d\n",
+			t->epochs, t->batch_size, (double) t->lr, (double) t->dropout,
 			t->patience, t->warmup_steps, (double) t->weight_decay, (double) t->w_item,
 			(double) t->w_action, (unsigned long long) t->seed, o->device, o->threads);
 }

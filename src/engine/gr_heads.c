@@ -67,8 +67,9 @@ gr_item_negatives(const gr_model *m, const gr_acts *a, const gr_pass *p, int32_t
 			int			c;
 
 			if (m->cfg.sampler == GR_SAMPLER_POPULARITY && use_pop)
-				c = popularity_draw(pop, V, ((double) (w.v[0] >> 11) * 2097152.0 +
-											 (double) (w.v[1] >> 11)) / 9007199254740992.0);
+				/* a uniform double in [0, 1) from 27 + 26 random bits */
+				c = popularity_draw(pop, V, ((double) (w.v[0] >> 5) * 67108864.0 +
+											 (double) (w.v[1] >> 6)) / 9007199254740992.0);
 			else
 				c = (int) (((uint64_t) w.v[0] * (uint64_t) V) >> 32);
 			cand[j] = c;

@@ -150,7 +150,7 @@ gr_trainer_count_items(gr_trainer *tr, const gr_dataset *ds, gr_error *err)
 	if (cdf == NULL)
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for item counts");
 	for (int u = 0; u < ds->n_users; u++)
-		for (int64_t i = ds->offsets[u]; i < ds->offsets[u + 1] - 2; i++)
+		for (int64_t i = ds->offsets[u]; i < ds->offsets[u] + gr_dataset_train_end(ds, u); i++)
 			if (ds->items[i] > 0 && ds->items[i] <= V)
 				cdf[ds->items[i] - 1] += 1.0;
 	for (int c = 1; c < V; c++)

@@ -54,8 +54,8 @@ typedef struct gr_trainer
 gr_status	gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens,
 							  int cap_seq, gr_trainer **out, gr_error *err);
 
-/* Count how often each item is a training target of ds (every interaction but each user's
- * last two, the validation and test targets) for the sampled losses' popularity negatives and
+/* Count how often each item occurs in the training split of ds (gr_dataset_train_end: the
+ * validation and test targets left out) for the sampled losses' popularity negatives and
  * log-Q corrections; without it they are uniform. A no-op for the full softmax. */
 gr_status	gr_trainer_count_items(gr_trainer *tr, const gr_dataset *ds, gr_error *err);
 

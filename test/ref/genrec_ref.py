@@ -9,6 +9,8 @@ written from LAYOUTS.md / PROTOCOL.md):
   windows      the most recent training window of every user
   tokens       the layout's token batch (items, positions, action slots, rows)
   step 0       loss parts and gradients from the engine's initial parameters
+  sampled      the sampled and in-batch item losses (the engine's candidates, log-Q
+               recomputed from the training counts): loss and gradients
   training     ten AdamW steps (torch.optim.AdamW, betas (0.9, 0.98), eps 1e-8, wd 0):
                the ten losses and the final parameters
   evaluation   leave-one-out HR/NDCG/MRR (seen items excluded and not), action RMSE and the
@@ -313,6 +315,65 @@ def bias_baseline(ds, split, k, item_shrink=25.0, user_shrink=10.0):
     return math.sqrt(sq / n) if n else None
 
 
+def item_counts(ds, V):
+    """How often each item (column = dense id - 1) occurs in the training split."""
+    counts = np.zeros(V, dtype=np.float64)
+    for u, (items, _) in enumerate(ds.seqs):
+        for x in items[: ds.train_end(u)]:
+            if 0 < int(x) <= V:
+                counts[int(x) - 1] += 1
+    return counts
+
+
+def sampled_item_loss(model, batch, h, case, counts):
+    """The sampled / in-batch item loss (LAYOUTS.md §2.6 2-3) with the engine's candidates
+    (columns, -1 = padding) and log-Q corrections recomputed here: log(S Q(c)) with Q uniform
+    or the training popularity (sampled), or for in-batch draws (S rows of R drawn, n with a
+    target) log(S n / R p_c) with p_c the popularity."""
+    V = counts.shape[0]
+    S = len(case["cand"])
+    cand = torch.tensor(case["cand"], dtype=torch.long)
+    tgt_all = batch["irow_tgt"]
+    R = int(tgt_all.numel())
+    n = int((tgt_all > 0).sum())
+    p = torch.from_numpy(np.maximum(counts, 1.0) / counts.sum())
+    safe = cand.clamp(min=0)
+    if case["loss"] == "sampled":
+        q = p[safe] if case["sampler"] == "popularity" else torch.full((S,), 1.0 / V, dtype=DTYPE)
+        logq = torch.log(S * q)
+    else:
+        logq = torch.log(S * n / R * p[safe])
+    hf = h.reshape(-1, h.shape[-1])
+    keep = tgt_all > 0
+    tgt = tgt_all[keep] - 1
+    H = hf[batch["irow_tok"][keep]]
+    E = model.item_emb[1:]
+    inv_t = 1.0 / case["temperature"]
+    pos = (H * E[tgt]).sum(-1) * inv_t
+    neg = H @ E[safe].t() * inv_t - logq
+    drop = (cand[None, :] < 0) | (cand[None, :] == tgt[:, None])
+    neg = neg.masked_fill(drop, float("-inf"))
+    z = torch.cat([pos[:, None], neg], dim=1)
+    return (torch.logsumexp(z, dim=1) - pos).mean()
+
+
+def sampled_reference(d, ds, init, batch, allow):
+    """Step loss and gradients of every sampled-loss case of the dump."""
+    c, tc = d["config"], d["train"]
+    counts = item_counts(ds, c["n_items"])
+    out = []
+    for case in d.get("sampled", []):
+        model = build_model(d, init)
+        model.zero_grad(set_to_none=False)
+        h = model(batch, allow)
+        lp = model.losses(batch, h, 0.0, tc["w_action"])
+        item = sampled_item_loss(model, batch, h, case, counts)
+        total = tc["w_item"] * item + lp["total"]
+        total.backward()
+        out.append({"item": float(item), "total": float(total), "grads": grads_of(model)})
+    return out
+
+
 def run_reference(dump_dir, layout):
     """Everything the parity test compares, computed by the reference."""
     torch.set_num_threads(1)
@@ -333,6 +394,7 @@ def run_reference(dump_dir, layout):
                         weight_decay=tc["weight_decay"])
     batch = gt.collate(seqs, K, c["n_buckets"], dtype=DTYPE)
     allow = gt.attention_mask(batch["n_hist"], batch["valid"])
+    ref["sampled"] = sampled_reference(d, ds, init, batch, allow)
     losses = []
     for step in range(tc["steps"]):
         opt.zero_grad(set_to_none=False)

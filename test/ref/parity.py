@@ -9,6 +9,8 @@ float64 reference (genrec_ref.py / python/genrec_torch), and compares per layout
   tok      the token batch: items, positions, action slots, rows (exact; actions 1e-6)
   loss0    step-0 loss parts (item CE, each action column, total)        rel <= 1e-4
   grad     every gradient tensor of step 0: ||g_c - g_ref|| / ||g_ref||   rel <= 1e-4
+  smp      the sampled and in-batch item losses (uniform and popularity negatives, in-batch
+           with every row and with 9 drawn): loss and every gradient       rel <= 1e-4
   loss10   the ten training losses                                       rel <= 1e-4
   param    every parameter tensor after ten AdamW steps                  rel <= 1e-4
   eval     gr_evaluate on the validation and test splits (final parameters, batches of 3
@@ -207,6 +209,19 @@ def check_layout(dump_dir, layout, verbose):
     for name, gr in ref["grads0"].items():
         ck.note("grad", rel(g_c[name].numpy(), gr.numpy()), name)
 
+    # the sampled item losses: loss and gradients from the initial parameters
+    for case, r in zip(d.get("sampled", []), ref["sampled"]):
+        tag = case["tag"]
+        ck.note("smp", rel(_f(case["item"]), r["item"]),
+                "%s item %.8g vs %.8g" % (tag, _f(case["item"]), r["item"]))
+        ck.note("smp", rel(_f(case["total"]), r["total"]),
+                "%s total %.8g vs %.8g" % (tag, _f(case["total"]), r["total"]))
+        g_s = genrec_ref.blob_to_tensors(d, np.fromfile(os.path.join(dump_dir, case["file"]),
+                                                        dtype="<f4"))
+        for name, gr in r["grads"].items():
+            ck.note("smp", rel(g_s[name].numpy(), gr.numpy()), "%s grad %s" % (tag, name))
+    ck.exact("smp", len(d.get("sampled", [])) == 4 == len(ref["sampled"]), "sampled cases")
+
     # the ten losses
     for i, (lc, lr_) in enumerate(zip(d["losses"], ref["losses"])):
         ck.note("loss10", rel(_f(lc), lr_), "loss[%d] %.8g vs %.8g" % (i, _f(lc), lr_))
@@ -312,7 +327,7 @@ def _f(v):
     return float("nan") if v is None else float(v)
 
 
-CATS = ("data", "win", "tok", "loss0", "grad", "loss10", "param", "eval", "score", "logit", "rec",
+CATS = ("data", "win", "tok", "loss0", "grad", "smp", "loss10", "param", "eval", "score", "logit", "rec",
         "mem")
 
 

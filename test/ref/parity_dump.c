@@ -520,7 +520,8 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	gr_trainer *tr = NULL;
 	gr_session *sess = NULL;
 	gr_tokens	tb;
-	float	   *host = NULL;
+	float	   *host = NULL, *host2 = NULL;
+	char		name_buf[256];
 	int			rc = 1;
 	cJSON	   *root = cJSON_CreateObject();
 
@@ -677,11 +678,88 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	cJSON_AddItemToObject(root, "tensors", jten);
 	cJSON_AddNumberToObject(root, "n_params", (double) m->n_params);
 	host = malloc(m->n_params * sizeof(float));
-	if (host == NULL)
+	host2 = malloc(m->n_params * sizeof(float));
+	if (host == NULL || host2 == NULL)
 		goto fail;
 	gr_model_download_params(m, host);
 	if (write_blob(dir, layout->name, "init", host, m->n_params))
 		goto fail;
+
+	/* the sampled item losses: step 3's loss, gradients and candidates from the initial
+	 * parameters, on a model that differs only in its item loss */
+	static const struct
+	{
+		int			loss, negatives, sampler;
+		float		temperature;
+		const char *tag;
+	}			sampled[] = {
+		{GR_LOSS_SAMPLED, 24, GR_SAMPLER_UNIFORM, 0.7f, "sampled_uniform"},
+		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 1.0f, "sampled_popularity"},
+		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.5f, "infonce_all"},
+		{GR_LOSS_INFONCE, 9, GR_SAMPLER_UNIFORM, 0.25f, "infonce_9"},
+	};
+	cJSON	   *jsm = cJSON_CreateArray();
+
+	for (size_t i = 0; i < sizeof(sampled) / sizeof(sampled[0]); i++)
+	{
+		gr_model_config sc = mc;
+		gr_model   *sm = NULL;
+		gr_trainer *st = NULL;
+		gr_step_loss sl;
+		gr_status	s;
+		cJSON	   *o = cJSON_CreateObject();
+		char		what[64];
+
+		sc.item_loss = sampled[i].loss;
+		sc.negatives = sampled[i].negatives;
+		sc.sampler = sampled[i].sampler;
+		sc.temperature = sampled[i].temperature;
+		s = gr_model_create(&env, &sc, ds->item_ids + 1, &sm, &err);
+		if (s == GR_OK)
+		{
+			gr_model_upload_params(sm, host);
+			s = gr_trainer_create(sm, &tc, cap_tokens, ds->n_users, &st, &err);
+		}
+		if (s == GR_OK)
+			s = gr_trainer_count_items(st, ds, &err);
+		if (s == GR_OK)
+			s = gr_trainer_compute(st, &tb, 3, &sl, &err);
+		if (s == GR_OK)
+		{
+			int32_t    *cand = malloc(sizeof(int32_t) * st->acts->neg_cap);
+			float	   *logq = malloc(sizeof(float) * st->acts->neg_cap);
+			gr_pass		pass = {.popularity = &st->popularity,.seed = tc.seed,.step = 3};
+			int			n = gr_item_negatives(sm, st->acts, &pass, cand, logq);
+
+			cJSON_AddStringToObject(o, "tag", sampled[i].tag);
+			cJSON_AddStringToObject(o, "loss", gr_item_loss_name(sc.item_loss));
+			cJSON_AddNumberToObject(o, "negatives", sc.negatives);
+			cJSON_AddStringToObject(o, "sampler", gr_sampler_name(sc.sampler));
+			cJSON_AddNumberToObject(o, "temperature", sc.temperature);
+			cJSON_AddItemToObject(o, "cand", jints(cand, n));
+			cJSON_AddItemToObject(o, "item", jnum(sl.item));
+			cJSON_AddItemToObject(o, "total", jnum(sl.total));
+			snprintf(what, sizeof(what), "grads_%s", sampled[i].tag);
+			snprintf(name_buf, sizeof(name_buf), "%s_%s.bin", layout->name, what);
+			cJSON_AddStringToObject(o, "file", name_buf);
+			sm->ops->download(sm->ops->ctx, host2, st->grads, m->n_params * sizeof(float));
+			if (write_blob(dir, layout->name, what, host2, m->n_params))
+				s = GR_ERR_IO;
+			free(cand);
+			free(logq);
+		}
+		gr_trainer_free(st);
+		gr_model_free(sm);
+		if (s != GR_OK)
+		{
+			fprintf(stderr, "parity_dump: %s %s: %s\n", layout->name, sampled[i].tag,
+					err.message);
+			cJSON_Delete(o);
+			goto fail;
+		}
+		cJSON_AddItemToArray(jsm, o);
+	}
+	cJSON_AddItemToObject(root, "sampled", jsm);
 
 	/* ten optimiser steps on the same batch; step 0 also dumps its gradients */
 	double		losses[N_STEPS];
@@ -748,6 +826,7 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	rc = 0;
 fail:
 	free(host);
+	free(host2);
 	gr_session_free(sess);
 	gr_tokens_free(&tb);
 	gr_trainer_free(tr);

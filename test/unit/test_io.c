@@ -111,7 +111,13 @@ same_config(const gr_model_config *a, const gr_model_config *b)
 		a->n_layer != b->n_layer || a->n_head != b->n_head || a->max_len != b->max_len ||
 		a->n_actions != b->n_actions || a->n_buckets != b->n_buckets ||
 		a->head_hidden != b->head_hidden ||
-		memcmp(&a->emb_scale, &b->emb_scale, sizeof(float)) != 0)
+		memcmp(&a->emb_scale, &b->emb_scale, sizeof(float)) != 0 ||
+		a->item_loss != b->item_loss)
+		return false;
+	/* the loss's parameters are stored for the sampled losses only */
+	if (a->item_loss != GR_LOSS_FULL &&
+		(a->negatives != b->negatives || a->sampler != b->sampler ||
+		 memcmp(&a->temperature, &b->temperature, sizeof(float)) != 0))
 		return false;
 	for (int k = 0; k < a->n_actions; k++)
 		if (a->action_binary[k] != b->action_binary[k] ||
@@ -841,6 +847,22 @@ test_config_json(const gr_env *env)
 		gr_free(env, json);
 	}
 
+	/* the item losses round-trip; the full softmax writes none of their keys */
+	for (int loss = 0; loss < GR_LOSS_COUNT; loss++)
+	{
+		gr_model_config_default(&cfg, GR_LAYOUT_LAC, 1000, 2);
+		cfg.item_loss = loss;
+		cfg.negatives = 77 * loss;
+		cfg.sampler = loss == GR_LOSS_SAMPLED ? GR_SAMPLER_POPULARITY : GR_SAMPLER_UNIFORM;
+		cfg.temperature = 1.0f / 7.0f;
+		CHECK_OK(gr_config_to_json(env, &cfg, &json, &err), &err);
+		CHECK((strstr(json, "\"loss\"") != NULL) == (loss != GR_LOSS_FULL));
+		CHECK((strstr(json, "\"temperature\"") != NULL) == (loss != GR_LOSS_FULL));
+		CHECK_OK(gr_config_from_json(env, json, strlen(json), &back, &err), &err);
+		CHECK(same_config(&cfg, &back));
+		gr_free(env, json);
+	}
+
 	/* an invalid configuration is not encoded */
 	gr_model_config_default(&cfg, GR_LAYOUT_ITEM, 10, 0);
 	cfg.n_head = 3;
@@ -872,6 +894,25 @@ test_config_json(const gr_env *env)
 		"{\"layout\":\"pc\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
 		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
 		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4}",
+		/* the item loss's keys */
+		"{\"layout\":\"item\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
+		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
+		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,\"loss\":\"nce\"}",
+		"{\"layout\":\"item\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
+		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
+		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,\"loss\":1}",
+		"{\"layout\":\"item\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
+		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
+		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,"
+		"\"loss\":\"sampled\",\"negatives\":0}",
+		"{\"layout\":\"item\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
+		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
+		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,"
+		"\"loss\":\"sampled\",\"temperature\":0}",
+		"{\"layout\":\"item\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
+		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
+		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,"
+		"\"loss\":\"sampled\",\"sampler\":\"zipf\"}",
 	};
 
 	for (int i = 0; i < (int) (sizeof(bad) / sizeof(bad[0])); i++)
@@ -890,6 +931,9 @@ test_config_json(const gr_env *env)
 
 	CHECK_OK(gr_config_from_json(env, good, strlen(good), &back, &err), &err);
 	CHECK(back.n_items == 5 && back.head_hidden == 4);
+	/* a configuration from before the item losses: the full softmax and the defaults */
+	CHECK(back.item_loss == GR_LOSS_FULL && back.negatives == GR_DEFAULT_NEGATIVES &&
+		  back.sampler == GR_SAMPLER_UNIFORM && back.temperature == 1.0f);
 }
 
 /* Allocation failures at every step of a save and a load: OOM or success, no leaks. */

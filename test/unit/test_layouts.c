@@ -587,6 +587,59 @@ test_loss_gradient(gr_layout_id id, float w_item, float w_action)
 	gr_model_free(m);
 }
 
+/* The negatives: reproducible from (seed, step), distributed as Q, logq = log(S Q(c)). */
+static void
+test_negative_sampler(int sampler)
+{
+	enum
+	{
+	S = 60000};
+	model_loss = (item_loss_cfg) {GR_LOSS_SAMPLED, S, sampler, 1.0f};
+	gr_model   *m = make_model(GR_LAYOUT_ITEM, 8, 5);
+	gr_acts    *a = NULL;
+	gr_error	err;
+	double		cdf[N_ITEMS];
+	gr_item_popularity pop = {.cdf = cdf};
+	gr_pass		p = {.popularity = &pop,.seed = 99,.step = 4};
+	int32_t    *cand = malloc(sizeof(int32_t) * S), *again = malloc(sizeof(int32_t) * S);
+	float	   *logq = malloc(sizeof(float) * S), *logq2 = malloc(sizeof(float) * S);
+	int			count[N_ITEMS] = {0};
+
+	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f};
+	for (int c = 0; c < N_ITEMS; c++)
+		cdf[c] = (c > 0 ? cdf[c - 1] : 0.0) + (c % 3 == 0 ? 0 : c + 1);	/* some never */
+	CHECK_OK(gr_acts_create(m, 16, 1, 16, 0, true, &a, &err), &err);
+	CHECK(a->neg_cap == S);
+	CHECK(gr_item_negatives(m, a, &p, cand, logq) == S);
+	CHECK(gr_item_negatives(m, a, &p, again, logq2) == S);
+	CHECK(memcmp(cand, again, sizeof(int32_t) * S) == 0);
+	p.step = 5;
+	gr_item_negatives(m, a, &p, again, logq2);
+	CHECK(memcmp(cand, again, sizeof(int32_t) * S) != 0);
+	for (int j = 0; j < S; j++)
+	{
+		CHECK(cand[j] >= 0 && cand[j] < N_ITEMS);
+		count[cand[j]]++;
+		double		q = sampler == GR_SAMPLER_UNIFORM ? 1.0 / N_ITEMS :
+			(cdf[cand[j]] - (cand[j] ? cdf[cand[j] - 1] : 0)) / cdf[N_ITEMS - 1];
+
+		CHECK_CLOSE(logq[j], log(S * q), 1e-5);
+	}
+	for (int c = 0; c < N_ITEMS; c++)
+	{
+		double		q = sampler == GR_SAMPLER_UNIFORM ? 1.0 / N_ITEMS :
+			(cdf[c] - (c ? cdf[c - 1] : 0)) / cdf[N_ITEMS - 1];
+		double		sd = sqrt(S * q * (1 - q));
+
+		/* within 5 standard deviations; never-counted items are never drawn */
+		CHECK_MSG(fabs(count[c] - S * q) <= 5 * sd + 1e-9, "%s: item %d drawn %d times, "
+				  "expected %.1f", gr_sampler_name(sampler), c, count[c], S * q);
+	}
+	free(cand), free(again), free(logq), free(logq2);
+	gr_acts_free(a);
+	gr_model_free(m);
+}
+
 /* A view over copied parameters scores exactly like the model it was copied from. */
 static void
 test_model_view(void)
@@ -785,5 +838,7 @@ main(void)
 			test_loss_gradient(id, 1.0f, 0.0f);
 	}
 	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f};
+	test_negative_sampler(GR_SAMPLER_UNIFORM);
+	test_negative_sampler(GR_SAMPLER_POPULARITY);
 	return unit_finish("test_layouts");
 }

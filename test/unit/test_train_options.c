@@ -85,6 +85,24 @@ main(void)
 	gr_train_option_names_free(&env, &names);
 	CHECK(live == 0);
 
+	/* the item loss */
+	CHECK_OK(parse(&env, "{\"loss\": \"sampled\", \"negatives\": 512, \"sampler\": "
+				   "\"popularity\", \"temperature\": 0.05}", &m, &t, &names, &err), &err);
+	CHECK(m.item_loss == GR_LOSS_SAMPLED && m.negatives == 512 &&
+		  m.sampler == GR_SAMPLER_POPULARITY && m.temperature == 0.05f);
+	CHECK_OK(parse(&env, "{\"loss\": \"infonce\"}", &m, &t, &names, &err), &err);
+	CHECK(m.item_loss == GR_LOSS_INFONCE && m.negatives == 0 && m.temperature == 1.0f);
+	CHECK_OK(parse(&env, "{\"loss\": \"infonce\", \"negatives\": 64}", &m, &t, &names, &err),
+			 &err);
+	CHECK(m.item_loss == GR_LOSS_INFONCE && m.negatives == 64);
+	CHECK_OK(parse(&env, "{\"loss\": \"full\"}", &m, &t, &names, &err), &err);
+	CHECK(m.item_loss == GR_LOSS_FULL && m.negatives == GR_DEFAULT_NEGATIVES);
+	expect_refused(&env, "{\"loss\": \"softmax\"}", "option \"loss\" must be");
+	expect_refused(&env, "{\"loss\": 2}", "option \"loss\" must be");
+	expect_refused(&env, "{\"sampler\": \"zipf\"}", "option \"sampler\" must be");
+	expect_refused(&env, "{\"negatives\": 65537}", "option \"negatives\"");
+	expect_refused(&env, "{\"temperature\": 0}", "option \"temperature\"");
+
 	expect_refused(&env, "[1, 2]", "must be a JSON object");
 	expect_refused(&env, "{\"nope\": 1}", "unknown key \"nope\"");
 	expect_refused(&env, "{\"beta1\": 0.5, \"beta1\": 0.6}", "duplicate key \"beta1\"");
