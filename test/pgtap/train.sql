@@ -65,6 +65,9 @@ INSERT INTO bad VALUES
   ($$'x', 'tr_syn', options => '[1, 2]'$$,               '22023', 'options not an object'),
   ($$'x', 'tr_syn', options => '{"binary_actions": ["ts"]}'$$, '22023', 'binary_actions naming a non-action column'),
   ($$'x', 'tr_syn', options => '{"n_buckets": 0}'$$,     '22023', 'an option out of range'),
+  ($$'x', 'tr_syn', options => '{"loss": "nce"}'$$,      '22023', 'an unknown item loss'),
+  ($$'x', 'tr_syn', options => '{"loss": "sampled", "negatives": 0}'$$, '22023', 'sampled without negatives'),
+  ($$'x', 'tr_syn', options => '{"sampler": "zipf"}'$$,  '22023', 'an unknown sampler'),
   ($$'x', 'tr_empty'$$,                                  '22023', 'an empty source'),
   ($$'x', 'SELECT * FROM tr_syn WHERE false'$$,          '22023', 'a query without rows'),
   ($$'x', 'tr_syn', d_model => -16$$,                    '22023', 'negative d_model'),
@@ -91,7 +94,7 @@ INSERT INTO bad VALUES
   ($$'x', 'tr_nulls'$$,                                  '22004', 'a NULL user id'),
   ($$'x', 'tr_inf'$$,                                    '22003', 'an infinite action');
 
-SELECT plan(45 + (SELECT count(*)::int FROM bad));
+SELECT plan(49 + (SELECT count(*)::int FROM bad));
 
 -- the summary row
 SELECT is((SELECT count(*)::int FROM r1), 1, 'genrec_train returns one row');
@@ -166,6 +169,27 @@ SELECT is((SELECT (layout, users)::text FROM pg_temp.tiny('tr_item0', 'tr_syn', 
           '(item,200)', 'item layout without action columns');
 SELECT is((SELECT source -> 'action_cols' FROM genrec.models WHERE name = 'tr_item0'), '[]',
           'action_cols => ''{}'' stores no action column');
+
+-- the sampled item losses: stored in the model's configuration, served over the catalogue
+SELECT is((SELECT (config #>> '{model,loss}', config #>> '{model,negatives}',
+                   config #>> '{model,sampler}')::text
+             FROM genrec.models
+            WHERE name = 'tr_smp' AND version = (SELECT version FROM genrec_train('tr_smp', 'tr_syn',
+                  layout => 'item', action_cols => '{}', d_model => 8, n_layer => 1, n_head => 2,
+                  max_len => 8, epochs => 2, batch_size => 64, seed => 7,
+                  options => '{"head_hidden": 8, "loss": "sampled", "negatives": 32, "sampler": "popularity"}'))),
+          '(sampled,32,popularity)', 'loss => sampled is stored in the model configuration');
+SELECT is((SELECT count(*)::int FROM genrec_recommend('tr_smp', 5::bigint, 10)), 10,
+          'a sampled-loss model recommends from the whole catalogue');
+SELECT is((SELECT (config #>> '{model,loss}', config #>> '{model,negatives}')::text
+             FROM genrec.models
+            WHERE name = 'tr_nce' AND version = (SELECT version FROM genrec_train('tr_nce', 'tr_syn',
+                  d_model => 8, n_layer => 1, n_head => 2, max_len => 8, epochs => 2,
+                  batch_size => 64, seed => 7,
+                  options => '{"head_hidden": 8, "loss": "infonce", "temperature": 0.5}'))),
+          '(infonce,0)', 'loss => infonce: in-batch negatives, every row by default');
+SELECT is((SELECT config #> '{model}' ? 'loss' FROM genrec.models WHERE name = 'tr_lac' AND version = 1),
+          false, 'the full softmax writes no loss keys (files as before)');
 
 -- a query source, integer times, a numeric and a binary action, a tiebreak column
 SELECT is((SELECT users FROM genrec_train('tr_query',
