@@ -171,22 +171,21 @@ SELECT is((SELECT source -> 'action_cols' FROM genrec.models WHERE name = 'tr_it
           'action_cols => ''{}'' stores no action column');
 
 -- the sampled item losses: stored in the model's configuration, served over the catalogue
+CREATE TEMP TABLE r_smp AS SELECT * FROM genrec_train('tr_smp', 'tr_syn',
+    layout => 'item', action_cols => '{}', d_model => 8, n_layer => 1, n_head => 2,
+    max_len => 8, epochs => 2, batch_size => 64, seed => 7,
+    options => '{"head_hidden": 8, "loss": "sampled", "negatives": 32, "sampler": "popularity"}');
+CREATE TEMP TABLE r_nce AS SELECT * FROM genrec_train('tr_nce', 'tr_syn',
+    d_model => 8, n_layer => 1, n_head => 2, max_len => 8, epochs => 2, batch_size => 64, seed => 7,
+    options => '{"head_hidden": 8, "loss": "infonce", "temperature": 0.5}');
 SELECT is((SELECT (config #>> '{model,loss}', config #>> '{model,negatives}',
                    config #>> '{model,sampler}')::text
-             FROM genrec.models
-            WHERE name = 'tr_smp' AND version = (SELECT version FROM genrec_train('tr_smp', 'tr_syn',
-                  layout => 'item', action_cols => '{}', d_model => 8, n_layer => 1, n_head => 2,
-                  max_len => 8, epochs => 2, batch_size => 64, seed => 7,
-                  options => '{"head_hidden": 8, "loss": "sampled", "negatives": 32, "sampler": "popularity"}'))),
+             FROM genrec.models WHERE name = 'tr_smp'),
           '(sampled,32,popularity)', 'loss => sampled is stored in the model configuration');
 SELECT is((SELECT count(*)::int FROM genrec_recommend('tr_smp', 5::bigint, 10)), 10,
           'a sampled-loss model recommends from the whole catalogue');
 SELECT is((SELECT (config #>> '{model,loss}', config #>> '{model,negatives}')::text
-             FROM genrec.models
-            WHERE name = 'tr_nce' AND version = (SELECT version FROM genrec_train('tr_nce', 'tr_syn',
-                  d_model => 8, n_layer => 1, n_head => 2, max_len => 8, epochs => 2,
-                  batch_size => 64, seed => 7,
-                  options => '{"head_hidden": 8, "loss": "infonce", "temperature": 0.5}'))),
+             FROM genrec.models WHERE name = 'tr_nce'),
           '(infonce,0)', 'loss => infonce: in-batch negatives, every row by default');
 SELECT is((SELECT config #> '{model}' ? 'loss' FROM genrec.models WHERE name = 'tr_lac' AND version = 1),
           false, 'the full softmax writes no loss keys (files as before)');
