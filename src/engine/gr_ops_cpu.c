@@ -71,6 +71,38 @@ cpu_check(void *ctx, gr_error *err)
 	return GR_OK;
 }
 
+#define GR_SKINNY_ROWS 8
+
+/*
+ * C = alpha A B^T + beta C for a few rows of A against a tall B (retrieval: a handful of
+ * query states against the whole item table). A BLAS packs all of B for every call, which
+ * for 10^6 items costs more than the product; here every row of B is read once, straight
+ * from the table, and dotted with each row of A, the items split between threads.
+ */
+static void
+skinny_gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+			   int ldb, float beta, float *c, int ldc)
+{
+#pragma omp parallel for schedule(static, 1024)
+	for (int j = 0; j < n; j++)
+	{
+		const float *bj = b + (size_t) j * ldb;
+
+		for (int i = 0; i < m; i++)
+		{
+			const float *ai = a + (size_t) i * lda;
+			float		s = 0.0f;
+
+#pragma omp simd reduction(+:s)
+			for (int t = 0; t < k; t++)
+				s += ai[t] * bj[t];
+			float	   *cij = c + (size_t) i * ldc + j;
+
+			*cij = alpha * s + (beta == 0.0f ? 0.0f : beta * *cij);
+		}
+	}
+}
+
 /* C = alpha op(A) op(B) + beta C through OpenBLAS (gr_blas.c). */
 static void
 cpu_gemm(void *ctx, bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
@@ -84,6 +116,11 @@ cpu_gemm(void *ctx, bool ta, bool tb, int m, int n, int k, float alpha, const fl
 		for (int i = 0; i < m; i++)
 			for (int j = 0; j < n; j++)
 				c[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t) i * ldc + j];
+		return;
+	}
+	if (!ta && tb && m <= GR_SKINNY_ROWS && n >= 4096)
+	{
+		skinny_gemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 		return;
 	}
 	gr_blas_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

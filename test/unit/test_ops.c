@@ -95,6 +95,44 @@ test_gemm(void)
 				for (int j = 0; j < n; j++)
 					CHECK_CLOSE(c[i * ldc + j], ref[i * ldc + j], 1e-5);
 		}
+	/* a few rows against a tall B^T (the retrieval path that reads B once), beta 0 and not */
+	for (int rows = 1; rows <= 9; rows += 4)
+		for (int bz = 0; bz < 2; bz++)
+		{
+			int			N = 5000, K = 37, lda = K + 1, ldb = K + 3, ldc = N + 5;
+			float	   *a = malloc(sizeof(float) * rows * lda), *b = malloc(sizeof(float) * N * ldb);
+			float	   *c = malloc(sizeof(float) * rows * ldc);
+			double	   *ref = malloc(sizeof(double) * rows * ldc);
+			float		beta = bz ? 0.0f : 0.3f;
+
+			fill_uniform(a, (size_t) rows * lda, -1, 1);
+			fill_uniform(b, (size_t) N * ldb, -1, 1);
+			fill_uniform(c, (size_t) rows * ldc, -1, 1);
+			if (bz)
+				for (int i = 0; i < rows * ldc; i++)
+					c[i] = NAN;	/* beta 0 never reads C */
+			ref_gemm(false, true, rows, N, K, 0.7, a, lda, b, ldb, beta, c, ref, ldc);
+			if (bz)
+				for (int i = 0; i < rows; i++)
+					for (int j = 0; j < N; j++)
+					{
+						double		sum = 0;
+
+						for (int t = 0; t < K; t++)
+							sum += (double) a[i * lda + t] * b[(size_t) j * ldb + t];
+						ref[(size_t) i * ldc + j] = 0.7 * sum;
+					}
+			ops->gemm(ops->ctx, false, true, rows, N, K, 0.7f, a, lda, b, ldb, beta, c, ldc);
+			int			bad = 0;
+
+			for (int i = 0; i < rows; i++)
+				for (int j = 0; j < N; j++)
+					bad += !(fabs(c[(size_t) i * ldc + j] - ref[(size_t) i * ldc + j]) <= 1e-5 *
+							 fmax(1.0, fabs(ref[(size_t) i * ldc + j])));
+			CHECK_MSG(bad == 0, "%d of %d entries of a %d x %d x %d A B^T differ", bad, rows * N,
+					  rows, N, K);
+			free(a), free(b), free(c), free(ref);
+		}
 }
 
 /* Bias add, bias gradient and elementwise add against loops. */

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# bench/loss_bench.sh — the item losses for large catalogues, measured:
+#   1. training tokens/s against the catalogue (10^3 .. 10^6 items) for the full, sampled and
+#      in-batch losses (build/bench/cpu_train_scale: optimiser steps only, no evaluation);
+#      the full softmax at 10^6 items runs with a batch of 8 users (a step of 128 users would
+#      take minutes; its cost per token does not depend on the batch);
+#   2. top-100 retrieval over 10^6 items in the engine (build/bench/cpu_retrieval);
+#   3. quality on MovieLens-100K (item layout, EPOCHS epochs, patience 5): test HR@10 / NDCG@10
+#      of the full softmax against sampled softmax at several negative counts and InfoNCE.
+#
+#   THREADS=2 SECONDS_PER=8 EPOCHS=30 bench/loss_bench.sh [train|retrieval|quality ...]
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+THREADS=${THREADS:-2}
+SECONDS_PER=${SECONDS_PER:-8}
+EPOCHS=${EPOCHS:-30}
+DATA=${GENREC_ML100K:-../shared/data/ml-100k/u.data}
+parts=${*:-train retrieval quality}
+make -s bench-bins || exit 1
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
+	sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for part in $parts; do
+	case $part in
+	train)
+		build/bench/cpu_train_scale --items 1000,10000,100000,1000000 --losses sampled,infonce \
+			--threads "$THREADS" --seconds "$SECONDS_PER"
+		build/bench/cpu_train_scale --items 1000,10000,100000 --losses full \
+			--threads "$THREADS" --seconds "$SECONDS_PER" | grep -v '^#' | tail -n +2
+		build/bench/cpu_train_scale --items 1000000 --losses full --batch 8 \
+			--threads "$THREADS" --seconds 1 | tail -1
+		;;
+	retrieval)
+		build/bench/cpu_retrieval --items 1000000 --k 100 --iters 300 --threads "$THREADS"
+		build/bench/cpu_retrieval --items 1000000 --k 100 --iters 300 --threads 1
+		;;
+	quality)
+		echo "# MovieLens-100K, item layout, up to $EPOCHS epochs (patience 5), seed 42"
+		printf '%-34s %8s %8s %10s\n' loss test_hr10 test_ndcg10 s
+		for spec in "full" "sampled --negatives 64" "sampled --negatives 256" \
+			"sampled --negatives 1024" "sampled --negatives 256 --sampler popularity" \
+			"infonce --temperature 0.2"; do
+			t0=$(date +%s.%N)
+			out=$(build/genrec train --data "$DATA" --layout item --epochs "$EPOCHS" --patience 5 \
+				--threads "$THREADS" --seed 42 --quiet --json - --loss $spec 2>/dev/null) || {
+				echo "loss_bench: $spec failed" >&2; continue; }
+			t1=$(date +%s.%N)
+			echo "$out" | /usr/bin/python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+t = d['test']
+print('%-34s %8.4f %8.4f %10.1f' % ('$spec', t['hr@10'], t['ndcg@10'], $t1 - $t0))"
+		done
+		;;
+	esac
+done
