@@ -336,6 +336,8 @@ def sampled_item_loss(model, batch, h, case, counts):
     tgt_all = batch["irow_tgt"]
     R = int(tgt_all.numel())
     n = int((tgt_all > 0).sum())
+    if n == 0:
+        return h.new_zeros(())      # a layout without item targets: no item loss
     p = torch.from_numpy(np.maximum(counts, 1.0) / counts.sum())
     safe = cand.clamp(min=0)
     if case["loss"] == "sampled":
