@@ -37,6 +37,7 @@ typedef enum config_key
 	KEY_NEGATIVES,
 	KEY_SAMPLER,
 	KEY_TEMPERATURE,
+	KEY_ACTION_BIAS,
 	N_CONFIG_KEYS
 } config_key;
 
@@ -58,6 +59,7 @@ static const char *const config_key_names[N_CONFIG_KEYS] = {
 	[KEY_NEGATIVES] = "negatives",
 	[KEY_SAMPLER] = "sampler",
 	[KEY_TEMPERATURE] = "temperature",
+	[KEY_ACTION_BIAS] = "action_bias",
 };
 
 #define FIRST_OPTIONAL_KEY KEY_LOSS
@@ -167,6 +169,8 @@ config_to_tree(const gr_model_config *cfg, const char *layout_name)
 		format_float(cfg->temperature, text, sizeof(text));
 		ok = ok && cJSON_AddRawToObject(root, "temperature", text) != NULL;
 	}
+	if (cfg->action_bias)
+		ok = ok && cJSON_AddTrueToObject(root, "action_bias") != NULL;
 	if (!ok)
 	{
 		cJSON_Delete(root);
@@ -376,6 +380,15 @@ config_from_tree(const cJSON *root, gr_model_config *cfg, gr_error *err)
 					   "configuration key \"emb_scale\" must be a number");
 	cfg->emb_scale = (float) items[KEY_EMB_SCALE]->valuedouble;
 	GR_TRY(decode_loss(items, cfg, err));
+	/* absent: a file written before the action head's bias path */
+	cfg->action_bias = 0;
+	if (items[KEY_ACTION_BIAS] != NULL)
+	{
+		if (!cJSON_IsBool(items[KEY_ACTION_BIAS]))
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "configuration key \"action_bias\" must be true or false");
+		cfg->action_bias = cJSON_IsTrue(items[KEY_ACTION_BIAS]);
+	}
 	return gr_model_config_validate(cfg, err);
 }
 
