@@ -145,7 +145,7 @@ USER_OFFSET_SHRINK = 10.0
 
 class ActionHead(nn.Module):
     """MLP over the head's input, plus the bias path's item bias and user offset when the
-    model has them (item_bias: [V+1, K]; user_offset: Linear(2K, K) without bias)."""
+    model has them (item_bias: [V+1, K]; user_offset: Linear(4K, K) without bias)."""
 
     def __init__(self, d_in, hidden, K, n_items=None, user_offset=False):
         super().__init__()
@@ -154,7 +154,7 @@ class ActionHead(nn.Module):
         if n_items is not None:
             self.item_bias = nn.Parameter(torch.zeros(n_items + 1, K))
         if user_offset:
-            self.user_offset = nn.Linear(2 * K, K, bias=False)
+            self.user_offset = nn.Linear(4 * K, K, bias=False)
 
     def forward(self, x, item=None, u=None):
         y = self.out(F.gelu(self.fc(x), approximate="tanh"))
@@ -305,8 +305,9 @@ class GenRec(nn.Module):
         return self.action_head(x, item, u)
 
     def user_offset_features(self, batch, rows):
-        """u [R, 2K] of action rows: per column S / (n + 10) and n / (n + 10) over the
-        present action values at the keys the row's token attends to."""
+        """u [R, 4K] of action rows: per column S / (n + 10), n / (n + 10), the latest
+        value (0 if none) and whether there is one, over the present action values at the
+        keys the row's token attends to."""
         if self.spec.action_input_kind == "token":
             vis = attention_mask(batch["n_hist"], batch["valid"])
         else:
@@ -320,7 +321,19 @@ class GenRec(nn.Module):
         v = vis.reshape(B * T, T)[rows].to(aval.dtype)            # [R, T]
         S = torch.einsum("rt,rtk->rk", v, val[b])
         n = torch.einsum("rt,rtk->rk", v, pres[b])
-        return torch.cat([S / (n + USER_OFFSET_SHRINK), n / (n + USER_OFFSET_SHRINK)], dim=-1)
+        # the latest visible present value: the largest visible key index holding one
+        # (a packed candidate's own slot, after the history, is the latest)
+        q = (rows % T).view(-1, 1, 1)
+        cand = q >= batch["n_hist"][b].view(-1, 1, 1)
+        order = torch.arange(T, device=aval.device).view(1, T, 1)
+        key = torch.where(cand & (order == q), torch.full_like(order, T), order)
+        score = torch.where((v.unsqueeze(-1) > 0) & present[b], key.to(aval.dtype),
+                            torch.full_like(val[b], -1.0))
+        idx = score.argmax(dim=1, keepdim=True)                   # [R, 1, K]
+        has = (score.max(dim=1).values >= 0).to(aval.dtype)
+        last = torch.gather(val[b], 1, idx).squeeze(1) * has
+        return torch.cat([S / (n + USER_OFFSET_SHRINK), n / (n + USER_OFFSET_SHRINK),
+                          last, has], dim=-1)
 
     def losses(self, batch, h, w_item=1.0, w_action=1.0):
         """Loss parts: mean CE over item rows with a target, per-column mean action loss over

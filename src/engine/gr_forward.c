@@ -33,7 +33,7 @@
 	X(act_fc, R * H, true) \
 	X(act_g, R * H, true) \
 	X(act_pred, R * K, true) \
-	X(act_uoff, R * 2 * K, true) \
+	X(act_uoff, R * GR_USER_FEATURES * K, true) \
 	X(act_grad, R * K, true) \
 	X(act_loss, R * K, true) \
 	X(tok_actval, N * K, true) \
@@ -141,7 +141,7 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 		p->total_f += pad16(p->ft.slots[i].n);
 	for (int i = 0; i < ni; i++)
 		p->total_i += pad16(p->is[i].n);
-	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * 2 * K, (size_t) cap_excl + R + 1)), GR_MAX(N, S));
+	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * GR_USER_FEATURES * K, (size_t) cap_excl + R + 1)), GR_MAX(N, S));
 }
 
 /* Bytes a workspace of these capacities takes (backend buffers, staging and the struct). */
@@ -245,9 +245,9 @@ upload_ints(const gr_ops *ops, int32_t *dst, const int32_t *src, size_t n)
 }
 
 /*
- * The user-offset features of every action row into u [rows, 2K] (gr_model.h): per column
- * the shrunk sum S / (n + s) and the weight n / (n + s) of the present values among the
- * action slots the row's token attends to. Those are the attention mask's keys: tokens
+ * The user-offset features of every action row into u [rows, 4K] (gr_model.h): per column
+ * the shrunk sum S / (n + s), the weight n / (n + s), the latest value and whether there is
+ * one, over the present values among the action slots the row's token attends to. Those are the attention mask's keys: tokens
  * t <= tok of its sequence for a history token, the history and the token itself for a
  * packed candidate; without the token itself where actions travel in a stream that is read
  * strict-causally (AttnMVP's values, AttnLFA's pooling: the token carries its own label).
@@ -264,6 +264,7 @@ user_offset_features(const gr_model *m, const gr_tokens *tb, float *u)
 	{
 		int			tok = tb->act_row_tok[r];
 		double		sum[GR_MAX_ACTIONS] = {0}, n[GR_MAX_ACTIONS] = {0};
+		float		last[GR_MAX_ACTIONS] = {0};
 
 		while (s + 1 < tb->n_seq && tb->seq_off[s + 1] <= tok)
 			s++;
@@ -288,13 +289,18 @@ user_offset_features(const gr_model *m, const gr_tokens *tb, float *u)
 				{
 					sum[k] += v;
 					n[k] += 1.0;
+					last[k] = v;	/* tokens come in order, the candidate's own last */
 				}
 			}
 		}
 		for (int k = 0; k < K; k++)
 		{
-			u[(size_t) r * 2 * K + k] = (float) (sum[k] / (n[k] + shrink));
-			u[(size_t) r * 2 * K + K + k] = (float) (n[k] / (n[k] + shrink));
+			float	   *ur = u + (size_t) r * GR_USER_FEATURES * K;
+
+			ur[k] = (float) (sum[k] / (n[k] + shrink));
+			ur[K + k] = (float) (n[k] / (n[k] + shrink));
+			ur[2 * K + k] = last[k];
+			ur[3 * K + k] = n[k] > 0.0 ? 1.0f : 0.0f;
 		}
 	}
 }
@@ -406,7 +412,7 @@ pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 		if (m->w.head_user_w != NULL)
 		{
 			user_offset_features(m, tb, hf);
-			ops->upload(ops->ctx, a->act_uoff, hf, (size_t) R * 2 * K * sizeof(float));
+			ops->upload(ops->ctx, a->act_uoff, hf, (size_t) R * GR_USER_FEATURES * K * sizeof(float));
 		}
 		for (size_t i = 0; i < (size_t) R * K; i++)
 			a->n_act_targets[i % K] += !isnan(tb->act_row_target[i]);

@@ -86,7 +86,7 @@ typedef struct gr_acts
 								 * (PC) or pooled actions (AttnLFA) */
 	float	   *act_fc, *act_g; /* [rows, H] head hidden layer before/after GELU */
 	float	   *act_pred;		/* [rows, K] */
-	float	   *act_uoff;		/* [rows, 2K] the user-offset features u_r (gr_model.h) */
+	float	   *act_uoff;		/* [rows, 4K] the user-offset features u_r (gr_model.h) */
 	float	   *act_grad;		/* [rows, K] */
 	float	   *act_loss;		/* [rows, K] */
 	/* backward */

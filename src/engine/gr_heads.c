@@ -288,8 +288,9 @@ gr_head_action_forward(const gr_model *m, gr_acts *a)
 	if (m->w.head_item_b != NULL)
 		ops->gather_rows(cx, a->act_pred, m->w.head_item_b, a->act_row_item, R, K, 1.0f, true);
 	if (m->w.head_user_w != NULL)
-		ops->gemm(cx, false, true, R, K, 2 * K, 1.0f, a->act_uoff, 2 * K, m->w.head_user_w,
-				  2 * K, 1.0f, a->act_pred, K);
+		ops->gemm(cx, false, true, R, K, GR_USER_FEATURES * K, 1.0f, a->act_uoff,
+				  GR_USER_FEATURES * K, m->w.head_user_w, GR_USER_FEATURES * K, 1.0f,
+				  a->act_pred, K);
 }
 
 /* Action head loss and backward from the forward pass's predictions; accumulates into d_res,
@@ -328,8 +329,9 @@ gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weig
 	if (m->w.head_item_b != NULL)
 		ops->scatter_add_rows(cx, g->head_item_b, a->act_grad, a->act_row_item, R, K, 1.0f);
 	if (m->w.head_user_w != NULL)
-		ops->gemm(cx, true, false, K, 2 * K, R, 1.0f, a->act_grad, K, a->act_uoff, 2 * K, 1.0f,
-				  g->head_user_w, 2 * K);
+		ops->gemm(cx, true, false, K, GR_USER_FEATURES * K, R, 1.0f, a->act_grad, K,
+				  a->act_uoff, GR_USER_FEATURES * K, 1.0f, g->head_user_w,
+				  GR_USER_FEATURES * K);
 	ops->gemm(cx, false, false, R, H, K, 1.0f, a->act_grad, K, m->w.head_out_w, H, 0.0f,
 			  a->d_act_g, H);
 	ops->gelu_bwd(cx, a->d_act_g, a->act_fc, a->d_act_g, (size_t) R * H);

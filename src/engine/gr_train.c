@@ -232,7 +232,8 @@ gr_add_train_window(const gr_model *m, const gr_dataset *ds, int u, gr_tokens *t
  * Start the action head at the bias baseline (gr_baseline.c): each output bias at the
  * training mean (logit of the rate for binary); for continuous columns the bias path's item
  * bias at the item's shrunk mean residual (shrinkage 25, as the baseline) and its user
- * offset at W_u = [I, -diag(mean)], the user's shrunk mean offset over the visible history.
+ * offset at W_u = [I, -diag(mean), 0, 0], the user's shrunk mean offset over the visible
+ * history (the weight of the latest action starts at 0).
  * The MLP's output starts near 0, so the first epoch predicts about what the baseline does.
  */
 static gr_status
@@ -240,7 +241,7 @@ init_action_bias(gr_model *m, const gr_dataset *ds, gr_error *err)
 {
 	int			K = m->cfg.n_actions, V = m->cfg.n_items;
 	float		bias[GR_MAX_ACTIONS];
-	float		user_w[GR_MAX_ACTIONS * 2 * GR_MAX_ACTIONS] = {0};
+	float		user_w[GR_MAX_ACTIONS * GR_USER_FEATURES * GR_MAX_ACTIONS] = {0};
 	float	   *item_b = NULL;
 	double	   *isum = NULL, *icnt = NULL;
 
@@ -284,8 +285,8 @@ init_action_bias(gr_model *m, const gr_dataset *ds, gr_error *err)
 			continue;
 		}
 		bias[k] = (float) mean;
-		user_w[k * 2 * K + k] = 1.0f;
-		user_w[k * 2 * K + K + k] = (float) -mean;
+		user_w[k * GR_USER_FEATURES * K + k] = 1.0f;
+		user_w[k * GR_USER_FEATURES * K + K + k] = (float) -mean;
 		if (item_b == NULL)
 			continue;
 		memset(isum, 0, sizeof(double) * (V + 1));
@@ -307,7 +308,7 @@ init_action_bias(gr_model *m, const gr_dataset *ds, gr_error *err)
 	}
 	m->ops->upload(m->ops->ctx, m->w.head_out_b, bias, sizeof(float) * K);
 	if (m->w.head_user_w != NULL)
-		m->ops->upload(m->ops->ctx, m->w.head_user_w, user_w, sizeof(float) * 2 * K * K);
+		m->ops->upload(m->ops->ctx, m->w.head_user_w, user_w, sizeof(float) * GR_USER_FEATURES * K * K);
 	if (item_b != NULL)
 		m->ops->upload(m->ops->ctx, m->w.head_item_b, item_b, sizeof(float) * (V + 1) * K);
 	gr_free(m->env, item_b);
@@ -600,6 +601,9 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 				.train_action_loss = steps > 0 ? act / steps : NAN,
 				.valid_hr10 = vm.hr[0],.valid_ndcg10 = vm.ndcg[0],
 				.valid_rmse = mcfg.n_actions > 0 && gr_layout_has_action_head(m->layout) ? vm.rmse[0] : NAN,
+				.valid_action = mcfg.n_actions > 0 && gr_layout_has_action_head(m->layout) ?
+				(mcfg.action_binary[0] ? vm.logloss[0] : vm.rmse[0]) : NAN,
+				.valid_action_logloss = mcfg.n_actions > 0 && mcfg.action_binary[0],
 				.seconds = t1 - t0,.improved = improved,
 			};
 
