@@ -940,8 +940,9 @@ train_metrics_json(const TrainSpec *spec, const TrainState *st, const gr_train_r
 	jw_begin_object(&w);
 	jw_key(&w, "protocol");
 	jw_string(&w, "leave-one-out (last = test, second to last = validation), full-catalogue "
-			  "ranking, seen items excluded, early stopping on validation NDCG@10, test at "
-			  "the best epoch, action RMSE on the [0,1]-normalised scale");
+			  "ranking, seen items excluded, early stopping on validation log NDCG@10 - mean "
+			  "log action error, test at the best epoch, action RMSE on the [0,1]-normalised "
+			  "scale");
 	jw_key(&w, "valid");
 	metrics_json(&w, &res->valid, spec, m);
 	jw_key(&w, "test");

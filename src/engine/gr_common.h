@@ -67,7 +67,8 @@ typedef struct gr_progress
 	double		valid_action;
 	bool		valid_action_logloss;
 	double		seconds;		/* wall time of the epoch */
-	bool		improved;		/* this epoch is the best so far on valid NDCG@10 */
+	bool		improved;		/* this epoch is the best so far on the validation score
+								 * (gr_train.c valid_score) */
 } gr_progress;
 
 struct gr_ops;

@@ -474,29 +474,39 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 }
 
 /*
- * The validation score the best epoch maximises: NDCG@10 where the layout predicts the next
- * item, else (l4, l5, l7: actions only) minus the mean over action columns of RMSE
- * (continuous) or log loss (binary).
+ * The validation score the best epoch maximises (and patience counts against):
+ *   log NDCG@10 - mean over action columns of log(RMSE) (continuous) or log(log loss)
+ * over the heads the layout has. Each head's term is scale-free, so a 1% better NDCG@10 is
+ * worth a 1% worse action error: an item-only layout orders epochs by NDCG@10 as before, an
+ * actions-only one (l4, l5, l7) by its action error, and a layout with both heads keeps one
+ * consistent snapshot (the trunk is shared, so an action head from one epoch cannot be paired
+ * with the item head and trunk of another) that is good for both. Choosing on NDCG@10 alone
+ * stopped runs whose action head was still improving and kept epochs whose action head was
+ * worse than the bias baseline (issue 9).
  */
 static double
 valid_score(const gr_model *m, const gr_metrics *vm)
 {
-	double		sum = 0.0;
+	double		sum = 0.0, score = 0.0;
 	int			n = 0;
 
 	if (gr_layout_has_item_head(m->layout))
-		return vm->ndcg[0];
+		score = log(fmax(vm->ndcg[0], 1e-12));
+	if (!gr_layout_has_action_head(m->layout))
+		return score;
 	for (int k = 0; k < m->cfg.n_actions; k++)
 	{
 		double		v = m->cfg.action_binary[k] ? vm->logloss[k] : vm->rmse[k];
 
 		if (!isnan(v))
 		{
-			sum += v;
+			sum += log(fmax(v, 1e-12));
 			n++;
 		}
 	}
-	return n > 0 ? -sum / n : NAN;
+	if (n > 0)
+		return score - sum / n;
+	return gr_layout_has_item_head(m->layout) ? score : NAN;
 }
 
 /* The whole protocol: epochs, validation, early stopping, best weights, test metrics. */
