@@ -9,8 +9,8 @@ phi(a) W_va^l into their values under the strict-causal mask (attn.va.weight), A
 it after LN_f (action_pool.*).
 
 The action head's bias path (configuration key action_bias; the engine's gr_model.h) adds
-to the MLP output b_item[item] (action_head.item_bias [V+1, K], where the row names the
-item acted on: the token's item, or the PC coupler) and W_u u (action_head.user_offset,
+to the MLP output b_item[item] (action_head.item_bias.weight [V+1, K], where the row names
+the item acted on: the token's item, or the PC coupler) and W_u u (action_head.user_offset,
 [K, 2K], where tokens carry actions), u = (S / (n + 10), n / (n + 10)) per column, S and n
 the sum and count of the present action values at the keys the row's token attends to
 (the causal mask; the strict one for the action streams, whose tokens carry their own
@@ -145,22 +145,23 @@ USER_OFFSET_SHRINK = 10.0
 
 class ActionHead(nn.Module):
     """MLP over the head's input, plus the bias path's item bias and user offset when the
-    model has them (item_bias: [V+1, K]; user_offset: Linear(4K, K) without bias)."""
+    model has them (item_bias: Embedding(V+1, K); user_offset: Linear(4K, K) without bias)."""
 
     def __init__(self, d_in, hidden, K, n_items=None, user_offset=False):
         super().__init__()
         self.fc = nn.Linear(d_in, hidden)
         self.out = nn.Linear(hidden, K)
         if n_items is not None:
-            self.item_bias = nn.Parameter(torch.zeros(n_items + 1, K))
+            self.item_bias = nn.Embedding(n_items + 1, K)   # declared after out: file order
         if user_offset:
             self.user_offset = nn.Linear(4 * K, K, bias=False)
 
     def forward(self, x, item=None, u=None):
         y = self.out(F.gelu(self.fc(x), approximate="tanh"))
         if hasattr(self, "item_bias") and item is not None:
-            known = ((item > 0) & (item < self.item_bias.shape[0])).unsqueeze(-1)
-            y = y + self.item_bias[item.clamp(0, self.item_bias.shape[0] - 1)] * known.to(y.dtype)
+            w = self.item_bias.weight
+            known = ((item > 0) & (item < w.shape[0])).unsqueeze(-1)
+            y = y + w[item.clamp(0, w.shape[0] - 1)] * known.to(y.dtype)
         if hasattr(self, "user_offset") and u is not None:
             y = y + self.user_offset(u)
         return y

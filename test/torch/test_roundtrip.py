@@ -17,8 +17,8 @@ binary) is loaded with genrec_torch, and:
   4. two epochs of fine-tuning in PyTorch change the scores (by more than 1e-3), the saved
      file is read by `genrec info` and `genrec eval`, and `genrec score` / `recommend` on it
      equal the fine-tuned module's scores within the same tolerance;
-  5. a model built and initialised in PyTorch (never seen by the engine) saves to a file the
-     engine serves with the module's scores;
+  5. a model built and initialised in PyTorch (never seen by the engine, with the action
+     head's bias path drawn) saves to a file the engine serves with the module's scores;
   6. malformed input is refused: truncated bytes, a renamed tensor, an unknown configuration
      key, a non-finite parameter on save; the safetensors reader round-trips every dtype and
      refuses gaps and overlaps.
@@ -295,8 +295,13 @@ def check_from_scratch(ck, gbin, tmp, cands):
     g = torch.Generator().manual_seed(3)
     model = gt.GenRec("lac", 40, d_model=8, n_layer=1, n_head=2, max_len=6, n_actions=1,
                       n_buckets=4, head_hidden=8, emb_scale=1.5, action_min=[1.0],
-                      action_max=[5.0], item_ids=np.arange(10, 410, 10, dtype=np.int64))
+                      action_max=[5.0], item_ids=np.arange(10, 410, 10, dtype=np.int64),
+                      action_bias=True)
     model.init_gpt2(g)
+    # the bias path starts at zero: give it values so that the engine must read them
+    with torch.no_grad():
+        model.action_head.item_bias.weight.normal_(0.0, 0.1, generator=g)
+        model.action_head.user_offset.weight.normal_(0.0, 0.3, generator=g)
     path = os.path.join(tmp, "scratch.safetensors")
     gt.save(model, path)
     items = np.array([10, 20, 30, 70, 90, 130, 400])

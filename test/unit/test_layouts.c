@@ -72,7 +72,7 @@ make_model(gr_layout_id layout, int max_len, uint64_t seed)
 		host[i] *= 3.0f;
 	/* the action head's bias path starts at zero: draw it too, so that the leakage, scoring
 	 * and gradient checks see its item bias and user offset move the predictions */
-	static const char *const bias_path[] = {"action_head.item_bias",
+	static const char *const bias_path[] = {"action_head.item_bias.weight",
 	"action_head.user_offset.weight"};
 
 	for (int b = 0; b < 2; b++)
@@ -725,7 +725,7 @@ test_tensor_table(gr_layout_id id)
 		  gr_model_tensor(m, "blocks.2.ln1.weight") == NULL);
 	/* the bias path: an item bias where the row names the item acted on, a user offset where
 	 * tokens carry actions; neither without the configuration's action_bias (older files) */
-	const gr_tensor *ib = gr_model_tensor(m, "action_head.item_bias");
+	const gr_tensor *ib = gr_model_tensor(m, "action_head.item_bias.weight");
 	const gr_tensor *uw = gr_model_tensor(m, "action_head.user_offset.weight");
 
 	CHECK_MSG((ib != NULL) == gr_layout_candidate_actions(lay), "%s: item bias", lay->name);
@@ -744,7 +744,7 @@ test_tensor_table(gr_layout_id id)
 	CHECK_OK(gr_model_create(&env, &c0, NULL, &m0, &err), &err);
 	if (m0)
 	{
-		CHECK(gr_model_tensor(m0, "action_head.item_bias") == NULL &&
+		CHECK(gr_model_tensor(m0, "action_head.item_bias.weight") == NULL &&
 			  gr_model_tensor(m0, "action_head.user_offset.weight") == NULL);
 		CHECK(m0->n_params + (ib ? ((ib->numel + 15) & ~(size_t) 15) : 0) +
 			  (uw ? ((uw->numel + 15) & ~(size_t) 15) : 0) == m->n_params);
