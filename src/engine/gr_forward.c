@@ -141,7 +141,8 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 		p->total_f += pad16(p->ft.slots[i].n);
 	for (int i = 0; i < ni; i++)
 		p->total_i += pad16(p->is[i].n);
-	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * GR_USER_FEATURES * K, (size_t) cap_excl + R + 1)), GR_MAX(N, S));
+	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * GR_USER_FEATURES * K, (size_t) cap_excl + R + 1)),
+					  GR_MAX(N, S));
 }
 
 /* Bytes a workspace of these capacities takes (backend buffers, staging and the struct). */
@@ -247,11 +248,12 @@ upload_ints(const gr_ops *ops, int32_t *dst, const int32_t *src, size_t n)
 /*
  * The user-offset features of every action row into u [rows, 4K] (gr_model.h): per column
  * the shrunk sum S / (n + s), the weight n / (n + s), the latest value and whether there is
- * one, over the present values among the action slots the row's token attends to. Those are the attention mask's keys: tokens
- * t <= tok of its sequence for a history token, the history and the token itself for a
- * packed candidate; without the token itself where actions travel in a stream that is read
- * strict-causally (AttnMVP's values, AttnLFA's pooling: the token carries its own label).
- * The layouts obey P3 under their masks, so no row sees its own target.
+ * one, over the present values among the action slots the row's token attends to. Those are
+ * the attention mask's keys: tokens t <= tok of its sequence for a history token, the
+ * history and the token itself for a packed candidate; without the token itself where
+ * actions travel in a stream that is read strict-causally (AttnMVP's values, AttnLFA's
+ * pooling: the token carries its own label). The layouts obey P3 under their masks, so no
+ * row sees its own target. O(rows x window) per batch, small beside the trunk.
  */
 static void
 user_offset_features(const gr_model *m, const gr_tokens *tb, float *u)
@@ -412,7 +414,8 @@ pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 		if (m->w.head_user_w != NULL)
 		{
 			user_offset_features(m, tb, hf);
-			ops->upload(ops->ctx, a->act_uoff, hf, (size_t) R * GR_USER_FEATURES * K * sizeof(float));
+			ops->upload(ops->ctx, a->act_uoff, hf,
+						(size_t) R * GR_USER_FEATURES * K * sizeof(float));
 		}
 		for (size_t i = 0; i < (size_t) R * K; i++)
 			a->n_act_targets[i % K] += !isnan(tb->act_row_target[i]);

@@ -178,7 +178,8 @@ typedef struct gr_dims
 	 * item acted on (a candidate-specific head), a user offset from the visible actions */ \
 	X(head_item_b, "action_head.item_bias.weight", 2, z->V + 1, z->K, 0, GR_INIT_ZERO, \
 	  z->AB && gr_layout_candidate_actions(lay)) \
-	X(head_user_w, "action_head.user_offset.weight", 2, z->K, GR_USER_FEATURES * z->K, 0, GR_INIT_ZERO, \
+	X(head_user_w, "action_head.user_offset.weight", 2, z->K, GR_USER_FEATURES * z->K, 0, \
+	  GR_INIT_ZERO, \
 	  z->AB && gr_layout_has_action_head(lay) && gr_layout_reads_actions(lay))
 
 #define GR_X_FIELD(field, ...) float *field;
