@@ -117,7 +117,7 @@ $(BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) Makefile $(BUILD)
 
 # The CPU kernels may reassociate sums so reductions vectorise (NaN and Inf keep their
 # meaning: no -ffinite-math-only); the rest of the engine keeps strict IEEE semantics.
-$(BUILD)/engine/gr_ops_cpu.o $(BUILD)/engine/gr_ops_cpu_attn.o \
+$(BUILD)/engine/gr_ops_cpu.o $(BUILD)/engine/gr_ops_cpu_attn.o $(BUILD)/engine/gr_ops_cpu_hstu.o \
 $(BUILD)/engine/gr_ops_cpu_loss.o $(BUILD)/engine/gr_gemm_ref.o: \
 	GR_KERNEL_FLAGS = -fno-trapping-math -fassociative-math -fno-signed-zeros
 
