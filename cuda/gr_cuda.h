@@ -175,6 +175,9 @@ void		gr_cuda_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db,
 void		gr_cuda_gelu_fwd(void *ctx, float *out, const float *inp, size_t n);
 void		gr_cuda_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout,
 							 size_t n);
+void		gr_cuda_gate_fwd(void *ctx, float *out, const float *u, const float *y, size_t n);
+void		gr_cuda_gate_bwd(void *ctx, float *du, float *dy, const float *dout, const float *u,
+							 const float *y, size_t n);
 void		gr_cuda_dropout(void *ctx, float *out, const float *inp, size_t n, float p,
 							uint64_t seed, uint32_t site, uint32_t step);
 void		gr_cuda_gather_rows(void *ctx, float *out, const float *table, const int32_t *idx,

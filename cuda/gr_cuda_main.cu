@@ -336,6 +336,8 @@ fill_ops(gr_cuda_ctx *c)
 	o->layernorm_bwd = gr_cuda_layernorm_bwd;
 	o->gelu_fwd = gr_cuda_gelu_fwd;
 	o->gelu_bwd = gr_cuda_gelu_bwd;
+	o->gate_fwd = gr_cuda_gate_fwd;
+	o->gate_bwd = gr_cuda_gate_bwd;
 	o->dropout = gr_cuda_dropout;
 	o->gather_rows = gr_cuda_gather_rows;
 	o->scatter_add_rows = gr_cuda_scatter_add_rows;

@@ -53,6 +53,7 @@ typedef struct cli_opts
 	/* architecture and training (the engine's own structs, defaults from the engine) */
 	const char *layout;
 	const char *loss;			/* the item loss and its sampler, by name */
+	const char *trunk;			/* the trunk architecture, by name */
 	const char *sampler;
 	gr_model_config mcfg;
 	gr_train_config tcfg;

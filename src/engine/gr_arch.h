@@ -62,6 +62,7 @@ const gr_arch *gr_arch_by_id(int id);
 const gr_arch *gr_arch_by_name(const char *name);
 
 extern const gr_arch gr_arch_gpt2;
+extern const gr_arch gr_arch_hstu;
 
 /* ---- dropout sites: the embeddings, then two per layer ---------------------------------- */
 

@@ -91,6 +91,11 @@ typedef struct gr_ops
 	/* dinp = dout * gelu'(inp); dinp may alias dout */
 	void		(*gelu_bwd) (void *ctx, float *dinp, const float *inp, const float *dout,
 							 size_t n);
+	/* HSTU's gating: out = SiLU(u) * y, elementwise (SiLU(z) = z sigmoid(z)) */
+	void		(*gate_fwd) (void *ctx, float *out, const float *u, const float *y, size_t n);
+	/* its backward: du = dout * y * SiLU'(u), dy = dout * SiLU(u), both overwritten */
+	void		(*gate_bwd) (void *ctx, float *du, float *dy, const float *dout, const float *u,
+							 const float *y, size_t n);
 	/* out[i] = keep(i) ? inp[i] / (1 - p) : 0, keep drawn from gr_dropout_keep(seed, site,
 	 * step, i); the same call applies the mask in the backward pass. out may alias inp. */
 	void		(*dropout) (void *ctx, float *out, const float *inp, size_t n, float p,
