@@ -241,6 +241,7 @@ gpt2_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p, fl
 const gr_arch gr_arch_gpt2 = {
 	.name = "gpt2",
 	.id = GR_TRUNK_GPT2,
+	.reads_time = false,
 	.declare_tensors = gpt2_declare_tensors,
 	.declare_acts = gpt2_declare_acts,
 	.forward = gpt2_forward,

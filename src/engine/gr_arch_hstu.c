@@ -283,6 +283,7 @@ hstu_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p, fl
 const gr_arch gr_arch_hstu = {
 	.name = "hstu",
 	.id = GR_TRUNK_HSTU,
+	.reads_time = true,
 	.declare_tensors = hstu_declare_tensors,
 	.declare_acts = hstu_declare_acts,
 	.forward = hstu_forward,
