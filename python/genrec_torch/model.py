@@ -194,6 +194,13 @@ class HstuAttention(nn.Module):
 class HstuBlock(nn.Module):
     """HSTU block (DLRM-v3 variant, no MLP): x + drop(attn(LN x)), attn = HstuAttention."""
 
+    # the engine's order of a layer's tensors in a file (HSTU_LAYER_TENSORS of
+    # gr_arch_hstu.c); PyTorch lists attn's own tables before its sub-modules' parameters
+    FILE_ORDER = ("ln.weight", "ln.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.u.weight",
+                  "attn.u.bias", "attn.va.weight", "attn.rab_pos", "attn.rab_time",
+                  "attn.ln_out.weight", "attn.ln_out.bias", "attn.proj.weight",
+                  "attn.proj.bias")
+
     def __init__(self, d, n_head, dropout, action_values=False, n_positions=1):
         super().__init__()
         self.ln = nn.LayerNorm(d, eps=1e-5)
@@ -289,6 +296,21 @@ class GenRec(nn.Module):
                 else:
                     p.normal_(0.0, 0.02, generator=generator)
             self.item_emb[0].zero_()
+
+    def file_parameters(self):
+        """(name, parameter) in the engine's file order (model->tensors): named_parameters(),
+        except that the parameters of a block whose class gives FILE_ORDER follow it."""
+        params = dict(self.named_parameters())
+        names = list(params)
+        for l, blk in enumerate(self.blocks):
+            order = getattr(blk, "FILE_ORDER", None)
+            if order is None:
+                continue
+            pre = "blocks.%d." % l
+            ranked = iter(sorted((n for n in names if n.startswith(pre)),
+                                 key=lambda n: order.index(n[len(pre):])))
+            names = [next(ranked) if n.startswith(pre) else n for n in names]
+        return [(n, params[n]) for n in names]
 
     def embed(self, batch):
         item = batch["item"]
