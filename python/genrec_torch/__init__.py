@@ -27,7 +27,8 @@ __version__ = "0.2.0"
 
 __all__ = [
     "CANDIDATE_TOKENS", "COUPLER", "Dataset", "EmptyHistory", "GenRec", "LAYOUT", "LAYOUTS",
-    "Layout", "ModelFileError", "Seq", "TIME_EDGES", "TRUNKS", "USES_ACTIONS", "HAS_ACTION_HEAD", "attention_mask", "buckets",
+    "Layout", "ModelFileError", "Seq", "TIME_EDGES", "TRUNKS", "USES_ACTIONS", "HAS_ACTION_HEAD",
+    "attention_mask", "buckets",
     "collate", "config_of", "dataset_for", "dense_lookup", "fit", "from_config",
     "history_cap", "layout_of", "load", "make_adamw", "n_positions", "recommend", "register",
     "register_trunk", "save", "score", "seq_time", "serving_seq", "time_bucket",

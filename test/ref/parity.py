@@ -366,8 +366,8 @@ def _f(v):
     return float("nan") if v is None else float(v)
 
 
-CATS = ("data", "win", "tok", "tbkt", "loss0", "grad", "smp", "loss10", "param", "eval", "score", "logit", "rec",
-        "mem")
+CATS = ("data", "win", "tok", "tbkt", "loss0", "grad", "smp", "loss10", "param", "eval", "score",
+        "logit", "rec", "mem")
 
 
 def fmt(v):
