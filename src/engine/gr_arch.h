@@ -40,6 +40,8 @@ typedef struct gr_arch
 	const char *name;			/* as in configurations and the CLI */
 	gr_trunk_id id;
 	bool		reads_time;		/* the tokens' key/query times reach the computation */
+	/* The name of an op this architecture needs that the backend lacks, or NULL. */
+	const char *(*missing_op) (const gr_ops *ops);
 
 	/* Declare layer l's tensors (gr_tensor_declare with layer = l). */
 	void		(*declare_tensors) (gr_tensor_table *t, int l, const gr_dims *z,

@@ -280,10 +280,22 @@ hstu_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p, fl
 	return cur;
 }
 
+/* The ops beyond GPT-2's that HSTU needs, when the backend lacks one. */
+static const char *
+hstu_missing_op(const gr_ops *ops)
+{
+	if (ops->hstu_attn_fwd == NULL || ops->hstu_attn_bwd == NULL)
+		return "hstu_attn";
+	if (ops->gate_fwd == NULL || ops->gate_bwd == NULL)
+		return "gate";
+	return NULL;
+}
+
 const gr_arch gr_arch_hstu = {
 	.name = "hstu",
 	.id = GR_TRUNK_HSTU,
 	.reads_time = true,
+	.missing_op = hstu_missing_op,
 	.declare_tensors = hstu_declare_tensors,
 	.declare_acts = hstu_declare_acts,
 	.forward = hstu_forward,
