@@ -641,6 +641,27 @@ test_loss_gradient(gr_layout_id id, float w_item, float w_action)
 	gr_model_free(m);
 }
 
+/* A trunk whose op the backend lacks is refused at model creation, not called. */
+static void
+test_missing_op(void)
+{
+	gr_ops		lacking = *gr_ops_cpu();
+	gr_env		e = env;
+	gr_model_config cfg;
+	gr_model   *m = NULL;
+	gr_error	err = {0};
+
+	lacking.hstu_attn_bwd = NULL;
+	e.ops = &lacking;
+	gr_model_config_default(&cfg, GR_LAYOUT_LAC, N_ITEMS, 1);
+	cfg.trunk = GR_TRUNK_HSTU;
+	CHECK(gr_model_create(&e, &cfg, NULL, &m, &err) == GR_ERR_DEVICE && m == NULL);
+	CHECK_MSG(strstr(err.message, "hstu_attn") != NULL, "message: %s", err.message);
+	cfg.trunk = GR_TRUNK_GPT2;
+	CHECK_OK(gr_model_create(&e, &cfg, NULL, &m, &err), &err);
+	gr_model_free(m);
+}
+
 /* The negatives: reproducible from (seed, step), distributed as Q, logq = log(S Q(c)). */
 static void
 test_negative_sampler(int sampler)
@@ -863,6 +884,7 @@ main(void)
 	test_toy_serving_tokens();
 	test_model_view();
 	test_pool_reference();
+	test_missing_op();
 	/* every layout on every trunk */
 	for (model_trunk = 0; model_trunk < GR_TRUNK_COUNT; model_trunk++)
 		for (int id = 0; id < GR_LAYOUT_COUNT; id++)
