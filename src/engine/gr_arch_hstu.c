@@ -69,104 +69,7 @@
 	X(d_u, z->N * z->D, true) \
 	X(d_lno, z->N * z->D, true)
 
-#define T_SLOT(f, ...) T_##f,
-#define A_SLOT(f, ...) A_##f,
-#define S_SLOT(f, ...) S_##f,
-enum
-{
-HSTU_LAYER_TENSORS(T_SLOT) N_LAYER_TENSORS};
-enum
-{
-HSTU_LAYER_ACTS(A_SLOT) N_LAYER_ACTS};
-enum
-{
-HSTU_SCRATCH(S_SLOT) N_SCRATCH};
-
-_Static_assert(N_LAYER_TENSORS <= GR_MAX_LAYER_TENSORS, "HSTU layer tensors exceed the slots");
-_Static_assert(N_LAYER_ACTS <= GR_MAX_LAYER_ACTS, "HSTU layer activations exceed the slots");
-_Static_assert(N_SCRATCH <= GR_MAX_ARCH_SCRATCH, "HSTU scratch exceeds the slots");
-
-typedef struct layer_w
-{
-HSTU_LAYER_TENSORS(GR_X_FIELD)
-} layer_w;
-
-typedef struct layer_a
-{
-HSTU_LAYER_ACTS(GR_X_FIELD)
-} layer_a;
-
-typedef struct scratch
-{
-HSTU_SCRATCH(GR_X_FIELD)
-} scratch;
-
-/* Declare layer l's tensors. */
-static void
-hstu_declare_tensors(gr_tensor_table *t, int l, const gr_dims *z, const gr_layout *lay)
-{
-#define DECLARE(f, name, nd, d0, d1, d2, init, present) \
-	if (present) gr_tensor_declare(t, l, T_##f, name, nd, d0, d1, d2, init);
-	HSTU_LAYER_TENSORS(DECLARE)
-#undef DECLARE
-}
-
-/* Declare every layer's activations and the backward scratch. */
-static void
-hstu_declare_acts(gr_act_table *t, gr_acts *a, const gr_dims *z, const gr_layout *lay,
-				  bool train)
-{
-	bool		values = lay->action_input == GR_ACTION_INPUT_VALUES;
-
-	for (int l = 0; l < z->L; l++)
-	{
-#define DECLARE(f, n, present) if (present) gr_act_declare(t, &a->layer[l][A_##f], (size_t) (n));
-		HSTU_LAYER_ACTS(DECLARE)
-#undef DECLARE
-	}
-	if (train)
-	{
-#define DECLARE(f, n, present) if (present) gr_act_declare(t, &a->scratch[S_##f], (size_t) (n));
-		HSTU_SCRATCH(DECLARE)
-#undef DECLARE
-	}
-}
-
-/* Layer l's tensors of a weights buffer, by field. */
-static layer_w
-bind_w(const gr_weights *w, int l)
-{
-	layer_w		W;
-
-#define BIND(f, ...) W.f = w->layer[l][T_##f];
-	HSTU_LAYER_TENSORS(BIND)
-#undef BIND
-	return W;
-}
-
-/* Layer l's activations, by field. */
-static layer_a
-bind_a(const gr_acts *a, int l)
-{
-	layer_a		A;
-
-#define BIND(f, ...) A.f = a->layer[l][A_##f];
-	HSTU_LAYER_ACTS(BIND)
-#undef BIND
-	return A;
-}
-
-/* The backward scratch, by field. */
-static scratch
-bind_s(const gr_acts *a)
-{
-	scratch		S;
-
-#define BIND(f, ...) S.f = a->scratch[S_##f];
-	HSTU_SCRATCH(BIND)
-#undef BIND
-	return S;
-}
+GR_ARCH_LISTS(HSTU_LAYER_TENSORS, HSTU_LAYER_ACTS, HSTU_SCRATCH)
 
 /* The relative biases of layer W over the uploaded batch. */
 static gr_hstu_rab
@@ -296,8 +199,8 @@ const gr_arch gr_arch_hstu = {
 	.id = GR_TRUNK_HSTU,
 	.reads_time = true,
 	.missing_op = hstu_missing_op,
-	.declare_tensors = hstu_declare_tensors,
-	.declare_acts = hstu_declare_acts,
+	.declare_tensors = arch_declare_tensors,
+	.declare_acts = arch_declare_acts,
 	.forward = hstu_forward,
 	.backward = hstu_backward,
 };
