@@ -1,6 +1,6 @@
 /*
  * bench_stats.h — timing helpers shared by the C benchmarks: a monotonic clock in
- * microseconds and quantiles of sorted samples.
+ * microseconds, process CPU time and quantiles of sorted samples.
  */
 #ifndef BENCH_STATS_H
 #define BENCH_STATS_H
@@ -15,6 +15,17 @@ bench_now_us(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return 1e6 * (double) ts.tv_sec + 1e-3 * (double) ts.tv_nsec;
+}
+
+/* Process CPU microseconds (all threads): less sensitive than the wall clock to other
+ * processes on a shared machine, though it counts OpenMP's spin-waits. */
+static inline double
+bench_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return 1e6 * (double) ts.tv_sec + 1e-3 * (double) ts.tv_nsec;
 }
 

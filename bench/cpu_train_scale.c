@@ -5,12 +5,17 @@
  *
  *   cpu_train_scale [--items 1000,10000,100000,1000000] [--losses full,sampled,infonce]
  *                   [--users N] [--per-user N] [--batch B] [--negatives S] [--seconds T]
- *                   [--threads N] [--d D]
+ *                   [--threads N] [--d D] [--item-update auto|dense|lazy]
  *
  * For each (V, loss) it builds the dataset, creates the model and its trainer, takes one
  * warm-up step (unless a step takes over 2 s), then steps over the users' training windows in
  * batches until T seconds have passed (at least one step), and prints one line:
- * "V loss tokens_per_s steps seconds_per_step". The item table is V x d, so memory grows
+ * "V loss tokens_per_s best tokens_per_cpu_s steps seconds_per_step seconds_per_apply users"
+ * (best: tokens per second of the fastest step, the least disturbed by other processes on a
+ * shared machine; tokens per second of process CPU time, all threads; the optimiser step's share of the
+ * wall time; V the built catalogue; the users are
+ * raised to 2 V / per-user when fewer, so that every item occurs and the catalogue really is
+ * V). The item table is V x d, so memory grows
  * with V (about 16 V d bytes for weights, gradients and AdamW's moments).
  */
 #include "gr_dataset.h"
@@ -43,10 +48,14 @@ parse_ints(const char *s, int *out, int cap)
 /* Run one (V, loss) measurement and print its line; returns 0 on success. */
 static int
 measure(int V, int loss, int users, int per_user, int B, int S, double seconds, int d,
-		uint64_t seed)
+		int item_update, uint64_t seed)
 {
 	gr_env		env;
 	gr_error	err = {0};
+
+	/* at least 2 V interactions: every item once, the other half Zipf-like */
+	if ((int64_t) users * per_user < 2 * (int64_t) V)
+		users = (int) ((2 * (int64_t) V + per_user - 1) / per_user);
 	size_t		n = (size_t) users * per_user;
 	int64_t    *uid = malloc(sizeof(int64_t) * n), *iid = malloc(sizeof(int64_t) * n);
 	int64_t    *ts = malloc(sizeof(int64_t) * n);
@@ -83,6 +92,7 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 	mc.negatives = loss == GR_LOSS_INFONCE ? 0 : S;
 	gr_train_config_default(&tc);
 	tc.batch_size = B;
+	tc.item_update = item_update;
 	if (gr_model_create(&env, &mc, ds->item_ids + 1, &m, &err) != GR_OK ||
 		gr_model_init_params(m, seed, &err) != GR_OK ||
 		gr_trainer_create(m, &tc, B * m->n_positions, B, &tr, &err) != GR_OK ||
@@ -91,7 +101,7 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 					   &err) != GR_OK)
 		goto out;
 
-	double		t0 = 0.0, elapsed = 0.0;
+	double		t0 = 0.0, elapsed = 0.0, t_apply = 0.0, cpu = 0.0, best = 0.0;
 	int64_t		tokens = 0;
 	int			steps = 0, u = 0;
 	bool		warm = false;
@@ -105,12 +115,16 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 		for (int b = 0; b < B; b++, u = (u + 1) % ds->n_users)
 			if (gr_add_train_window(m, ds, u, &tb, &added, &err) != GR_OK)
 				goto out;
-		double		s0 = bench_now_us();
+		double		s0 = bench_now_us(), c0 = bench_cpu_us();
 
-		if (gr_trainer_compute(tr, &tb, step, &sl, &err) != GR_OK ||
-			gr_trainer_apply(tr, &err) != GR_OK)
+		if (gr_trainer_compute(tr, &tb, step, &sl, &err) != GR_OK)
+			goto out;
+		double		s1 = bench_now_us();
+
+		if (gr_trainer_apply(tr, &err) != GR_OK)
 			goto out;
 		double		dt = (bench_now_us() - s0) * 1e-6;
+		double		dc = (bench_cpu_us() - c0) * 1e-6;
 
 		if (!warm)
 		{
@@ -119,14 +133,19 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 				continue;		/* the warm-up step is not counted */
 		}
 		t0 += dt;
+		if (best == 0.0 || tb.n_tokens / dt > best)
+			best = tb.n_tokens / dt;
+		t_apply += (s0 + dt * 1e6 - s1) * 1e-6;
+		cpu += dc;
 		tokens += tb.n_tokens;
 		steps++;
 		elapsed = t0;
 		if (elapsed >= seconds)
 			break;
 	}
-	printf("%8d %-8s %10.0f %6d %9.3f\n", V, gr_item_loss_name(loss), tokens / elapsed, steps,
-		   elapsed / steps);
+	printf("%8d %-8s %10.0f %10.0f %10.0f %6d %9.3f %9.3f %7d\n", ds->n_items,
+		   gr_item_loss_name(loss), tokens / elapsed, best, tokens / cpu, steps,
+		   elapsed / steps, t_apply / steps, users);
 	fflush(stdout);
 	rc = 0;
 out:
@@ -149,7 +168,7 @@ main(int argc, char **argv)
 	int			losses[GR_LOSS_COUNT] = {GR_LOSS_FULL, GR_LOSS_SAMPLED, GR_LOSS_INFONCE};
 	int			n_losses = 3, users = 2000, per_user = 50, B = 128, S = 256, threads = 2, d = 64;
 	double		seconds = 10.0;
-	int			rc = 0;
+	int			rc = 0, item_update = GR_ITEM_UPDATE_AUTO;
 
 	for (int i = 1; i + 1 < argc; i += 2)
 	{
@@ -182,6 +201,14 @@ main(int argc, char **argv)
 			threads = atoi(v);
 		else if (strcmp(k, "--d") == 0)
 			d = atoi(v);
+		else if (strcmp(k, "--item-update") == 0)
+		{
+			if ((item_update = gr_item_update_by_name(v)) < 0)
+			{
+				fprintf(stderr, "cpu_train_scale: item update auto, dense or lazy\n");
+				return 2;
+			}
+		}
 		else
 		{
 			fprintf(stderr, "cpu_train_scale: unknown option %s\n", k);
@@ -189,12 +216,15 @@ main(int argc, char **argv)
 		}
 	}
 	gr_ops_cpu_set_threads(threads);
-	printf("# item layout, d %d, 2 layers, max_len 50, batch %d users, %d users x %d "
-		   "interactions, negatives %d (sampled), threads %d, %s\n", d, B, users, per_user, S,
-		   threads, gr_blas_name());
-	printf("%8s %-8s %10s %6s %9s\n", "items", "loss", "tokens/s", "steps", "s/step");
+	printf("# item layout, d %d, 2 layers, max_len 50, batch %d users, at least %d users x %d "
+		   "interactions, negatives %d (sampled), threads %d, item update %s, %s\n", d, B, users,
+		   per_user, S, threads, gr_item_update_name(item_update), gr_blas_name());
+	printf("%8s %-8s %10s %10s %10s %6s %9s %9s %7s\n", "items", "loss", "tokens/s", "best",
+		   "tok/cpu-s",
+		   "steps", "s/step", "s/apply", "users");
 	for (int i = 0; i < n_items; i++)
 		for (int l = 0; l < n_losses; l++)
-			rc |= measure(items[i], losses[l], users, per_user, B, S, seconds, d, 42);
+			rc |= measure(items[i], losses[l], users, per_user, B, S, seconds, d,
+						  losses[l] == GR_LOSS_FULL ? GR_ITEM_UPDATE_AUTO : item_update, 42);
 	return rc;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/loss_bench.sh — the item losses for large catalogues, measured:
 #   1. training tokens/s against the catalogue (10^3 .. 10^6 items) for the full, sampled and
-#      in-batch losses (build/bench/cpu_train_scale: optimiser steps only, no evaluation);
+#      in-batch losses (build/bench/cpu_train_scale: optimiser steps only, no evaluation), the
+#      sampled ones with the lazy item-table update (their default) and with the dense one;
 #      the full softmax at 10^6 items runs with a batch of 8 users (a step of 128 users would
 #      take minutes; its cost per token does not depend on the batch);
 #   2. top-100 retrieval over 10^6 items in the engine (build/bench/cpu_retrieval);
@@ -24,6 +25,9 @@ for part in $parts; do
 	train)
 		build/bench/cpu_train_scale --items 1000,10000,100000,1000000 --losses sampled,infonce \
 			--threads "$THREADS" --seconds "$SECONDS_PER"
+		# the dense AdamW step of the item table, for comparison with the lazy default
+		build/bench/cpu_train_scale --items 1000,100000,1000000 --losses sampled,infonce \
+			--threads "$THREADS" --seconds "$SECONDS_PER" --item-update dense | tail -n +3
 		build/bench/cpu_train_scale --items 1000,10000,100000 --losses full \
 			--threads "$THREADS" --seconds "$SECONDS_PER" | grep -v '^#' | tail -n +2
 		build/bench/cpu_train_scale --items 1000000 --losses full --batch 8 \

@@ -219,6 +219,9 @@ void		gr_cuda_action_loss(void *ctx, const float *pred, const float *target, int
 void		gr_cuda_adamw(void *ctx, float *param, const float *grad, float *m, float *v,
 						  size_t n, float lr, float beta1, float beta2, float eps,
 						  float weight_decay, int t);
+void		gr_cuda_adamw_rows(void *ctx, float *param, float *grad, float *m, float *v,
+							   const int32_t *rows, int n_rows, int cols, float lr,
+							   float beta1, float beta2, float eps, float weight_decay, int t);
 void		gr_cuda_rank_targets(void *ctx, const float *scores, int ld, const int32_t *target,
 								 const int32_t *excl_off, const int32_t *excl, int rows,
 								 int cols, int32_t *rank_all, int32_t *rank_excl);

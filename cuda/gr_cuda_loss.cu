@@ -1,6 +1,6 @@
 /*
  * gr_cuda_loss.cu — full-catalogue softmax cross-entropy (chunked, in place), action losses,
- * AdamW, target ranks and top-k selection over the catalogue.
+ * AdamW (dense, and lazy on listed rows), target ranks and top-k selection over the catalogue.
  *
  * Softmax cross-entropy splits each row into chunks so that a few rows over a large
  * catalogue still fill the device: pass 1 stores an online (max, sum of exp) per chunk, pass 2
@@ -259,6 +259,48 @@ gr_cuda_adamw(void *ctx, float *param, const float *grad, float *m, float *v, si
 		return;
 	(void) GR_LAUNCH(c, adamw_kernel, gr_cuda_blocks(c, n, 256), 256, 0, param, grad, m, v, n, lr,
 					 beta1, beta2, eps, weight_decay, c1, c2);
+}
+
+/* AdamW on listed rows of a [*, cols] table, then their gradient zeroed: one block-stride
+ * walk over n_rows * cols elements. */
+static __global__ void
+adamw_rows_kernel(float *param, float *grad, float *m, float *v, const int32_t *rows,
+				  int n_rows, int cols, float lr, float beta1, float beta2, float eps, float wd,
+				  float c1, float c2)
+{
+	size_t		n = (size_t) n_rows * cols;
+
+	for (size_t e = (size_t) blockIdx.x * blockDim.x + threadIdx.x; e < n;
+		 e += (size_t) gridDim.x * blockDim.x)
+	{
+		size_t		i = (size_t) rows[e / cols] * cols + e % cols;
+		float		g = grad[i];
+		float		mi = beta1 * m[i] + (1.0f - beta1) * g;
+		float		vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+		float		p = param[i];
+
+		m[i] = mi;
+		v[i] = vi;
+		param[i] = p - lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + wd * p);
+		grad[i] = 0.0f;
+	}
+}
+
+/* Lazy AdamW on the listed rows of a table (gr_ops.h adamw_rows). */
+void
+gr_cuda_adamw_rows(void *ctx, float *param, float *grad, float *m, float *v,
+				   const int32_t *rows, int n_rows, int cols, float lr, float beta1,
+				   float beta2, float eps, float weight_decay, int t)
+{
+	gr_cuda_ctx *c = GR_CTX(ctx);
+	float		c1 = 1.0f - powf(beta1, (float) t);
+	float		c2 = 1.0f - powf(beta2, (float) t);
+	size_t		n = (size_t) (n_rows > 0 ? n_rows : 0) * (size_t) (cols > 0 ? cols : 0);
+
+	if (n == 0 || GR_CUDA_PENDING(c))
+		return;
+	(void) GR_LAUNCH(c, adamw_rows_kernel, gr_cuda_blocks(c, n, 256), 256, 0, param, grad, m,
+					 v, rows, n_rows, cols, lr, beta1, beta2, eps, weight_decay, c1, c2);
 }
 
 /* Sum an int over a block of TK_THREADS threads; every thread gets the sum. */

@@ -349,6 +349,7 @@ fill_ops(gr_cuda_ctx *c)
 	o->row_scale = gr_cuda_row_scale;
 	o->action_loss = gr_cuda_action_loss;
 	o->adamw = gr_cuda_adamw;
+	o->adamw_rows = gr_cuda_adamw_rows;
 	o->rank_targets = gr_cuda_rank_targets;
 	o->topk = gr_cuda_topk;
 }

@@ -91,6 +91,9 @@ static const cli_option options[] = {
 	"negatives of --loss sampled: uniform | popularity"},
 	{"temperature", "X", OPT_FLOAT, O(mcfg.temperature), 1e-3, 1e3, CLI_G_TRAIN,
 	"sampled and infonce logits are divided by it"},
+	{"item-update", "NAME", OPT_STR, O(item_update), 0, 0, CLI_G_TRAIN,
+	"AdamW on the item table: auto (lazy for sampled/infonce, dense for full) | dense | lazy "
+	"(only the rows a step touches)"},
 	{"w-item", "X", OPT_FLOAT, O(tcfg.w_item), 0, 1e6, CLI_G_TRAIN, "next-item loss weight"},
 	{"w-action", "X", OPT_FLOAT, O(tcfg.w_action), 0, 1e6, CLI_G_TRAIN,
 	"action loss weight (every column)"},

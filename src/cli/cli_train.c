@@ -141,6 +141,10 @@ train_check_options(cli_opts *opts, const gr_layout **layout)
 	if (opts->sampler && (opts->mcfg.sampler = gr_sampler_by_name(opts->sampler)) < 0)
 		return cli_usage_error("train", "unknown sampler \"%s\" (uniform, popularity)",
 							   opts->sampler);
+	if (opts->item_update &&
+		(opts->tcfg.item_update = gr_item_update_by_name(opts->item_update)) < 0)
+		return cli_usage_error("train", "unknown item update \"%s\" (auto, dense, lazy)",
+							   opts->item_update);
 	if (opts->mcfg.item_loss == GR_LOSS_INFONCE && !cli_given(opts, "negatives"))
 		opts->mcfg.negatives = 0;
 	if (gr_train_config_validate(&opts->tcfg, &err) != GR_OK)

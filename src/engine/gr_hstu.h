@@ -33,7 +33,7 @@ typedef struct gr_hstu_rab
 } gr_hstu_rab;
 
 #ifdef __CUDACC__
-#define GR_HSTU_FN static inline __host__ __device__
+#define GR_HSTU_FN static inline __device__	/* the table is device memory */
 #define GR_HSTU_TABLE __device__ __constant__ static const
 #else
 #define GR_HSTU_FN static inline

@@ -187,6 +187,17 @@ typedef struct gr_ops
 						  size_t n, float lr, float beta1, float beta2, float eps,
 						  float weight_decay, int t);
 
+	/*
+	 * Lazy AdamW on a table's rows: for each of the n_rows rows listed in rows (backend int32,
+	 * distinct, >= 0) of a row-major [*, cols] table, the adamw update above on its cols
+	 * elements of param, m and v, then grad's row set to zero. Rows not listed are not read
+	 * or written (no moment decay, no weight decay): the item table's update for the sampled
+	 * losses, which touch few rows per step (see gr_train_lazy.c).
+	 */
+	void		(*adamw_rows) (void *ctx, float *param, float *grad, float *m, float *v,
+							   const int32_t *rows, int n_rows, int cols, float lr,
+							   float beta1, float beta2, float eps, float weight_decay, int t);
+
 	/* For each row r of scores (row stride ld, cols items): rank of column target[r] among
 	 * the columns, 1 + count of strictly higher scores. rank_all counts every column;
 	 * rank_excl skips the columns listed in excl[excl_off[r] .. excl_off[r+1]), sorted

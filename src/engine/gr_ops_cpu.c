@@ -533,6 +533,7 @@ static gr_ops gr_cpu_ops_table = {
 	.row_scale = cpu_row_scale,
 	.action_loss = gr_cpu_action_loss,
 	.adamw = gr_cpu_adamw,
+	.adamw_rows = gr_cpu_adamw_rows,
 	.rank_targets = gr_cpu_rank_targets,
 	.topk = gr_cpu_topk,
 };

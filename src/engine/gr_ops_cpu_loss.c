@@ -145,6 +145,38 @@ gr_cpu_adamw(void *ctx, float *param, const float *grad, float *m, float *v, siz
 	}
 }
 
+/* AdamW on the listed rows of a [*, cols] table (the update above, element for element),
+ * then zero their gradient. */
+GR_HOT
+void
+gr_cpu_adamw_rows(void *ctx, float *param, float *grad, float *m, float *v,
+				  const int32_t *rows, int n_rows, int cols, float lr, float beta1, float beta2,
+				  float eps, float weight_decay, int t)
+{
+	(void) ctx;
+	float		c1 = 1.0f - powf(beta1, (float) t);
+	float		c2 = 1.0f - powf(beta2, (float) t);
+
+#pragma omp parallel for if ((size_t) n_rows * cols > 65536) schedule(static)
+	for (int r = 0; r < n_rows; r++)
+	{
+		size_t		o = (size_t) rows[r] * cols;
+		float	   *pr = param + o, *gr = grad + o, *mr = m + o, *vr = v + o;
+
+		for (int i = 0; i < cols; i++)
+		{
+			float		g = gr[i];
+			float		mi = beta1 * mr[i] + (1.0f - beta1) * g;
+			float		vi = beta2 * vr[i] + (1.0f - beta2) * g * g;
+
+			mr[i] = mi;
+			vr[i] = vi;
+			pr[i] -= lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + weight_decay * pr[i]);
+			gr[i] = 0.0f;
+		}
+	}
+}
+
 /* Rank of each row's target column, with and without the excluded columns. */
 GR_HOT
 void

@@ -2,6 +2,7 @@
  * gr_train.c — optimiser steps and the training protocol (see gr_train.h).
  */
 #include "gr_train.h"
+#include "gr_train_lazy.h"
 #include "gr_rng.h"
 
 #include <math.h>
@@ -70,6 +71,8 @@ gr_train_config_validate(const gr_train_config *c, gr_error *err)
 		if (!(c->task_weights[k] >= 0.0f) || !isfinite(c->task_weights[k]))
 			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 						   "task weights must be finite and non-negative");
+	if (c->item_update < 0 || c->item_update >= GR_ITEM_UPDATE_COUNT)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "item_update must be auto, dense or lazy");
 	if (c->patience < 1 || c->warmup_steps < 0 || c->eval_max_users < 0)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 					   "patience must be positive; warmup_steps and eval_max_users non-negative");
@@ -106,6 +109,8 @@ gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens, i
 	gr_weights_bind(model, tr->grads, &tr->g);
 	gr_status	st = gr_acts_create(model, cap_tokens, cap_seq, cap_tokens, 0, true, &tr->acts, err);
 
+	if (st == GR_OK)
+		st = gr_lazy_create(tr, cap_tokens, err);
 	if (st != GR_OK)
 	{
 		gr_trainer_free(tr);
@@ -130,6 +135,7 @@ gr_trainer_free(gr_trainer *tr)
 	if (tr->adam_v)
 		ops->free(ops->ctx, tr->adam_v);
 	gr_acts_free(tr->acts);
+	gr_lazy_free(tr);
 	gr_free(tr->model->env, tr->item_cdf);
 	gr_free(tr->model->env, tr);
 }
@@ -167,7 +173,6 @@ gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step, gr_step_l
 				   gr_error *err)
 {
 	gr_model   *m = tr->model;
-	const gr_ops *ops = m->ops;
 	gr_pass		pass = {
 		.popularity = tr->popularity.cdf != NULL ? &tr->popularity : NULL,
 		.dropout = tr->cfg.dropout,.seed = tr->cfg.seed,.step = step,
@@ -176,8 +181,9 @@ gr_trainer_compute(gr_trainer *tr, const gr_tokens *tb, uint32_t step, gr_step_l
 	};
 
 	memset(out, 0, sizeof(*out));
-	ops->zero(ops->ctx, tr->grads, m->n_params * sizeof(float));
+	gr_lazy_zero_grads(tr);
 	GR_TRY(gr_model_forward(m, tr->acts, tb, &pass, err));
+	GR_TRY(gr_lazy_collect(tr, tb, &pass, err));
 	GR_TRY(gr_model_backward(m, tr->acts, &tr->g, &pass, out, err));
 	if (!isfinite(out->total))
 		return gr_fail(err, GR_ERR_NUMERIC, "training diverged: loss is %g at step %u",
@@ -197,8 +203,11 @@ gr_trainer_apply(gr_trainer *tr, gr_error *err)
 	tr->t++;
 	if (c->warmup_steps > 0 && tr->t <= c->warmup_steps)
 		lr *= (float) tr->t / (float) c->warmup_steps;
-	ops->adamw(ops->ctx, m->params, tr->grads, tr->adam_m, tr->adam_v, m->n_params, lr,
-			   c->beta1, c->beta2, c->eps, c->weight_decay, tr->t);
+	if (tr->lazy)
+		gr_lazy_adamw(tr, lr);
+	else
+		ops->adamw(ops->ctx, m->params, tr->grads, tr->adam_m, tr->adam_v, m->n_params, lr,
+				   c->beta1, c->beta2, c->eps, c->weight_decay, tr->t);
 	return ops->check(ops->ctx, err);
 }
 
@@ -407,6 +416,7 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 	if (mcfg.item_loss != GR_LOSS_FULL)
 		out->optimiser = add_bytes(out->optimiser, mul_bytes((size_t) mcfg.n_items,
 															 sizeof(double)));
+	out->optimiser = add_bytes(out->optimiser, gr_lazy_bytes(&mcfg, tcfg, cap_tokens));
 	out->activations = add_bytes(gr_acts_bytes(&mcfg, cap_tokens, B, cap_tokens, 0, true),
 								 gr_tokens_bytes(mcfg.n_actions, cap_tokens, B, cap_tokens));
 	gr_eval_options_default(&eopt);

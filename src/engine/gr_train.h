@@ -29,7 +29,34 @@ typedef struct gr_train_config
 	int			warmup_steps;	/* linear learning-rate warm-up */
 	uint64_t	seed;
 	int			eval_max_users; /* validation users per epoch (0 = all) */
+	int			item_update;	/* gr_item_update: how AdamW updates the item table */
 } gr_train_config;
+
+/*
+ * How the optimiser updates the item table (gr_train_lazy.c). Dense: every row every step,
+ * as for every other tensor. Lazy ("lazy AdamW", as TensorFlow Addons' LazyAdam and PyTorch's
+ * SparseAdam): only the rows a step touches (its token items, item targets, PC couplers and
+ * sampled negatives) get AdamW's update and their moments; other rows, their moments and
+ * their weight decay wait until a step touches them. Auto: lazy for the sampled and in-batch
+ * losses (a step touches a few thousand rows of a catalogue that may hold millions), dense
+ * for the full softmax (every row has a gradient every step). Lazy with the full softmax is
+ * refused.
+ */
+typedef enum gr_item_update
+{
+	GR_ITEM_UPDATE_AUTO = 0,
+	GR_ITEM_UPDATE_DENSE = 1,
+	GR_ITEM_UPDATE_LAZY = 2,
+	GR_ITEM_UPDATE_COUNT
+} gr_item_update;
+
+/* "auto", "dense", "lazy"; NULL out of range. */
+const char *gr_item_update_name(int mode);
+
+/* The mode of a name, or -1. */
+int			gr_item_update_by_name(const char *name);
+
+typedef struct gr_lazy_rows gr_lazy_rows;
 
 /* The protocol defaults (PROTOCOL.md): AdamW 1e-3, betas (0.9, 0.98), batch 128,
  * dropout 0.2, patience 20. */
@@ -48,6 +75,7 @@ typedef struct gr_trainer
 	int			t;				/* optimiser steps taken */
 	double	   *item_cdf;		/* [V] training-target counts, cumulative (sampled losses) */
 	gr_item_popularity popularity;	/* over item_cdf, or uniform while it is NULL */
+	gr_lazy_rows *lazy;			/* the item table's lazy update, NULL when dense */
 } gr_trainer;
 
 /* Create optimiser state and a workspace for batches up to the given capacities. */
@@ -58,6 +86,10 @@ gr_status	gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap
  * validation and test targets left out) for the sampled losses' popularity negatives and
  * log-Q corrections; without it they are uniform. A no-op for the full softmax. */
 gr_status	gr_trainer_count_items(gr_trainer *tr, const gr_dataset *ds, gr_error *err);
+
+/* The rows of the item table (1..V) the last gr_trainer_compute touched, ascending, for a
+ * lazy trainer; NULL and 0 for a dense one. Its gradient is zero outside them. */
+const int32_t *gr_trainer_touched_rows(const gr_trainer *tr, int *n_rows);
 
 /* Free a trainer (not its model); NULL is ignored. */
 void		gr_trainer_free(gr_trainer *tr);

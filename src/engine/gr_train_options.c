@@ -49,6 +49,7 @@ static const option_spec option_specs[] = {
 	{"sampler", OPT_WORD, 0, 0},
 	{"trunk", OPT_WORD, 0, 0},
 	{"temperature", OPT_FLOAT, 1e-3, 1e3},
+	{"item_update", OPT_WORD, 0, 0},
 };
 
 #define N_OPTIONS ((int) (sizeof(option_specs) / sizeof(option_specs[0])))
@@ -59,7 +60,7 @@ gr_train_option_keys(void)
 {
 	return "beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, "
 		"n_buckets, emb_scale, head_hidden, binary_actions, task_weights, loss, negatives, sampler,"
-		" temperature, trunk";
+		" temperature, item_update, trunk";
 }
 
 /* Index of a known option key. */
@@ -123,9 +124,10 @@ apply_number(const char *key, double x, gr_model_config *m, gr_train_config *t)
 		m->temperature = (float) x;
 }
 
-/* Store "loss", "sampler" or "trunk" by name. */
+/* Store "loss", "sampler", "item_update" or "trunk" by name. */
 static gr_status
-option_word(const cJSON *item, const char *key, gr_model_config *m, gr_error *err)
+option_word(const cJSON *item, const char *key, gr_model_config *m, gr_train_config *t,
+			gr_error *err)
 {
 	bool		loss = strcmp(key, "loss") == 0;
 	int			id = -1;
@@ -138,6 +140,16 @@ option_word(const cJSON *item, const char *key, gr_model_config *m, gr_error *er
 			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 						   "option \"trunk\" must be \"gpt2\" or \"hstu\"");
 		m->trunk = arch->id;
+		return GR_OK;
+	}
+	if (strcmp(key, "item_update") == 0)
+	{
+		if (cJSON_IsString(item))
+			id = gr_item_update_by_name(item->valuestring);
+		if (id < 0)
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "option \"item_update\" must be \"auto\", \"dense\" or \"lazy\"");
+		t->item_update = id;
 		return GR_OK;
 	}
 
@@ -236,7 +248,7 @@ apply_options(const gr_env *env, const cJSON *root, gr_model_config *m, gr_train
 		else if (option_specs[k].kind == OPT_NUMBERS)
 			GR_TRY(option_numbers(member, &option_specs[k], t, err));
 		else if (option_specs[k].kind == OPT_WORD)
-			GR_TRY(option_word(member, option_specs[k].key, m, err));
+			GR_TRY(option_word(member, option_specs[k].key, m, t, err));
 		else
 		{
 			GR_TRY(option_number(member, &option_specs[k], &x, err));

@@ -15,7 +15,7 @@
  *                 [--probe]
  *
  * GROUP is one of gemm, pointwise, layernorm, embedding, contention, attention, softmax_xent, sampled,
- * action_loss, adamw, rank_targets, topk, model.
+ * action_loss, adamw, adamw_rows, rank_targets, topk, model.
  *
  * The module defaults to $GENREC_CUDA_MODULE, else build/genrec_cuda.so; pointing it at
  * build/genrec_cuda_emu.so runs the same checks on the CPU emulation (no GPU needed).
@@ -1034,6 +1034,69 @@ test_adamw(harness *h)
 	G->free(G->ctx, gp), G->free(G->ctx, gg), G->free(G->ctx, gm), G->free(G->ctx, gv);
 }
 
+/* Lazy AdamW on listed rows: the listed rows' parameters and moments after a step, their
+ * gradient zeroed; unlisted rows (and their gradient) exactly as they were. */
+static void
+test_adamw_rows(harness *h)
+{
+	const gr_ops *C = h->cpu, *G = h->gpu;
+	int			cols = irand(h, 1, 96), V = irand(h, 2, 6000);
+	size_t		n = (size_t) V * cols;
+	float	   *p = rand_floats(h, n, -1, 1), *g = rand_floats(h, n, -0.1f, 0.1f);
+	float	   *m = rand_floats(h, n, -0.01f, 0.01f), *v = rand_floats(h, n, 0, 1e-3f);
+	int32_t    *rows = malloc(sizeof(int32_t) * V);
+	int			nr = 0, t = irand(h, 1, 1000);
+
+	/* about a third of the rows, ascending, the last one always */
+	for (int r = 0; r < V; r++)
+		if (r == V - 1 || urand(h, 0, 1) < 0.33f)
+			rows[nr++] = r;
+	float	   *cp = put(C, p, 4 * n), *gp = put(G, p, 4 * n), *cg = put(C, g, 4 * n);
+	float	   *gg = put(G, g, 4 * n), *cm = put(C, m, 4 * n), *gm = put(G, m, 4 * n);
+	float	   *cv = put(C, v, 4 * n), *gv = put(G, v, 4 * n);
+	int32_t    *ci = put(C, rows, 4 * (size_t) nr), *gi = put(G, rows, 4 * (size_t) nr);
+
+	h->op = "adamw_rows";
+	C->adamw_rows(C->ctx, cp, cg, cm, cv, ci, nr, cols, 1e-3f, 0.9f, 0.98f, 1e-8f, 0.01f, t);
+	G->adamw_rows(G->ctx, gp, gg, gm, gv, gi, nr, cols, 1e-3f, 0.9f, 0.98f, 1e-8f, 0.01f, t);
+	must_check(h, G);
+	float	   *po = get(G, gp, 4 * n), *mo = get(G, gm, 4 * n), *vo = get(G, gv, 4 * n);
+	float	   *go = get(G, gg, 4 * n), *gc = get(C, cg, 4 * n);
+
+	for (size_t i = 0; i < n; i++)
+	{
+		po[i] -= p[i];
+		cp[i] -= p[i];
+	}
+	expect_close(h, "rows param update", po, cp, n, TOL_FP32);
+	expect_close(h, "rows m", mo, cm, n, TOL_FP32);
+	expect_close(h, "rows v", vo, cv, n, TOL_FP32);
+	/* the CPU's gradient (zero on listed rows, untouched elsewhere) exactly */
+	expect_exact(h, "rows gradient zeroed", go, gc, n);
+	{
+		size_t		moved = 0;
+
+		for (int r = 0, k = 0; r < V; r++)
+		{
+			bool		listed = k < nr && rows[k] == r;
+
+			k += listed;
+			for (int c = 0; !listed && c < cols; c++)
+			{
+				size_t		i = (size_t) r * cols + c;
+
+				moved += po[i] != 0.0f || mo[i] != m[i] || vo[i] != v[i] || go[i] != g[i];
+			}
+		}
+		record(h, "rows unlisted unchanged", moved == 0, (double) moved, 1.0);
+	}
+	free(p), free(g), free(m), free(v), free(po), free(mo), free(vo), free(go), free(gc);
+	free(rows);
+	C->free(C->ctx, cp), C->free(C->ctx, cg), C->free(C->ctx, cm), C->free(C->ctx, cv);
+	G->free(G->ctx, gp), G->free(G->ctx, gg), G->free(G->ctx, gm), G->free(G->ctx, gv);
+	C->free(C->ctx, ci), G->free(G->ctx, gi);
+}
+
 /* Random sorted exclusion lists per row (no duplicates); returns offsets, fills *excl. */
 static int32_t *
 make_excl(harness *h, int rows, int cols, int max_per_row, const int32_t *target,
@@ -1553,7 +1616,8 @@ run_mode(harness *h, gr_math_mode mode, const char *module)
 			{"attention", test_attention},
 			{"softmax_xent", test_softmax_xent}, {"sampled", test_sampled},
 			{"action_loss", test_action_loss},
-			{"adamw", test_adamw}, {"rank_targets", test_rank}, {"topk", test_topk},
+			{"adamw", test_adamw}, {"adamw_rows", test_adamw_rows},
+			{"rank_targets", test_rank}, {"topk", test_topk},
 		};
 
 		h->ops_done = true;

@@ -102,6 +102,15 @@ main(void)
 	expect_refused(&env, "{\"sampler\": \"zipf\"}", "option \"sampler\" must be");
 	expect_refused(&env, "{\"negatives\": 65537}", "option \"negatives\"");
 	expect_refused(&env, "{\"temperature\": 0}", "option \"temperature\"");
+	/* the item table's update */
+	CHECK(t.item_update == GR_ITEM_UPDATE_AUTO);
+	CHECK_OK(parse(&env, "{\"loss\": \"sampled\", \"item_update\": \"dense\"}", &m, &t,
+				   &names, &err), &err);
+	CHECK(m.item_loss == GR_LOSS_SAMPLED && t.item_update == GR_ITEM_UPDATE_DENSE);
+	CHECK_OK(parse(&env, "{\"item_update\": \"lazy\"}", &m, &t, &names, &err), &err);
+	CHECK(t.item_update == GR_ITEM_UPDATE_LAZY);
+	expect_refused(&env, "{\"item_update\": \"sparse\"}", "option \"item_update\" must be");
+	expect_refused(&env, "{\"item_update\": 1}", "option \"item_update\" must be");
 
 	expect_refused(&env, "[1, 2]", "must be a JSON object");
 	expect_refused(&env, "{\"nope\": 1}", "unknown key \"nope\"");
