@@ -9,8 +9,9 @@
  * x * W + w + gridDim.x * W, ... of a (head, sequence) (grid y and z, all grid-stride). Per
  * chunk of 32 partners each lane computes one pair's score (a dot product of the row vector,
  * staged in shared memory, with the partner's row in global memory, plus the two bias
- * gathers); the chunk's weights are then broadcast by shuffle and the lanes accumulate the
- * row's output over the head's columns (lane i owns columns i, i + 32, ... of the row's
+ * gathers); the chunk's weights are then published in the warp's shared slots (one warp
+ * barrier, cheaper than a shuffle per partner, on the emulation too) and the lanes accumulate
+ * the row's output over the head's columns (lane i owns columns i, i + 32, ... of the row's
  * shared accumulators, so no further synchronisation is needed).
  *
  * The backward pass is two kernels, each owning the rows it writes, so dqkv and dv2 are
@@ -108,7 +109,7 @@ hstu_fwd_kernel(hstu_args a, float *out)
 {
 	GR_DYN_SMEM(float, smem);
 	int			lane = threadIdx.x & 31, warp = threadIdx.x >> 5, dh = a.dh;
-	float	   *sq = smem + (size_t) warp * 2 * dh, *so = sq + dh;
+	float	   *sq = smem + (size_t) warp * (2 * dh + 32), *so = sq + dh, *sw = so + dh;
 	size_t		ld = (size_t) a.ld;
 
 	for (int s = blockIdx.z; s < a.n_seq; s += gridDim.z)
@@ -145,9 +146,11 @@ hstu_fwd_kernel(hstu_args a, float *out)
 
 						w = sc * hstu_sigmoid(sc) * a.inv_n;
 					}
+					sw[lane] = w;
+					__syncwarp();
 					for (int jj = 0; jj < n; jj++)
 					{
-						float		wj = __shfl_sync(0xffffffffu, w, jj);
+						float		wj = sw[jj];
 						int			k = j0 + jj < nk ? j0 + jj : q;
 						const float *vv = V + (size_t) k * ld;
 						const float *v2v = V2 && j0 + jj < nk2 ? V2 + (size_t) k * a.d : NULL;
@@ -159,6 +162,7 @@ hstu_fwd_kernel(hstu_args a, float *out)
 								so[i] += wj * v2v[i];
 						}
 					}
+					__syncwarp();	/* sw is rewritten by the next chunk */
 				}
 				float	   *o = out + (size_t) (base + q) * a.d + (size_t) h * dh;
 
@@ -178,8 +182,8 @@ hstu_bwd_q_kernel(hstu_args a, const float *dout, float *dqkv, float *d_w_pos, f
 	int			lane = threadIdx.x & 31, warp = threadIdx.x >> 5, dh = a.dh;
 	float	   *g_time = smem, *g_pos = pos_in_smem ? g_time + GR_HSTU_TIME_BUCKETS : d_w_pos;
 	float	   *sq = smem + GR_HSTU_TIME_BUCKETS + (pos_in_smem ? a.n_pos : 0) +
-		(size_t) warp * 3 * dh;
-	float	   *sdo = sq + dh, *sdq = sdo + dh;
+		(size_t) warp * (3 * dh + 32);
+	float	   *sdo = sq + dh, *sdq = sdo + dh, *sds = sdq + dh;
 	size_t		ld = (size_t) a.ld;
 
 	for (int i = threadIdx.x; i < GR_HSTU_TIME_BUCKETS + (pos_in_smem ? a.n_pos : 0);
@@ -228,15 +232,18 @@ hstu_bwd_q_kernel(hstu_args a, const float *dout, float *dqkv, float *d_w_pos, f
 						atomicAdd(&g_time[it], ds);
 						atomicAdd(&g_pos[ip], ds);
 					}
+					sds[lane] = a.alpha * ds;
+					__syncwarp();
 					for (int jj = 0; jj < n; jj++)
 					{
-						float		dsj = a.alpha * __shfl_sync(0xffffffffu, ds, jj);
+						float		dsj = sds[jj];
 						int			k = j0 + jj < nk ? j0 + jj : q;
 						const float *kv = K + (size_t) k * ld;
 
 						for (int i = lane; i < dh; i += 32)
 							sdq[i] += dsj * kv[i];
 					}
+					__syncwarp();
 				}
 				float	   *dq = dqkv + t * ld + (size_t) h * dh;
 
@@ -260,8 +267,9 @@ hstu_bwd_k_kernel(hstu_args a, const float *dout, float *dqkv, float *dv2)
 {
 	GR_DYN_SMEM(float, smem);
 	int			lane = threadIdx.x & 31, warp = threadIdx.x >> 5, dh = a.dh;
-	float	   *sk = smem + (size_t) warp * 6 * dh, *sv = sk + dh, *sv2 = sv + dh;
+	float	   *sk = smem + (size_t) warp * (6 * dh + 96), *sv = sk + dh, *sv2 = sv + dh;
 	float	   *sdk = sv2 + dh, *sdv = sdk + dh, *sdv2 = sdv + dh;
+	float	   *sw = sdv2 + dh, *sds = sw + 32, *ssec = sds + 32;
 	size_t		ld = (size_t) a.ld;
 
 	for (int s = blockIdx.z; s < a.n_seq; s += gridDim.z)
@@ -309,11 +317,13 @@ hstu_bwd_k_kernel(hstu_args a, const float *dout, float *dqkv, float *dv2)
 						w = sc * sg * a.inv_n;
 						ds = da * sg * (1.0f + sc * (1.0f - sg)) * a.inv_n;
 					}
+					sw[lane] = w;
+					sds[lane] = a.alpha * ds;
+					ssec[lane] = second ? w : 0.0f;
+					__syncwarp();
 					for (int jj = 0; jj < n; jj++)
 					{
-						float		wj = __shfl_sync(0xffffffffu, w, jj);
-						float		dsj = a.alpha * __shfl_sync(0xffffffffu, ds, jj);
-						int			secj = __shfl_sync(0xffffffffu, second, jj);
+						float		wj = sw[jj], dsj = sds[jj], w2j = ssec[jj];
 						int			q = j0 + jj < nq ? q0 + j0 + jj : k;
 						const float *qv = Q + (size_t) q * ld, *gq = G + (size_t) q * a.d;
 
@@ -321,10 +331,11 @@ hstu_bwd_k_kernel(hstu_args a, const float *dout, float *dqkv, float *dv2)
 						{
 							sdk[i] += dsj * qv[i];
 							sdv[i] += wj * gq[i];
-							if (secj)
-								sdv2[i] += wj * gq[i];
+							if (v2v)
+								sdv2[i] += w2j * gq[i];
 						}
 					}
+					__syncwarp();
 				}
 				float	   *dk = dqkv + t * ld + a.d + (size_t) h * dh, *dv = dk + a.d;
 
@@ -338,6 +349,13 @@ hstu_bwd_k_kernel(hstu_args a, const float *dout, float *dqkv, float *dv2)
 				__syncwarp();
 			}
 		}
+}
+
+/* Dynamic shared memory of the key kernel, the largest of the three. */
+static size_t
+hstu_smem_k(int dh)
+{
+	return (size_t) HSTU_WARPS * (6 * dh + 96) * sizeof(float);
 }
 
 /* The kernels' arguments; false (after recording why) when the op cannot run. */
@@ -376,7 +394,7 @@ hstu_setup(gr_cuda_ctx *c, hstu_args *a, const float *qkv, int ld, const float *
 	*T = 0;
 	for (int s = 0; s < seqs->n_seq; s++)
 		*T = GR_MAX(*T, seqs->seq_off[s + 1] - seqs->seq_off[s]);
-	if ((size_t) HSTU_WARPS * 6 * a->dh * sizeof(float) > HSTU_SMEM_MAX)
+	if (hstu_smem_k(a->dh) > HSTU_SMEM_MAX)
 	{
 		gr_cuda_fail(c, GR_ERR_INVALID_ARGUMENT, "hstu_attn: head size %d too large", a->dh);
 		return false;
@@ -405,7 +423,7 @@ gr_cuda_hstu_attn_fwd(void *ctx, float *out, const float *qkv, int ld, const flo
 	if (!hstu_setup(c, &a, qkv, ld, v2, rab, seqs, mask, n_head, d, alpha, inv_n, &T))
 		return;
 	(void) GR_LAUNCH(c, hstu_fwd_kernel, hstu_grid(c, T, n_head, seqs->n_seq), HSTU_WARPS * 32,
-					 (size_t) HSTU_WARPS * 2 * a.dh * sizeof(float), a, out);
+					 (size_t) HSTU_WARPS * (2 * a.dh + 32) * sizeof(float), a, out);
 }
 
 /* HSTU attention backward: the q | k | v columns of dqkv and dv2 (with v2) overwritten, the
@@ -423,7 +441,7 @@ gr_cuda_hstu_attn_bwd(void *ctx, float *dqkv, float *dv2, float *d_w_pos, float 
 	if (!hstu_setup(c, &a, qkv, ld, v2, rab, seqs, mask, n_head, d, alpha, inv_n, &T))
 		return;
 	dim3		grid = hstu_grid(c, T, n_head, seqs->n_seq);
-	size_t		rows = (size_t) HSTU_WARPS * 3 * a.dh * sizeof(float);
+	size_t		rows = (size_t) HSTU_WARPS * (3 * a.dh + 32) * sizeof(float);
 	size_t		hist = (GR_HSTU_TIME_BUCKETS + (size_t) a.n_pos) * sizeof(float);
 	int			pos_in_smem = rows + hist <= HSTU_SMEM_MAX;
 	size_t		smem_q = rows + (pos_in_smem ? hist : GR_HSTU_TIME_BUCKETS * sizeof(float));
@@ -432,6 +450,6 @@ gr_cuda_hstu_attn_bwd(void *ctx, float *dqkv, float *dv2, float *d_w_pos, float 
 				   d_w_pos, d_w_time, pos_in_smem))
 		return;
 	(void) GR_LAUNCH(c, hstu_bwd_k_kernel, grid, HSTU_WARPS * 32,
-					 (size_t) HSTU_WARPS * 6 * a.dh * sizeof(float), a, dout, dqkv,
+					 hstu_smem_k(a.dh), a, dout, dqkv,
 					 v2 ? dv2 : NULL);
 }
