@@ -307,14 +307,17 @@ cuda-emu-check: cuda-emu gpu-tests
 	OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_hstu \
 		--module $(CUDA_EMU_MODULE)
 
-# Stress of the inter-block paths: the contention and whole-model groups ten times each with
-# blocks in parallel (issue 13: a lost update in the emulation's float atomicAdd made the
-# lac/pc action_emb gradients differ in about half the runs; every run must pass).
+# Stress of the inter-block paths: the contention and whole-model groups and the HSTU op (its
+# bias gradients add block sums into one table) ten times each with blocks in parallel
+# (issue 13: a lost update in the emulation's float atomicAdd made the lac/pc action_emb
+# gradients differ in about half the runs; every run must pass).
 cuda-emu-race: cuda-emu gpu-tests
 	@f=0; for i in 1 2 3 4 5 6 7 8 9 10; do for g in contention model; do \
 		OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
 		--module $(CUDA_EMU_MODULE) --math fp32 --only $$g >/dev/null 2>&1 || f=$$((f + 1)); \
-		done; done; echo "cuda-emu-race: $$f of 20 runs with parallel blocks failed"; [ $$f -eq 0 ]
+		done; OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_hstu \
+		--module $(CUDA_EMU_MODULE) >/dev/null 2>&1 || f=$$((f + 1)); \
+		done; echo "cuda-emu-race: $$f of 30 runs with parallel blocks failed"; [ $$f -eq 0 ]
 
 all: cuda-module
 unit: cuda-module cuda-emu
