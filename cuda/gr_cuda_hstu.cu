@@ -26,6 +26,11 @@
  *     by itself, under the causal mask. A key is strict for q exactly when k < H and q > k.
  * dS = dO.(v [+ v2]) SiLU'(S) / n with SiLU'(S) = sig(S) (1 + S (1 - sig(S))), recomputed
  * from S in each kernel.
+ *
+ * Status: checked on the CPU emulation only (test/gpu/test_cuda_hstu.c), never yet run on a
+ * GPU, and not tuned: a lane reads its partner's row from global memory on its own (not
+ * coalesced across the warp; no tiling through shared memory), and the time bucket's binary
+ * search reads the __constant__ edge table at a different address per lane (serialised).
  */
 #include "gr_cuda.h"
 
