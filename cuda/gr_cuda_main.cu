@@ -343,6 +343,8 @@ fill_ops(gr_cuda_ctx *c)
 	o->scatter_add_rows = gr_cuda_scatter_add_rows;
 	o->attn_fwd = gr_cuda_attn_fwd;
 	o->attn_bwd = gr_cuda_attn_bwd;
+	o->hstu_attn_fwd = gr_cuda_hstu_attn_fwd;
+	o->hstu_attn_bwd = gr_cuda_hstu_attn_bwd;
 	o->softmax_xent = gr_cuda_softmax_xent;
 	o->sampled_xent = gr_cuda_sampled_xent;
 	o->row_dot = gr_cuda_row_dot;
