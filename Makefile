@@ -117,7 +117,7 @@ $(BUILD)/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) Makefile $(BUILD)
 
 # The CPU kernels may reassociate sums so reductions vectorise (NaN and Inf keep their
 # meaning: no -ffinite-math-only); the rest of the engine keeps strict IEEE semantics.
-$(BUILD)/engine/gr_ops_cpu.o $(BUILD)/engine/gr_ops_cpu_attn.o \
+$(BUILD)/engine/gr_ops_cpu.o $(BUILD)/engine/gr_ops_cpu_attn.o $(BUILD)/engine/gr_ops_cpu_hstu.o \
 $(BUILD)/engine/gr_ops_cpu_loss.o $(BUILD)/engine/gr_gemm_ref.o: \
 	GR_KERNEL_FLAGS = -fno-trapping-math -fassociative-math -fno-signed-zeros
 
@@ -241,7 +241,8 @@ CUDA_HOME       := $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_LIBDIR     := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
 CUDA_SRCS       := $(wildcard cuda/*.cu)
 CUDA_HDRS       := $(wildcard cuda/*.h) src/engine/gr_ops.h src/engine/gr_common.h \
-                   src/engine/gr_device.h src/engine/gr_rng.h src/engine/gr_tokens.h
+                   src/engine/gr_device.h src/engine/gr_rng.h src/engine/gr_tokens.h \
+                   src/engine/gr_hstu.h
 CUDA_OBJS       := $(patsubst cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
 CUDA_MODULE     := $(BUILD)/genrec_cuda.so
 CUDA_EMU_OBJS   := $(patsubst cuda/%.cu,$(BUILD)/cuda-emu/%.o,$(CUDA_SRCS)) \
@@ -303,15 +304,20 @@ GR_EMU_THREADS ?= 4
 cuda-emu-check: cuda-emu gpu-tests
 	OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
 		--module $(CUDA_EMU_MODULE) --math fp32
+	OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_hstu \
+		--module $(CUDA_EMU_MODULE)
 
-# Stress of the inter-block paths: the contention and whole-model groups ten times each with
-# blocks in parallel (issue 13: a lost update in the emulation's float atomicAdd made the
-# lac/pc action_emb gradients differ in about half the runs; every run must pass).
+# Stress of the inter-block paths: the contention and whole-model groups and the HSTU op (its
+# bias gradients add block sums into one table) ten times each with blocks in parallel
+# (issue 13: a lost update in the emulation's float atomicAdd made the lac/pc action_emb
+# gradients differ in about half the runs; every run must pass).
 cuda-emu-race: cuda-emu gpu-tests
 	@f=0; for i in 1 2 3 4 5 6 7 8 9 10; do for g in contention model; do \
 		OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_ops \
 		--module $(CUDA_EMU_MODULE) --math fp32 --only $$g >/dev/null 2>&1 || f=$$((f + 1)); \
-		done; done; echo "cuda-emu-race: $$f of 20 runs with parallel blocks failed"; [ $$f -eq 0 ]
+		done; OMP_NUM_THREADS=$(GR_EMU_THREADS) GENREC_CUDA_GRID_CAP=3 $(BUILD)/gpu/test_cuda_hstu \
+		--module $(CUDA_EMU_MODULE) >/dev/null 2>&1 || f=$$((f + 1)); \
+		done; echo "cuda-emu-race: $$f of 30 runs with parallel blocks failed"; [ $$f -eq 0 ]
 
 all: cuda-module
 unit: cuda-module cuda-emu

@@ -10,6 +10,7 @@
 # Seconds per epoch are the training passes only (train_seconds / epochs run).
 #
 #   bench/layout_bench.sh [EPOCHS=20] [SEEDS="1 2 3"] [THREADS=2] [LAYOUTS="int lac pc item attnlfa attnmvp"]
+#                         [TRUNKS="gpt2"]   (e.g. TRUNKS="gpt2 hstu": one table per trunk)
 #   -> a Markdown table on stdout, JSON per run in build/bench/layouts/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ EPOCHS=${EPOCHS:-${1:-20}}
 SEEDS=${SEEDS:-1 2 3}
 THREADS=${THREADS:-2}
 LAYOUTS=${LAYOUTS:-int lac pc item attnlfa attnmvp}
+TRUNKS=${TRUNKS:-gpt2}
 DATA=${DATA:-../shared/data/ml-100k/u.data}
 OUT=build/bench/layouts
 PY=/usr/bin/python3
@@ -27,25 +29,31 @@ awk -F'\t' -v OFS='\t' '{ print $1, $2, ($3 >= 4 ? 1 : 0), $4 }' "$DATA" >"$OUT/
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "data: $DATA; epochs $EPOCHS; seeds $SEEDS; threads $THREADS"
 for seed in $SEEDS; do
-	for layout in $LAYOUTS; do
-		build/genrec train --data "$DATA" --layout "$layout" --epochs "$EPOCHS" \
-			--patience "$EPOCHS" --threads "$THREADS" --seed "$seed" --quiet \
-			--json "$OUT/rating_${layout}_$seed.json" >/dev/null
-		[ "$layout" = item ] && continue
-		build/genrec train --data "$OUT/liked.tsv" --cols 0,1,2,3 --binary 2 \
-			--layout "$layout" --epochs "$EPOCHS" --patience "$EPOCHS" --threads "$THREADS" \
-			--seed "$seed" --quiet --json "$OUT/liked_${layout}_$seed.json" >/dev/null
+	for trunk in $TRUNKS; do
+		for layout in $LAYOUTS; do
+			build/genrec train --data "$DATA" --layout "$layout" --trunk "$trunk" \
+				--epochs "$EPOCHS" --patience "$EPOCHS" --threads "$THREADS" --seed "$seed" \
+				--quiet --json "$OUT/rating_${trunk}_${layout}_$seed.json" >/dev/null
+			[ "$layout" = item ] && continue
+			build/genrec train --data "$OUT/liked.tsv" --cols 0,1,2,3 --binary 2 \
+				--layout "$layout" --trunk "$trunk" --epochs "$EPOCHS" --patience "$EPOCHS" \
+				--threads "$THREADS" --seed "$seed" --quiet \
+				--json "$OUT/liked_${trunk}_${layout}_$seed.json" >/dev/null
+		done
 	done
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-$PY - "$OUT" "$LAYOUTS" "$SEEDS" <<'PYEOF'
+for trunk in $TRUNKS; do
+echo
+echo "trunk: $trunk"
+$PY - "$OUT" "$LAYOUTS" "$SEEDS" "$trunk" <<'PYEOF'
 import json, os, statistics as st, sys
-out, layouts, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+out, layouts, seeds, trunk = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
 
 def runs(task, layout):
     r = []
     for s in seeds:
-        p = os.path.join(out, "%s_%s_%s.json" % (task, layout, s))
+        p = os.path.join(out, "%s_%s_%s_%s.json" % (task, trunk, layout, s))
         if os.path.exists(p):
             r.append(json.load(open(p)))
     return r
@@ -83,3 +91,4 @@ if r:
     if bl:
         print("| bias baseline | | | | | %.4f | | |" % bl[0])
 PYEOF
+done

@@ -175,6 +175,9 @@ void		gr_cuda_layernorm_bwd(void *ctx, float *dinp, float *dw, float *db,
 void		gr_cuda_gelu_fwd(void *ctx, float *out, const float *inp, size_t n);
 void		gr_cuda_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout,
 							 size_t n);
+void		gr_cuda_gate_fwd(void *ctx, float *out, const float *u, const float *y, size_t n);
+void		gr_cuda_gate_bwd(void *ctx, float *du, float *dy, const float *dout, const float *u,
+							 const float *y, size_t n);
 void		gr_cuda_dropout(void *ctx, float *out, const float *inp, size_t n, float p,
 							uint64_t seed, uint32_t site, uint32_t step);
 void		gr_cuda_gather_rows(void *ctx, float *out, const float *table, const int32_t *idx,
@@ -198,6 +201,17 @@ void		gr_cuda_attn_ext_bwd(gr_cuda_ctx *c, float *dqkv, float *dv2, const float 
 								 const float *qkv, const float *v2, const float *out,
 								 const float *lse, const gr_attn_seqs *seqs, gr_attn_mask mask,
 								 int n_head, int d, int T);
+
+/* HSTU pointwise attention (gr_cuda_hstu.cu) */
+void		gr_cuda_hstu_attn_fwd(void *ctx, float *out, const float *qkv, int ld,
+								  const float *v2, const gr_hstu_rab *rab,
+								  const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head,
+								  int d, float alpha, float inv_n);
+void		gr_cuda_hstu_attn_bwd(void *ctx, float *dqkv, float *dv2, float *d_w_pos,
+								  float *d_w_time, const float *dout, const float *qkv, int ld,
+								  const float *v2, const gr_hstu_rab *rab,
+								  const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head,
+								  int d, float alpha, float inv_n);
 
 /* losses, optimiser and ranking (gr_cuda_loss.cu) */
 void		gr_cuda_softmax_xent(void *ctx, float *logits, int ld, const int32_t *target,

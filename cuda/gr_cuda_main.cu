@@ -336,11 +336,15 @@ fill_ops(gr_cuda_ctx *c)
 	o->layernorm_bwd = gr_cuda_layernorm_bwd;
 	o->gelu_fwd = gr_cuda_gelu_fwd;
 	o->gelu_bwd = gr_cuda_gelu_bwd;
+	o->gate_fwd = gr_cuda_gate_fwd;
+	o->gate_bwd = gr_cuda_gate_bwd;
 	o->dropout = gr_cuda_dropout;
 	o->gather_rows = gr_cuda_gather_rows;
 	o->scatter_add_rows = gr_cuda_scatter_add_rows;
 	o->attn_fwd = gr_cuda_attn_fwd;
 	o->attn_bwd = gr_cuda_attn_bwd;
+	o->hstu_attn_fwd = gr_cuda_hstu_attn_fwd;
+	o->hstu_attn_bwd = gr_cuda_hstu_attn_bwd;
 	o->softmax_xent = gr_cuda_softmax_xent;
 	o->sampled_xent = gr_cuda_sampled_xent;
 	o->row_dot = gr_cuda_row_dot;

@@ -328,6 +328,60 @@ gr_cuda_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, si
 					 inp, dout, n);
 }
 
+/* HSTU gating forward: out = SiLU(u) * y. */
+static __global__ void
+gate_fwd_kernel(float *out, const float *u, const float *y, size_t n)
+{
+	for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
+		 i += (size_t) gridDim.x * blockDim.x)
+	{
+		float		sg = 1.0f / (1.0f + expf(-u[i]));
+
+		out[i] = u[i] * sg * y[i];
+	}
+}
+
+/* HSTU gating backward: du = dout y SiLU'(u), dy = dout SiLU(u). */
+static __global__ void
+gate_bwd_kernel(float *du, float *dy, const float *dout, const float *u, const float *y,
+				size_t n)
+{
+	for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
+		 i += (size_t) gridDim.x * blockDim.x)
+	{
+		float		z = u[i], sg = 1.0f / (1.0f + expf(-z)), g = dout[i];
+		float		yi = y[i];
+
+		du[i] = g * yi * sg * (1.0f + z * (1.0f - sg));
+		dy[i] = g * z * sg;
+	}
+}
+
+/* HSTU gating forward over n elements. */
+void
+gr_cuda_gate_fwd(void *ctx, float *out, const float *u, const float *y, size_t n)
+{
+	gr_cuda_ctx *c = GR_CTX(ctx);
+
+	if (n == 0 || GR_CUDA_PENDING(c))
+		return;
+	(void) GR_LAUNCH(c, gate_fwd_kernel, gr_cuda_blocks(c, n, PW_THREADS), PW_THREADS, 0, out,
+					 u, y, n);
+}
+
+/* HSTU gating backward over n elements. */
+void
+gr_cuda_gate_bwd(void *ctx, float *du, float *dy, const float *dout, const float *u,
+				 const float *y, size_t n)
+{
+	gr_cuda_ctx *c = GR_CTX(ctx);
+
+	if (n == 0 || GR_CUDA_PENDING(c))
+		return;
+	(void) GR_LAUNCH(c, gate_bwd_kernel, gr_cuda_blocks(c, n, PW_THREADS), PW_THREADS, 0, du,
+					 dy, dout, u, y, n);
+}
+
 /* Inverted dropout with the counter-based mask of gr_rng.h: one Philox draw per thread
  * covers elements 4b .. 4b + 3, exactly as the CPU draws them. */
 static __global__ void

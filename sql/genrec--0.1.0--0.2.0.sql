@@ -473,4 +473,42 @@ COMMENT ON FUNCTION genrec_compare_layouts(text, text[], integer[], text, text, 
 COMMENT ON FUNCTION genrec_train(text, text, text, text, text[], text, text, text, integer,
                                  integer, integer, integer, integer, integer, real, real,
                                  integer, bigint, jsonb, boolean) IS
-'Train a model on interactions from a table or view (regclass name) or a query (text starting with SELECT, WITH, VALUES or TABLE) with the leave-one-out protocol, store it in genrec.models as the next version of name (deployed unless deploy is false and an earlier version exists) and return one summary row (HR/NDCG@10 and RMSE of the first action on the validation and test splits, at the best epoch). A NOTICE per epoch; progress in genrec.training_progress; cancel and statement_timeout stop it within one optimiser step and leave the catalogue unchanged. options: beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, n_buckets, emb_scale, head_hidden, binary_actions (action columns to treat as binary, log loss), task_weights (one loss weight per action column, in the order of action_cols, times w_action); and the item loss: loss (full, the default: softmax over the whole catalogue; sampled: negatives shared by the batch with the log-Q correction; infonce: the batch''s other targets as negatives), negatives (sampled: per step, default 256; infonce: in-batch negatives drawn, default 0 = every row), sampler (uniform or popularity, for sampled), temperature (default 1), item_update (auto, the default: the sampled and in-batch losses update only the item rows a step touches, lazy AdamW; dense: every row every step; lazy). Evaluation always ranks the whole catalogue.';
+'Train a model on interactions from a table or view (regclass name) or a query (text starting with SELECT, WITH, VALUES or TABLE) with the leave-one-out protocol, store it in genrec.models as the next version of name (deployed unless deploy is false and an earlier version exists) and return one summary row (HR/NDCG@10 and RMSE of the first action on the validation and test splits, at the best epoch). A NOTICE per epoch; progress in genrec.training_progress; cancel and statement_timeout stop it within one optimiser step and leave the catalogue unchanged. options: beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, n_buckets, emb_scale, head_hidden, binary_actions (action columns to treat as binary, log loss), task_weights (one loss weight per action column, in the order of action_cols, times w_action); and the item loss: loss (full, the default: softmax over the whole catalogue; sampled: negatives shared by the batch with the log-Q correction; infonce: the batch''s other targets as negatives), negatives (sampled: per step, default 256; infonce: in-batch negatives drawn, default 0 = every row), sampler (uniform or popularity, for sampled), temperature (default 1), item_update (auto, the default: the sampled and in-batch losses update only the item rows a step touches, lazy AdamW; dense: every row every step; lazy); trunk (gpt2, the default: pre-LN GPT-2 blocks; hstu: HSTU blocks, SiLU attention with relative position and time biases read from time_col). Evaluation always ranks the whole catalogue.';
+
+-- The trunk architecture (README "Trunks"): a column at the end of the overview view and of
+-- genrec_model_info (a changed result type: dropped and created again).
+CREATE OR REPLACE VIEW genrec.model_overview WITH (security_invoker = true) AS
+SELECT m.name,
+       m.version,
+       m.layout,
+       m.deployed,
+       pg_catalog.pg_get_userbyid(m.owner) AS owner,
+       m.created,
+       m.n_items,
+       (m.metrics #>> '{data,users}')::integer AS n_users,
+       (m.metrics #>> '{data,interactions}')::bigint AS n_interactions,
+       (m.metrics ->> 'epochs_run')::integer AS epochs_run,
+       (m.metrics ->> 'best_epoch')::integer AS best_epoch,
+       (m.metrics #>> '{valid,ndcg@10}')::double precision AS valid_ndcg10,
+       (m.metrics #>> '{test,hr@10}')::double precision AS test_hr10,
+       (m.metrics #>> '{test,ndcg@10}')::double precision AS test_ndcg10,
+       (m.metrics #>> '{test,actions,0,rmse}')::double precision AS test_rmse,
+       (m.metrics #>> '{baselines,bias_rmse}')::double precision AS baseline_rmse,
+       (m.metrics ->> 'train_seconds')::double precision AS train_seconds,
+       m.metrics ->> 'device' AS device,
+       pg_catalog.octet_length(m.weights) AS weights_bytes,
+       COALESCE(m.config #>> '{model,trunk}', 'gpt2') AS trunk
+  FROM genrec.models m;
+COMMENT ON VIEW genrec.model_overview IS
+'One line per model version the current role may use: layout, deployed flag, owner, creation time, data size, epochs, validation NDCG@10, test HR@10 / NDCG@10 / RMSE of the first action with its bias baseline, training seconds, device, the size of the weights (not the bytes) and the trunk architecture (gpt2 or hstu).';
+
+DROP FUNCTION genrec_model_info(text);
+CREATE FUNCTION genrec_model_info(model text)
+    RETURNS TABLE (name text, version integer, deployed boolean, layout text,
+                   n_items integer, n_actions integer, action_cols text[], d_model integer,
+                   n_layer integer, n_head integer, max_len integer, n_params bigint,
+                   bytes bigint, shared boolean, history_query text, trunk text)
+    AS 'MODULE_PATHNAME', 'genrec_model_info'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION genrec_model_info(text) IS
+'The version that serves a model name (deployed, else newest) as loaded: layout, catalogue size, action columns, architecture, parameter count, bytes in memory, and whether the copy is shared (a dynamic shared memory segment) or private to this backend, the query that reads a user''s history ($1 user id, $2 row limit; EXPLAIN it to check that an index serves it), and the trunk architecture (gpt2 or hstu). Loads the model when it is not loaded yet.';

@@ -20,6 +20,7 @@
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeclaration-after-statement"
+#include "gr_arch.h"
 #include "gr_eval.h"
 #include "gr_leakage.h"
 #pragma GCC diagnostic pop
@@ -142,7 +143,7 @@ source_dataset(GenrecModel *m, MemoryContext cxt, gr_env *env, gr_model **view,
 	genrec_source_rows(m, m->model->cfg.n_actions, cxt, &rows);
 	{
 		gr_raw_interactions raw = {
-			.n = rows.n,.user = rows.user,.item = rows.item,.time = NULL,
+			.n = rows.n,.user = rows.user,.item = rows.item,.time = rows.time,
 			.actions = cfg->n_actions > 0 ? rows.actions : NULL,
 			.n_actions = cfg->n_actions,.action_binary = cfg->action_binary,
 		};
@@ -286,8 +287,8 @@ genrec_model_info(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	MemoryContext cxt = CurrentMemoryContext;
 	GenrecModel *m;
-	Datum		v[15];
-	bool		n[15] = {0};
+	Datum		v[16];
+	bool		n[16] = {0};
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -318,6 +319,7 @@ genrec_model_info(PG_FUNCTION_ARGS)
 		n[14] = m->source.user_col == NULL;
 		if (!n[14])
 			v[14] = CStringGetTextDatum(genrec_history_sql(m));
+		v[15] = CStringGetTextDatum(m->model->arch->name);
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	genrec_model_release(m);

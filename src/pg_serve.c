@@ -24,9 +24,11 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 
 #include "pg_history.h"
 #include "pg_worker.h"
+#include "gr_arch.h"
 
 /* Where a call's history comes from. */
 typedef struct ServeInput
@@ -73,6 +75,24 @@ history_from_value(const GenrecModel *m, GenrecHistory *gh, ServeHistory *h)
 			for (int k = 0; k < K; k++)
 				h->actions[(size_t) i * K + k] = (k == 0 && acts != NULL) ?
 					genrec_float4_to_double(acts[i]) : NAN;
+	}
+	/* a time-aware trunk reads the value's timestamps, in microseconds since 1970 as a
+	 * timestamp time column is; a history without times serves with every gap 0 */
+	h->times = NULL;
+	if (genrec_model_reads_time(m) && gh_times(gh) != NULL)
+	{
+		h->times = palloc(sizeof(int64) * (gh->n + 1));
+		for (int i = 0; i < gh->n; i++)
+		{
+			if (gh_time_isnull(gh, i))
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("interaction %d of the history has no time", i + 1),
+						 errdetail("Model \"%s\" (trunk %s) reads interaction times.", m->name,
+								   m->model->arch->name)));
+			h->times[i] = genrec_time_value(TimestampTzGetDatum(gh_times(gh)[i]),
+											TIMESTAMPTZOID, "history");
+		}
 	}
 }
 
@@ -158,7 +178,7 @@ candidates_read(ArrayType *arr, Candidates *c)
 static void
 run_score(GenrecModel *m, const ServeHistory *h, const Candidates *c, Scores *s)
 {
-	gr_history	gh = {.items = h->items,.actions = h->actions,.n = h->n};
+	gr_history	gh = {.items = h->items,.actions = h->actions,.n = h->n,.times = h->times};
 	gr_scores	out;
 	gr_error	err = {0};
 	int			K = m->model->cfg.n_actions;
@@ -406,6 +426,9 @@ recommend(FunctionCallInfo fcinfo, const ServeInput *in, int32 k, bool exclude_s
 	gh.items = h.items;
 	gh.actions = h.actions;
 	gh.n = h.n;
+	gh.times = h.times;
+	gh.has_now = false;
+	gh.now = 0;
 	if (!genrec_worker_recommend(m, &h, k, exclude_seen, items, scores, &n_out) &&
 		gr_recommend(m->session, &gh, k, exclude_seen, items, scores, &n_out, &err) != GR_OK)
 		genrec_raise_engine_error(&err, psprintf("recommending with model \"%s\"", m->name));

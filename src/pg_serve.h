@@ -28,6 +28,8 @@ typedef struct ServeHistory
 {
 	int64	   *items;
 	double	   *actions;		/* [n * K], NaN = missing; NULL when no action is read */
+	int64	   *times;			/* [n] in the model's time unit (genrec_time_value), for a
+								 * time-aware trunk; NULL when none is read */
 	int			n;
 	int			K;
 } ServeHistory;
@@ -39,8 +41,17 @@ typedef struct SourceRows
 	int64	   *user;
 	int64	   *item;
 	double	   *actions;		/* [n * K] */
+	int64	   *time;			/* [n] when has_time (genrec_time_value), else NULL */
+	bool		has_time;		/* a time-aware trunk reads the source's time column */
 	int			K;
 } SourceRows;
+
+/* A time column value as the engine's int64: integers as they are, dates and timestamps in
+ * microseconds since 1970 (ERROR for an infinite one). */
+int64		genrec_time_value(Datum d, Oid type, const char *col);
+
+/* Whether a model's trunk reads interaction times (HSTU's time bias). */
+bool		genrec_model_reads_time(const GenrecModel *m);
 
 /* Action columns the engine reads for a model (0 when its layout reads none). */
 int			genrec_model_history_actions(const GenrecModel *m);

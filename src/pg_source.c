@@ -9,6 +9,7 @@
  */
 #include "pg_serve.h"
 #include "pg_security.h"
+#include "gr_arch.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,9 +20,12 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #define SOURCE_FETCH_ROWS 10000
 
@@ -92,6 +96,61 @@ append_from(StringInfo sql, const GenrecSource *s, bool desc, bool whole, String
 		appendStringInfoString(order, "1");
 }
 
+/* 1970-01-01 in PostgreSQL timestamps (microseconds since 2000-01-01) */
+#define GENREC_UNIX_EPOCH_USECS \
+	((int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY)
+
+/* Convert a time value to an int64 (microseconds since 1970 for dates and timestamps). */
+int64
+genrec_time_value(Datum d, Oid type, const char *col)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return DatumGetInt64(d);
+		case DATEOID:
+			if (DATE_NOT_FINITE(DatumGetDateADT(d)))
+				break;
+			return (int64) DatumGetDateADT(d) * USECS_PER_DAY - GENREC_UNIX_EPOCH_USECS;
+		default:
+			if (TIMESTAMP_NOT_FINITE(DatumGetTimestamp(d)))
+				break;
+			return DatumGetTimestamp(d) - GENREC_UNIX_EPOCH_USECS;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+			 errmsg("time column \"%s\" has an infinite value", col)));
+	return 0;
+}
+
+/* Whether the model's trunk reads times and its source has a time column to give them. */
+bool
+genrec_model_reads_time(const GenrecModel *m)
+{
+	return m->model->arch->reads_time && m->source.time_col != NULL;
+}
+
+/* A time of a source row, which must not be NULL. */
+static int64
+source_time(HeapTuple tup, TupleDesc desc, int col, const GenrecModel *m)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("time column %s of the source of model \"%s\" has a NULL value",
+						m->source.time_col, m->name),
+				 errhint("A model whose trunk reads times (hstu) needs a time for every "
+						 "interaction.")));
+	return genrec_time_value(d, TupleDescAttr(desc, col - 1)->atttypid, m->source.time_col);
+}
+
 /* The history query of a model with its source: $1 = user id, $2 = row limit or NULL. */
 char *
 genrec_history_sql(const GenrecModel *m)
@@ -108,6 +167,8 @@ genrec_history_sql(const GenrecModel *m)
 	appendStringInfo(&sql, "SELECT %s", s->item_col);
 	for (int k = 0; k < K; k++)
 		appendStringInfo(&sql, ", %s", s->action_cols[k]);
+	if (genrec_model_reads_time(m))
+		appendStringInfo(&sql, ", %s", s->time_col);
 	append_from(&sql, s, true, false, &order);
 	appendStringInfo(&sql, " WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s LIMIT $2",
 					 s->user_col, order.data);
@@ -243,6 +304,8 @@ genrec_history_from_source(GenrecModel *m, int64 user, bool whole, MemoryContext
 	h->n = 0;
 	h->items = MemoryContextAlloc(cxt, sizeof(int64) * (n + 1));
 	h->actions = K > 0 ? MemoryContextAlloc(cxt, sizeof(double) * (n + 1) * K) : NULL;
+	h->times = genrec_model_reads_time(m) ? MemoryContextAlloc(cxt, sizeof(int64) * (n + 1)) :
+		NULL;
 	/* rows arrive newest first: fill from the end */
 	for (uint64 r = 0; r < n; r++)
 	{
@@ -263,6 +326,8 @@ genrec_history_from_source(GenrecModel *m, int64 user, bool whole, MemoryContext
 				datum_double(a, isnull, TupleDescAttr(desc, k + 1)->atttypid, m,
 							 m->source.action_cols[k]);
 		}
+		if (h->times)
+			h->times[i] = source_time(tup, desc, K + 2, m);
 		h->n++;
 	}
 	/* rows with a NULL item were skipped: move the kept ones to the front */
@@ -273,6 +338,8 @@ genrec_history_from_source(GenrecModel *m, int64 user, bool whole, MemoryContext
 		memmove(h->items, h->items + skip, sizeof(int64) * h->n);
 		if (K > 0)
 			memmove(h->actions, h->actions + (size_t) skip * K, sizeof(double) * h->n * K);
+		if (h->times)
+			memmove(h->times, h->times + skip, sizeof(int64) * h->n);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -292,12 +359,16 @@ rows_reserve(SourceRows *rows, size_t need, size_t *cap, MemoryContext cxt)
 		rows->user = MemoryContextAllocHuge(cxt, sizeof(int64) * c);
 		rows->item = MemoryContextAllocHuge(cxt, sizeof(int64) * c);
 		rows->actions = MemoryContextAllocHuge(cxt, sizeof(double) * c * Max(rows->K, 1));
+		if (rows->has_time)
+			rows->time = MemoryContextAllocHuge(cxt, sizeof(int64) * c);
 	}
 	else
 	{
 		rows->user = repalloc_huge(rows->user, sizeof(int64) * c);
 		rows->item = repalloc_huge(rows->item, sizeof(int64) * c);
 		rows->actions = repalloc_huge(rows->actions, sizeof(double) * c * Max(rows->K, 1));
+		if (rows->has_time)
+			rows->time = repalloc_huge(rows->time, sizeof(int64) * c);
 	}
 	*cap = c;
 }
@@ -324,6 +395,8 @@ genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows)
 	appendStringInfo(&sql, "SELECT %s, %s", s->user_col, s->item_col);
 	for (int k = 0; k < K_read; k++)
 		appendStringInfo(&sql, ", %s", s->action_cols[k]);
+	if (genrec_model_reads_time(m))
+		appendStringInfo(&sql, ", %s", s->time_col);
 	append_from(&sql, s, false, true, &order);
 	appendStringInfo(&sql, " ORDER BY %s, %s", s->user_col, order.data);
 	plan = SPI_prepare(sql.data, 0, NULL);
@@ -333,6 +406,7 @@ genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows)
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	memset(rows, 0, sizeof(*rows));
 	rows->K = K;
+	rows->has_time = genrec_model_reads_time(m);
 	for (;;)
 	{
 		TupleDesc	desc;
@@ -365,6 +439,8 @@ genrec_source_rows(GenrecModel *m, int K, MemoryContext cxt, SourceRows *rows)
 					datum_double(a, na, k < K_read ? TupleDescAttr(desc, k + 2)->atttypid :
 								 FLOAT8OID, m, k < K_read ? s->action_cols[k] : "");
 			}
+			if (rows->has_time)
+				rows->time[i] = source_time(tup, desc, K_read + 3, m);
 			rows->n++;
 		}
 		SPI_freetuptable(SPI_tuptable);

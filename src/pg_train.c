@@ -61,15 +61,13 @@
 #include "pg_catalog.h"
 #include "pg_progress.h"
 #include "pg_security.h"
+#include "pg_serve.h"
 
 #define TRAIN_FETCH_ROWS	10000
 /* bytes kept for a model file's JSON header when its size is checked before training */
 #define GENREC_HEADER_ROOM	(64 * 1024)
 #define TRAIN_RESULT_COLS	18
 
-/* 1970-01-01 in PostgreSQL timestamps (microseconds since 2000-01-01) */
-#define TRAIN_UNIX_EPOCH_USECS \
-	((int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY)
 
 /* Positions of genrec_train's arguments. */
 enum
@@ -495,32 +493,6 @@ id_value(Datum d, Oid type)
 	return DatumGetInt64(d);
 }
 
-/* Convert a time value to an int64 (microseconds since 1970 for dates and timestamps). */
-static int64
-time_value(Datum d, Oid type, const char *col)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		case INT8OID:
-			return DatumGetInt64(d);
-		case DATEOID:
-			if (DATE_NOT_FINITE(DatumGetDateADT(d)))
-				break;
-			return (int64) DatumGetDateADT(d) * USECS_PER_DAY - TRAIN_UNIX_EPOCH_USECS;
-		default:
-			if (TIMESTAMP_NOT_FINITE(DatumGetTimestamp(d)))
-				break;
-			return DatumGetTimestamp(d) - TRAIN_UNIX_EPOCH_USECS;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-			 errmsg("genrec_train: time column \"%s\" has an infinite value", col)));
-	return 0;
-}
 
 /* Convert an action value to a double; NaN stays NaN (a missing value). */
 static double
@@ -740,7 +712,7 @@ train_read(const TrainSpec *spec, TrainState *st, TrainRows *r)
 				d = SPI_getbinval(tup, tt->tupdesc, c_time, &isnull);
 				if (isnull)
 					null_value_error("time", spec->time_col);
-				r->time[r->n] = time_value(d, spec->time_type, spec->time_col);
+				r->time[r->n] = genrec_time_value(d, spec->time_type, spec->time_col);
 			}
 			for (int k = 0; k < K; k++)
 			{

@@ -338,6 +338,7 @@ mailbox_sane(const WorkerMailbox *mb, int K)
 		return false;
 	if (!INSIDE(mb->hist_items_off, sizeof(int64) * (Size) mb->n_hist) ||
 		!INSIDE(mb->hist_actions_off, sizeof(double) * (Size) mb->n_hist * mb->n_hist_actions) ||
+		!INSIDE(mb->hist_times_off, mb->hist_has_times ? sizeof(int64) * (Size) mb->n_hist : 0) ||
 		!INSIDE(mb->cands_off, sizeof(int64) * (Size) mb->n_cands))
 		return false;
 	if (mb->kind == WREQ_SCORE)
@@ -472,6 +473,10 @@ request_history(const WorkerMailbox *mb, int K)
 	h.actions = mb->n_hist_actions > 0 && mb->n_hist_actions == K ?
 		(const double *) ((const char *) mb + mb->hist_actions_off) : NULL;
 	h.n = mb->n_hist;
+	h.times = mb->hist_has_times ? (const int64_t *) ((const char *) mb + mb->hist_times_off) :
+		NULL;
+	h.has_now = false;
+	h.now = 0;
 	return h;
 }
 

@@ -82,12 +82,14 @@ typedef struct WorkerMailbox
 	GenrecBlob	model;			/* the segment's header as the backend validated it (no name) */
 	int32		n_hist;
 	int32		n_hist_actions; /* actions per interaction given (0: none) */
+	bool		hist_has_times; /* interaction times given (a time-aware trunk) */
 	int32		n_cands;
 	int32		k;
 	bool		exclude_seen;
 	int32		delay_ms;		/* genrec.worker_test_delay_ms of the requester */
 	Size		hist_items_off; /* int64 [n_hist] */
 	Size		hist_actions_off;	/* double [n_hist * n_hist_actions] */
+	Size		hist_times_off; /* int64 [n_hist] when hist_has_times */
 	Size		cands_off;		/* int64 [n_cands] */
 	Size		out_a_off;		/* score: float action [n_cands * K]; recommend: int64 items [k] */
 	Size		out_b_off;		/* score: float logit [n_cands]; recommend: float scores [k] */

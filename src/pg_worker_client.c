@@ -302,13 +302,15 @@ mailbox_get(Size bytes, char **why)
 
 /* Lay out a request's arrays after the header; returns the bytes it needs. */
 static Size
-mailbox_layout(WorkerMailbox *mb, int n_hist, int n_hist_actions, int n_cands, int K, int k)
+mailbox_layout(WorkerMailbox *mb, int n_hist, int n_hist_actions, bool times, int n_cands, int K,
+			   int k)
 {
 	Size		off = MAXALIGN(sizeof(WorkerMailbox));
 
 #define PLACE(field, bytes) (mb->field = off, off = TYPEALIGN(64, off + (Size) (bytes)))
 	PLACE(hist_items_off, sizeof(int64) * (Size) n_hist);
 	PLACE(hist_actions_off, sizeof(double) * (Size) n_hist * n_hist_actions);
+	PLACE(hist_times_off, times ? sizeof(int64) * (Size) n_hist : 0);
 	PLACE(cands_off, sizeof(int64) * (Size) n_cands);
 	if (mb->kind == WREQ_SCORE)
 	{
@@ -455,16 +457,17 @@ request_begin(GenrecModel *m, int kind, const ServeHistory *h, int n_cands, int 
 	wait_slot_free(my_slot());
 	memset(&probe, 0, sizeof(probe));
 	probe.kind = kind;
-	need = mailbox_layout(&probe, h->n, KA, n_cands, K, k);
+	need = mailbox_layout(&probe, h->n, KA, h->times != NULL, n_cands, K, k);
 	mb = mailbox_get(need, why);
 	if (mb == NULL)
 		return NULL;
 	mb->kind = kind;
-	(void) mailbox_layout(mb, h->n, KA, n_cands, K, k);
+	(void) mailbox_layout(mb, h->n, KA, h->times != NULL, n_cands, K, k);
 	mb->model_segment = dsm_segment_handle(m->seg);
 	memcpy(&mb->model, m->blob, offsetof(GenrecBlob, name));
 	mb->n_hist = h->n;
 	mb->n_hist_actions = KA;
+	mb->hist_has_times = h->times != NULL;
 	mb->n_cands = n_cands;
 	mb->k = k;
 	mb->delay_ms = genrec_worker_test_delay_ms;
@@ -476,6 +479,8 @@ request_begin(GenrecModel *m, int kind, const ServeHistory *h, int n_cands, int 
 		memcpy((char *) mb + mb->hist_items_off, h->items, sizeof(int64) * h->n);
 	if (KA > 0 && h->n > 0)
 		memcpy((char *) mb + mb->hist_actions_off, h->actions, sizeof(double) * h->n * KA);
+	if (h->times != NULL && h->n > 0)
+		memcpy((char *) mb + mb->hist_times_off, h->times, sizeof(int64) * h->n);
 	return mb;
 }
 

@@ -18,18 +18,19 @@ from .files import ModelFileError, config_of, from_config, load, save
 from .finetune import dataset_for, fit, training_windows
 from .layouts import (LAYOUT, LAYOUTS, Layout, history_cap, layout_of, n_positions, register,
                       serving_seq, window_len, window_seq)
-from .model import (CANDIDATE_TOKENS, COUPLER, TRUNKS, USES_ACTIONS, HAS_ACTION_HEAD, GenRec, make_adamw,
-                    register_trunk)
+from .model import (CANDIDATE_TOKENS, COUPLER, TIME_EDGES, TRUNKS, USES_ACTIONS, HAS_ACTION_HEAD,
+                    GenRec, make_adamw, register_trunk, time_bucket)
 from .serve import EmptyHistory, recommend, score
-from .tokens import Seq, attention_mask, buckets, collate
+from .tokens import Seq, attention_mask, buckets, collate, seq_time
 
 __version__ = "0.2.0"
 
 __all__ = [
     "CANDIDATE_TOKENS", "COUPLER", "Dataset", "EmptyHistory", "GenRec", "LAYOUT", "LAYOUTS",
-    "Layout", "ModelFileError", "Seq", "TRUNKS", "USES_ACTIONS", "HAS_ACTION_HEAD", "attention_mask", "buckets",
+    "Layout", "ModelFileError", "Seq", "TIME_EDGES", "TRUNKS", "USES_ACTIONS", "HAS_ACTION_HEAD",
+    "attention_mask", "buckets",
     "collate", "config_of", "dataset_for", "dense_lookup", "fit", "from_config",
     "history_cap", "layout_of", "load", "make_adamw", "n_positions", "recommend", "register",
-    "register_trunk", "save", "score", "serving_seq", "training_windows", "window_len",
-    "window_seq",
+    "register_trunk", "save", "score", "seq_time", "serving_seq", "time_bucket",
+    "training_windows", "window_len", "window_seq",
 ]

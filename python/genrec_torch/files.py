@@ -130,7 +130,7 @@ def save(model, path=None):
     if cfg_text is None or json.loads(cfg_text) != config_of(model):
         cfg_text = json.dumps(config_of(model), separators=(",", ":"))
     tensors = {}
-    for name, p in model.named_parameters():
+    for name, p in model.file_parameters():
         a = p.detach().cpu().to(torch.float32).numpy()
         if not np.all(np.isfinite(a)):
             raise ValueError("parameter %s holds a non-finite value" % name)

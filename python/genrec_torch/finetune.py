@@ -41,7 +41,7 @@ def training_windows(model, ds, rng, holdout=True):
         items, acts = ds.seqs[u]
         end = ds.train_end(u) if holdout else len(items)
         start = max(0, end - W)
-        s = model.spec.window(items, acts if model.K else None, start, end)
+        s = model.spec.window(items, acts if model.K else None, start, end, times=ds.times[u])
         if end - start >= 1 and len(s.item_rows) + len(s.act_rows) > 0:
             seqs.append(s)
     return seqs

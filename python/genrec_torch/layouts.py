@@ -6,8 +6,13 @@ it: whether tokens carry an action slot (reads_actions), whether there is an act
 (has_action_head) and an item head (item_head), whether its action score depends on the
 candidate (candidate_actions), what the
 action head reads (action_input: h, or [h ; E[next item]] for the PC coupler), how many
-positions it learns and how much history serving keeps. Adding a layout is one class here
-with @register; the trunk, heads and losses (model.py) only read the Seq.
+positions it learns and how much history serving keeps. Each token also gets the times it is
+a key and a query at (Seq.set_time, as the engine's layout files call gr_layout_set_time): a
+key at its own interaction's time, a query at the time of what it predicts: interaction n
+for a same-step target (LAC, INT item tokens, AttnLFA/MVP, the same-step ablation L4),
+n + 1 for a next-step one (item-only, INT action tokens, PC, the next-step ablations), and
+serving's candidates at the request time. Adding a layout is one class here with
+@register; the trunk, heads and losses (model.py) only read the Seq.
 """
 
 import torch
@@ -79,13 +84,15 @@ class Layout:
         the last forward pass)."""
         return h_rows
 
-    def window(self, items, actions, start, end, last_only=False):
+    def window(self, items, actions, start, end, last_only=False, times=None):
         """Tokens and targets of interactions [start, end) (training when last_only is False;
-        evaluation of interaction end-1 when True)."""
+        evaluation of interaction end-1 when True); times: the history's interaction times
+        (None = all 0)."""
         raise NotImplementedError
 
-    def serving(self, items, actions, start, cands):
-        """Serving tokens: history interactions [start, N), then the candidates."""
+    def serving(self, items, actions, start, cands, times=None, now=None):
+        """Serving tokens: history interactions [start, N), then the candidates; times as
+        for window, now the request time (None: the last interaction's)."""
         raise NotImplementedError
 
 
@@ -106,20 +113,22 @@ class ItemLayout(Layout):
     def history_cap(self, max_len):
         return max_len
 
-    def window(self, items, actions, start, end, last_only=False):
-        s = Seq(0 if actions is None else actions.shape[1])
+    def window(self, items, actions, start, end, last_only=False, times=None):
+        s = Seq(0 if actions is None else actions.shape[1], times)
         for n in range(start, end - 1):
             t = s.add(items[n], n - start)
+            s.set_time(t, n, n + 1)
             if not last_only or n == end - 2:
                 s.item_rows.append((t, int(items[n + 1])))
         s.n_hist = len(s)
         return s
 
-    def serving(self, items, actions, start, cands):
-        s = Seq(0 if actions is None else actions.shape[1])
+    def serving(self, items, actions, start, cands, times=None, now=None):
+        s = Seq(0 if actions is None else actions.shape[1], times, now)
         query = None
         for n in range(start, len(items)):
             query = s.add(items[n], n - start)
+            s.set_time(query, n, n + 1)
         if query is not None:
             s.item_rows.append((query, 0))
         s.n_hist = len(s)
@@ -149,21 +158,23 @@ class PcLayout(Layout):
         e = model.item_emb[coupler] * (coupler > 0).unsqueeze(-1).to(h_rows.dtype)
         return torch.cat([h_rows, e], dim=-1)
 
-    def window(self, items, actions, start, end, last_only=False):
-        s = Seq(actions.shape[1])
+    def window(self, items, actions, start, end, last_only=False, times=None):
+        s = Seq(actions.shape[1], times)
         for n in range(start, end - 1):
             t = s.add(items[n], n - start, _act(actions, n))
+            s.set_time(t, n, n + 1)
             if not last_only or n == end - 2:
                 s.item_rows.append((t, int(items[n + 1])))
                 s.act_rows.append((t, int(items[n + 1]), _act(actions, n + 1)))
         s.n_hist = len(s)
         return s
 
-    def serving(self, items, actions, start, cands):
-        s = Seq(actions.shape[1])
+    def serving(self, items, actions, start, cands, times=None, now=None):
+        s = Seq(actions.shape[1], times, now)
         query = None
         for n in range(start, len(items)):
             query = s.add(items[n], n - start, _act(actions, n))
+            s.set_time(query, n, n + 1)
         if query is not None:
             s.item_rows.append((query, 0))
         s.n_hist = len(s)
@@ -180,11 +191,12 @@ class LacLayout(Layout):
 
     name = "lac"
 
-    def window(self, items, actions, start, end, last_only=False):
-        s = Seq(actions.shape[1])
+    def window(self, items, actions, start, end, last_only=False, times=None):
+        s = Seq(actions.shape[1], times)
         for n in range(start, end):
             lag = _act(actions, n - 1) if n > 0 else s.null()
             t = s.add(items[n], n - start, lag)
+            s.set_time(t, n, n)
             if not last_only or n == end - 1:
                 s.act_rows.append((t, 0, _act(actions, n)))
             if n + 1 < end and (not last_only or n == end - 2):
@@ -192,18 +204,20 @@ class LacLayout(Layout):
         s.n_hist = len(s)
         return s
 
-    def serving(self, items, actions, start, cands):
-        s = Seq(actions.shape[1])
+    def serving(self, items, actions, start, cands, times=None, now=None):
+        s = Seq(actions.shape[1], times, now)
         N = len(items)
         query = None
         for n in range(start, N):
             query = s.add(items[n], n - start, _act(actions, n - 1) if n > 0 else s.null())
+            s.set_time(query, n, n)
         if query is not None:
             s.item_rows.append((query, 0))
         s.n_hist = len(s)
         lag = _act(actions, N - 1) if N > 0 else s.null()
         for c in cands:
             t = s.add(c, s.n_hist, lag)
+            s.set_time(t, N, N)
             s.act_rows.append((t, 0, None))
         return s
 
@@ -218,32 +232,37 @@ class IntLayout(Layout):
     def n_positions(self, max_len):
         return 2 * max_len - 1
 
-    def window(self, items, actions, start, end, last_only=False):
-        s = Seq(actions.shape[1])
+    def window(self, items, actions, start, end, last_only=False, times=None):
+        s = Seq(actions.shape[1], times)
         for n in range(start, end):
             p = 2 * (n - start)
             t = s.add(items[n], p)
+            s.set_time(t, n, n)
             if not last_only or n == end - 1:
                 s.act_rows.append((t, 0, _act(actions, n)))
             if n + 1 < end:
                 t = s.add(0, p + 1, _act(actions, n))
+                s.set_time(t, n, n + 1)
                 if not last_only or n == end - 2:
                     s.item_rows.append((t, int(items[n + 1])))
         s.n_hist = len(s)
         return s
 
-    def serving(self, items, actions, start, cands):
-        s = Seq(actions.shape[1])
+    def serving(self, items, actions, start, cands, times=None, now=None):
+        s = Seq(actions.shape[1], times, now)
+        N = len(items)
         query = None
-        for n in range(start, len(items)):
+        for n in range(start, N):
             p = n - start
-            s.add(items[n], 2 * p)
+            s.set_time(s.add(items[n], 2 * p), n, n)
             query = s.add(0, 2 * p + 1, _act(actions, n))
+            s.set_time(query, n, n + 1)
         if query is not None:
             s.item_rows.append((query, 0))
         s.n_hist = len(s)
         for c in cands:
             t = s.add(c, s.n_hist)
+            s.set_time(t, N, N)
             s.act_rows.append((t, 0, None))
         return s
 
@@ -253,10 +272,11 @@ class _StreamLayout(Layout):
     in the input); h_n -> a_n (every position) and i_{n+1}; candidates are packed at the next
     position without an action."""
 
-    def window(self, items, actions, start, end, last_only=False):
-        s = Seq(actions.shape[1])
+    def window(self, items, actions, start, end, last_only=False, times=None):
+        s = Seq(actions.shape[1], times)
         for n in range(start, end):
             t = s.add(items[n], n - start, _act(actions, n))
+            s.set_time(t, n, n)
             if not last_only or n == end - 1:
                 s.act_rows.append((t, 0, _act(actions, n)))
             if n + 1 < end and (not last_only or n == end - 2):
@@ -264,16 +284,19 @@ class _StreamLayout(Layout):
         s.n_hist = len(s)
         return s
 
-    def serving(self, items, actions, start, cands):
-        s = Seq(actions.shape[1])
+    def serving(self, items, actions, start, cands, times=None, now=None):
+        s = Seq(actions.shape[1], times, now)
+        N = len(items)
         query = None
-        for n in range(start, len(items)):
+        for n in range(start, N):
             query = s.add(items[n], n - start, _act(actions, n))
+            s.set_time(query, n, n)
         if query is not None:
             s.item_rows.append((query, 0))
         s.n_hist = len(s)
         for c in cands:
             t = s.add(c, s.n_hist)
+            s.set_time(t, N, N)
             s.act_rows.append((t, 0, None))
         return s
 
@@ -339,14 +362,21 @@ class _Ablation(Layout):
             return _act(actions, n - 1) if n > 0 else s.null()
         return None
 
-    def _seq(self, actions):
-        return Seq(0 if actions is None else actions.shape[1])
+    def _seq(self, actions, times, now=None):
+        return Seq(0 if actions is None else actions.shape[1], times, now)
 
-    def window(self, items, actions, start, end, last_only=False):
-        s = self._seq(actions)
+    def _token(self, s, items, actions, n, pos):
+        """The token of interaction n; it queries at the time of what it predicts (n for a
+        same-step target, else n + 1)."""
+        t = s.add(items[n], pos, self._slot(s, actions, n))
+        s.set_time(t, n, n if self._same() else n + 1)
+        return t
+
+    def window(self, items, actions, start, end, last_only=False, times=None):
+        s = self._seq(actions, times)
         same = self._same()
         for n in range(start, end if same else end - 1):
-            t = s.add(items[n], n - start, self._slot(s, actions, n))
+            t = self._token(s, items, actions, n, n - start)
             if same and (not last_only or n == end - 1):
                 s.act_rows.append((t, 0, _act(actions, n)))
             if n + 1 >= end or (last_only and n + 1 != end - 1):
@@ -358,11 +388,12 @@ class _Ablation(Layout):
         s.n_hist = len(s)
         return s
 
-    def serving(self, items, actions, start, cands):
-        s = self._seq(actions)
+    def serving(self, items, actions, start, cands, times=None, now=None):
+        s = self._seq(actions, times, now)
+        N = len(items)
         query = None
-        for n in range(start, len(items)):
-            query = s.add(items[n], n - start, self._slot(s, actions, n))
+        for n in range(start, N):
+            query = self._token(s, items, actions, n, n - start)
         if query is not None and self.item_target:
             s.item_rows.append((query, 0))
         s.n_hist = len(s)
@@ -371,6 +402,7 @@ class _Ablation(Layout):
         for c in cands:
             if self._same():
                 t = s.add(c, s.n_hist)
+                s.set_time(t, N, N)
                 s.act_rows.append((t, 0, None))
             elif query is not None:
                 s.act_rows.append((query, 0, None))
@@ -451,11 +483,11 @@ def n_positions(layout, max_len):
     return layout_of(layout).n_positions(max_len)
 
 
-def window_seq(layout, items, actions, start, end, last_only=False):
+def window_seq(layout, items, actions, start, end, last_only=False, times=None):
     """Tokens and targets of interactions [start, end) of one history."""
-    return layout_of(layout).window(items, actions, start, end, last_only)
+    return layout_of(layout).window(items, actions, start, end, last_only, times)
 
 
-def serving_seq(layout, items, actions, start, cands):
+def serving_seq(layout, items, actions, start, cands, times=None, now=None):
     """Serving tokens of a history [start, N) and candidates (LAYOUTS.md §6)."""
-    return layout_of(layout).serving(items, actions, start, cands)
+    return layout_of(layout).serving(items, actions, start, cands, times, now)

@@ -21,8 +21,11 @@ action_linear, blocks.L.ln1.weight, blocks.L.attn.qkv.weight, ..., ln_f.bias,
 action_head.fc.weight, ...), so state dicts and safetensors files map one to one.
 
 Trunks are a registry like layouts: a block class registered with @register_trunk(name)
-takes (d_model, n_head, dropout) and maps (x, ctx) -> x, where ctx carries the attention
-mask and the batch (for blocks that read more, e.g. times or action values).
+takes (d_model, n_head, dropout, action_values, n_positions) and maps (x, ctx) -> x, where
+ctx carries the attention mask and the batch (for blocks that read more, e.g. times or
+action values). Two trunks: "gpt2" (Block: pre-LN GPT-2) and "hstu" (HstuBlock: the
+engine's gr_arch_hstu.c, DLRM-v3 HSTU with pointwise SiLU attention and relative position
+and time biases).
 """
 
 import math
@@ -76,6 +79,19 @@ def masked_attention(q, k, v, allow, H, strict=None, v2=None):
     return y.transpose(1, 2).reshape(B, T, d)
 
 
+# HSTU's time buckets (the engine's gr_hstu.h): bucket(gap) = the number of edges at or below
+# |gap|, edges ceil(e^{0.301 b}) for b = 1..128, i.e. floor(ln(max(gap, 1)) / 0.301) clamped
+# to [0, 128] made exact in integers (the parity test compares this table with the engine's).
+TIME_EDGES = tuple(math.ceil(math.exp(0.301 * b)) for b in range(1, 129))
+TIME_BUCKETS = len(TIME_EDGES) + 1
+
+
+def time_bucket(gap):
+    """The time bucket of each int64 gap (either sign), a long tensor of gap's shape."""
+    edges = torch.tensor(TIME_EDGES, dtype=torch.long, device=gap.device)
+    return torch.searchsorted(edges, gap.abs().contiguous(), right=True)
+
+
 class Attention(nn.Module):
     """Multi-head softmax attention with an explicit boolean mask; with action_values
     (AttnMVP) a per-layer projection va mixes the action stream into the values at the
@@ -127,7 +143,7 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """GPT-2 pre-LN block: x + drop(attn(LN1 x)); then + drop(mlp(LN2 x))."""
 
-    def __init__(self, d, n_head, dropout, action_values=False):
+    def __init__(self, d, n_head, dropout, action_values=False, n_positions=None):
         super().__init__()
         self.ln1 = nn.LayerNorm(d, eps=1e-5)
         self.attn = Attention(d, n_head, action_values)
@@ -138,6 +154,69 @@ class Block(nn.Module):
     def forward(self, x, ctx):
         x = x + self.drop(self.attn(self.ln1(x), ctx.allow, ctx))
         return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class HstuAttention(nn.Module):
+    """HSTU's attention part on A = LN(x) [B, T, d] (gr_arch_hstu.c): Q|K|V = A Wqkv^T + b,
+    U = A Wu^T + bu; per head S = alpha q.k + rab_pos[clamp(pos_q - pos_k, 0, n_pos - 1)]
+    + rab_time[bucket(tq_q - tk_k)], alpha = 1 / sqrt(d_head), and the pointwise weights
+    W = SiLU(S) / n_pos over the keys allow permits (no softmax); O = W V (+ W V_A at the
+    strict keys with action values, V_A = phi(a) W_va^T: AttnMVP); then
+    proj(SiLU(U) * LN_out(O)). The biases are shared by the heads."""
+
+    def __init__(self, d, n_head, n_positions, action_values=False):
+        super().__init__()
+        self.n_head = n_head
+        self.qkv = nn.Linear(d, 3 * d)      # rows: q | k | v, heads contiguous inside each
+        self.u = nn.Linear(d, d)
+        if action_values:
+            self.va = nn.Linear(d, d, bias=False)
+        self.rab_pos = nn.Parameter(torch.zeros(n_positions))
+        self.rab_time = nn.Parameter(torch.zeros(TIME_BUCKETS))
+        self.ln_out = nn.LayerNorm(d, eps=1e-5)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, a, ctx):
+        B, T, d = a.shape
+        H = self.n_head
+        dh = d // H
+        P = self.rab_pos.shape[0]
+
+        def heads(t):
+            return t.reshape(B, T, H, dh).transpose(1, 2)      # [B, H, T, dh]
+
+        q, k, v = self.qkv(a).split(d, dim=-1)
+        pos, tq, tk = ctx.batch["pos"], ctx.batch["tq"], ctx.batch["tk"]
+        gap_pos = (pos[:, :, None] - pos[:, None, :]).clamp(0, P - 1)     # [B, T(q), T(k)]
+        bias = self.rab_pos[gap_pos] + self.rab_time[time_bucket(tq[:, :, None] - tk[:, None, :])]
+        s = torch.matmul(heads(q), heads(k).transpose(-2, -1)) / math.sqrt(dh) + bias[:, None]
+        w = F.silu(s) / P * ctx.allow[:, None].to(s.dtype)
+        o = torch.matmul(w, heads(v))
+        if hasattr(self, "va"):
+            o = o + torch.matmul(w * ctx.strict[:, None].to(s.dtype), heads(self.va(ctx.astream)))
+        o = o.transpose(1, 2).reshape(B, T, d)
+        return self.proj(F.silu(self.u(a)) * self.ln_out(o))
+
+
+@register_trunk("hstu")
+class HstuBlock(nn.Module):
+    """HSTU block (DLRM-v3 variant, no MLP): x + drop(attn(LN x)), attn = HstuAttention."""
+
+    # the engine's order of a layer's tensors in a file (HSTU_LAYER_TENSORS of
+    # gr_arch_hstu.c); PyTorch lists attn's own tables before its sub-modules' parameters
+    FILE_ORDER = ("ln.weight", "ln.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.u.weight",
+                  "attn.u.bias", "attn.va.weight", "attn.rab_pos", "attn.rab_time",
+                  "attn.ln_out.weight", "attn.ln_out.bias", "attn.proj.weight",
+                  "attn.proj.bias")
+
+    def __init__(self, d, n_head, dropout, action_values=False, n_positions=1):
+        super().__init__()
+        self.ln = nn.LayerNorm(d, eps=1e-5)
+        self.attn = HstuAttention(d, n_head, n_positions, action_values)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, ctx):
+        return x + self.drop(self.attn(self.ln(x), ctx))
 
 
 USER_OFFSET_SHRINK = 10.0
@@ -209,7 +288,7 @@ class GenRec(nn.Module):
         self.drop = nn.Dropout(dropout)
         block = TRUNKS[trunk]
         kw = {"action_values": True} if self.spec.action_input_kind == "values" else {}
-        self.blocks = nn.ModuleList([block(d_model, n_head, dropout, **kw)
+        self.blocks = nn.ModuleList([block(d_model, n_head, dropout, n_positions=P, **kw)
                                      for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(d_model, eps=1e-5)
         if self.spec.pools_actions:
@@ -229,14 +308,16 @@ class GenRec(nn.Module):
                 m.p = float(p)
 
     def init_gpt2(self, generator=None):
-        """GPT-2 style init: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), positions
-        N(0, 0.01), LayerNorm 1/0, biases 0, padding row 0."""
+        """GPT-2 style init (the engine's, for either trunk): N(0, 0.02), residual projections
+        N(0, 0.02/sqrt(2L)), positions N(0, 0.01), LayerNorm 1/0, biases 0, HSTU's relative
+        bias tables 0, padding row 0."""
         L = len(self.blocks)
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if ".ln" in name or name.startswith("ln_f"):
                     p.fill_(1.0 if name.endswith("weight") else 0.0)
-                elif name.endswith(".bias") or name.startswith("action_head.item_bias") \
+                elif name.endswith(".bias") or ".rab_" in name \
+                        or name.startswith("action_head.item_bias") \
                         or name.startswith("action_head.user_offset"):
                     p.zero_()
                 elif name == "pos_emb":
@@ -246,6 +327,21 @@ class GenRec(nn.Module):
                 else:
                     p.normal_(0.0, 0.02, generator=generator)
             self.item_emb[0].zero_()
+
+    def file_parameters(self):
+        """(name, parameter) in the engine's file order (model->tensors): named_parameters(),
+        except that the parameters of a block whose class gives FILE_ORDER follow it."""
+        params = dict(self.named_parameters())
+        names = list(params)
+        for l, blk in enumerate(self.blocks):
+            order = getattr(blk, "FILE_ORDER", None)
+            if order is None:
+                continue
+            pre = "blocks.%d." % l
+            ranked = iter(sorted((n for n in names if n.startswith(pre)),
+                                 key=lambda n: order.index(n[len(pre):])))
+            names = [next(ranked) if n.startswith(pre) else n for n in names]
+        return [(n, params[n]) for n in names]
 
     def embed(self, batch):
         item = batch["item"]
@@ -370,15 +466,15 @@ class GenRec(nn.Module):
 
     # serving with external ids and raw action values (serve.py)
 
-    def score(self, items, candidates, actions=None):
+    def score(self, items, candidates, actions=None, times=None, now=None):
         """Score candidates after a history (oldest first): see serve.score."""
         from .serve import score
-        return score(self, items, candidates, actions)
+        return score(self, items, candidates, actions, times, now)
 
-    def recommend(self, items, k=10, actions=None, exclude_seen=True):
+    def recommend(self, items, k=10, actions=None, exclude_seen=True, times=None, now=None):
         """Top k items after a history: see serve.recommend."""
         from .serve import recommend
-        return recommend(self, items, k, actions, exclude_seen)
+        return recommend(self, items, k, actions, exclude_seen, times, now)
 
 
 USES_ACTIONS = {name: spec.uses_actions for name, spec in LAYOUT.items()}

@@ -7,7 +7,9 @@ normalised with the model's ranges and clamped to [0, 1] (NaN = missing). Candid
 scored in one pass (block-causal packing, or the PC coupler on the last history token); the
 score of a candidate is its retrieval logit <h_query, E[c]> (NaN for unknown items) and, for
 the action layouts, each action column's prediction on the raw scale (a probability for a
-binary column).
+binary column). Times (the history's, in the model's time unit, and the request time now)
+matter only to the HSTU trunk's time bias, as in the engine's gr_history: without times
+every token's time is 0; without now the next interaction is at the last history time.
 """
 
 import numpy as np
@@ -35,6 +37,16 @@ def normalise(model, raw):
     return np.clip((raw - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+def _times(times, N):
+    """The history's times as int64 [N], or None."""
+    if times is None:
+        return None
+    times = np.asarray(times, dtype=np.int64).reshape(-1)
+    if len(times) != N:
+        raise ValueError("history has %d interactions and %d times" % (N, len(times)))
+    return times
+
+
 def _history(model, items, actions):
     items = np.asarray(items, dtype=np.int64).reshape(-1)
     N = len(items)
@@ -60,15 +72,17 @@ def _forward(model, seq):
 
 
 @torch.no_grad()
-def score(model, items, candidates, actions=None):
+def score(model, items, candidates, actions=None, times=None, now=None):
     """Score candidates (external ids) after a history (external ids, oldest first; actions
-    raw, [N] or [N, K], NaN = missing, None = all missing). Returns a dict of NumPy arrays:
+    raw, [N] or [N, K], NaN = missing, None = all missing; times [N] or None; now the request
+    time or None). Returns a dict of NumPy arrays:
     known [C] bool, logit [C] (NaN for unknown items), action [C, K] raw scale (NaN without
     an action head)."""
     was_training = model.training
     model.eval()
     try:
         items, dense, acts, start = _history(model, items, actions)
+        times = _times(times, len(items))
         cands_ext = np.asarray(candidates, dtype=np.int64).reshape(-1)
         cands = dense_lookup(_item_ids(model), cands_ext)
         C = len(cands)
@@ -78,7 +92,7 @@ def score(model, items, candidates, actions=None):
             raise EmptyHistory("the %s layout needs a non-empty history" % model.layout)
         if C == 0:
             return out
-        seq = model.spec.serving(dense, acts, start, cands)
+        seq = model.spec.serving(dense, acts, start, cands, times, now)
         b, h = _forward(model, seq)
         if b["irow_tok"].numel() > 0:
             q = h[b["irow_tok"][0]]
@@ -99,21 +113,23 @@ def score(model, items, candidates, actions=None):
 
 
 @torch.no_grad()
-def recommend(model, items, k=10, actions=None, exclude_seen=True):
+def recommend(model, items, k=10, actions=None, exclude_seen=True, times=None, now=None):
     """Top k items of the catalogue by retrieval logit after a history, best first (items of
-    the history excluded unless exclude_seen is False). Returns (item ids, logits)."""
+    the history excluded unless exclude_seen is False; times and now as for score). Returns
+    (item ids, logits)."""
     ids = _item_ids(model)
     if not 1 <= k <= model.n_items:
         raise ValueError("k must be in 1..%d (the catalogue), got %d" % (model.n_items, k))
     if not model.spec.item_head:
         raise ValueError("layout %s predicts no next item, so it cannot retrieve" % model.layout)
     items, dense, acts, start = _history(model, items, actions)
+    times = _times(times, len(items))
     if len(items) == 0:
         raise EmptyHistory("retrieval needs a non-empty history")
     was_training = model.training
     model.eval()
     try:
-        seq = model.spec.serving(dense, acts, start, [])
+        seq = model.spec.serving(dense, acts, start, [], times, now)
         b, h = _forward(model, seq)
         logits = model.item_logits(h[b["irow_tok"][0]].unsqueeze(0))[0].double().cpu()
     finally:

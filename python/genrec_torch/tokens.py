@@ -1,37 +1,64 @@
 """Token sequences and their padded batches (LAYOUTS.md §2.1, §2.4).
 
 A layout (layouts.py) turns interactions into a Seq: per token an item (dense id, 0 = none),
-a learned position, an action slot (None, or the K normalised values with NaN = missing)
-and which tokens are history; plus the rows the heads read (item rows: token and next-item
-target; action rows: token, coupler item and action target). collate() pads a list of Seq
-into [B, T] tensors; attention_mask() is the engine's mask predicate made explicit.
+a learned position, an action slot (None, or the K normalised values with NaN = missing),
+the times it is a key and a query at (read by the HSTU trunk's time bias) and which tokens
+are history; plus the rows the heads read (item rows: token and next-item target; action
+rows: token, coupler item and action target). collate() pads a list of Seq into [B, T]
+tensors; attention_mask() is the engine's mask predicate made explicit.
 """
 
 import numpy as np
 import torch
 
 
+def seq_time(times, n, now=None):
+    """Time of interaction n of a history (the engine's gr_seq_time): times[n] inside it; at
+    or past its end (the next interaction, as serving's candidates and retrieval query are)
+    the request time now when given, else the last interaction's; 0 without times."""
+    if times is None:
+        return 0
+    if n < len(times):
+        return int(times[max(n, 0)])
+    if now is not None:
+        return int(now)
+    return int(times[-1]) if len(times) > 0 else 0
+
+
 class Seq:
     """One token sequence.
 
     item[t]: dense id (0 = no item); pos[t]: learned position; act[t]: None (no action slot) or
-    a K-tuple of normalised values (NaN = missing; all-NaN = the null action); n_hist: the
+    a K-tuple of normalised values (NaN = missing; all-NaN = the null action); key_time[t] /
+    query_time[t]: the times token t is a key and a query at (0 until set_time); n_hist: the
     first n_hist tokens are history, the rest candidates. item_rows: (token, target dense id,
     0 = read-out only); act_rows: (token, coupler dense id or 0, K-tuple target or None).
+    times / now: the history's interaction times and the request time (serving) that
+    set_time reads, as the engine's gr_seq_view.
     """
 
-    def __init__(self, K):
+    def __init__(self, K, times=None, now=None):
         self.K = K
+        self.times, self.now = times, now
         self.item, self.pos, self.act = [], [], []
+        self.key_time, self.query_time = [], []
         self.item_rows, self.act_rows = [], []
         self.n_hist = None
 
     def add(self, item, pos, act=None):
-        """Append a token; returns its index."""
+        """Append a token (times 0); returns its index."""
         self.item.append(int(item))
         self.pos.append(int(pos))
         self.act.append(None if act is None else tuple(float(x) for x in act))
+        self.key_time.append(0)
+        self.query_time.append(0)
         return len(self.item) - 1
+
+    def set_time(self, t, key_n, query_n):
+        """Token t is a key at interaction key_n's time and queries at query_n's (the
+        engine's gr_layout_set_time)."""
+        self.key_time[t] = seq_time(self.times, key_n, self.now)
+        self.query_time[t] = seq_time(self.times, query_n, self.now)
 
     def null(self):
         """The null action (every column missing)."""
@@ -50,6 +77,8 @@ def collate(seqs, K, n_buckets=None, dtype=torch.float32, device="cpu"):
     valid = np.zeros((B, T), dtype=bool)
     slot = np.zeros((B, T), dtype=bool)
     aval = np.full((B, T, max(K, 1)), np.nan, dtype=np.float64)
+    tk = np.zeros((B, T), dtype=np.int64)
+    tq = np.zeros((B, T), dtype=np.int64)
     n_hist = np.zeros(B, dtype=np.int64)
     irow_tok, irow_tgt, arow_tok, arow_cpl, arow_tgt = [], [], [], [], []
     for b, s in enumerate(seqs):
@@ -57,6 +86,8 @@ def collate(seqs, K, n_buckets=None, dtype=torch.float32, device="cpu"):
         item[b, :L] = s.item
         pos[b, :L] = s.pos
         valid[b, :L] = True
+        tk[b, :L] = s.key_time
+        tq[b, :L] = s.query_time
         n_hist[b] = s.n_hist
         for t, a in enumerate(s.act):
             if a is not None and K > 0:
@@ -74,6 +105,8 @@ def collate(seqs, K, n_buckets=None, dtype=torch.float32, device="cpu"):
         "item": torch.from_numpy(item).to(device),
         "pos": torch.from_numpy(pos).to(device),
         "valid": torch.from_numpy(valid).to(device),
+        "tk": torch.from_numpy(tk).to(device),
+        "tq": torch.from_numpy(tq).to(device),
         "slot": torch.from_numpy(slot).to(device),
         "aval": torch.from_numpy(aval).to(device=device, dtype=dtype),
         "n_hist": torch.from_numpy(n_hist).to(device),

@@ -145,10 +145,11 @@ SELECT m.name,
        (m.metrics #>> '{baselines,bias_rmse}')::double precision AS baseline_rmse,
        (m.metrics ->> 'train_seconds')::double precision AS train_seconds,
        m.metrics ->> 'device' AS device,
-       pg_catalog.octet_length(m.weights) AS weights_bytes
+       pg_catalog.octet_length(m.weights) AS weights_bytes,
+       COALESCE(m.config #>> '{model,trunk}', 'gpt2') AS trunk
   FROM genrec.models m;
 COMMENT ON VIEW genrec.model_overview IS
-'One line per model version the current role may use: layout, deployed flag, owner, creation time, data size, epochs, validation NDCG@10, test HR@10 / NDCG@10 / RMSE of the first action with its bias baseline, training seconds, device and the size of the weights (not the bytes).';
+'One line per model version the current role may use: layout, deployed flag, owner, creation time, data size, epochs, validation NDCG@10, test HR@10 / NDCG@10 / RMSE of the first action with its bias baseline, training seconds, device, the size of the weights (not the bytes) and the trunk architecture (gpt2 or hstu).';
 
 CREATE VIEW genrec.model_privileges WITH (security_invoker = true) AS
 SELECT n.name,

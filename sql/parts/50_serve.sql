@@ -98,11 +98,11 @@ CREATE FUNCTION genrec_model_info(model text)
     RETURNS TABLE (name text, version integer, deployed boolean, layout text,
                    n_items integer, n_actions integer, action_cols text[], d_model integer,
                    n_layer integer, n_head integer, max_len integer, n_params bigint,
-                   bytes bigint, shared boolean, history_query text)
+                   bytes bigint, shared boolean, history_query text, trunk text)
     AS 'MODULE_PATHNAME', 'genrec_model_info'
     LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION genrec_model_info(text) IS
-'The version that serves a model name (deployed, else newest) as loaded: layout, catalogue size, action columns, architecture, parameter count, bytes in memory, and whether the copy is shared (a dynamic shared memory segment) or private to this backend, and the query that reads a user''s history ($1 user id, $2 row limit; EXPLAIN it to check that an index serves it). Loads the model when it is not loaded yet.';
+'The version that serves a model name (deployed, else newest) as loaded: layout, catalogue size, action columns, architecture, parameter count, bytes in memory, and whether the copy is shared (a dynamic shared memory segment) or private to this backend, the query that reads a user''s history ($1 user id, $2 row limit; EXPLAIN it to check that an index serves it), and the trunk architecture (gpt2 or hstu). Loads the model when it is not loaded yet.';
 
 -- The token layouts the engine offers, from its declared behaviours (README "Layouts").
 CREATE FUNCTION genrec_layouts()

@@ -85,6 +85,9 @@ static const cli_option options[] = {
 	{"negatives", "N", OPT_INT, O(mcfg.negatives), 0, 65536, CLI_G_TRAIN,
 	"negatives per step of --loss sampled; infonce: in-batch negatives drawn (0 = every row, "
 	"its default)"},
+	{"trunk", "NAME", OPT_STR, O(trunk), 0, 0, CLI_G_TRAIN,
+	"trunk architecture: gpt2 (pre-LN GPT-2 blocks, the default) | hstu (HSTU blocks: SiLU "
+	"attention with relative position and time biases)"},
 	{"sampler", "NAME", OPT_STR, O(sampler), 0, 0, CLI_G_TRAIN,
 	"negatives of --loss sampled: uniform | popularity"},
 	{"temperature", "X", OPT_FLOAT, O(mcfg.temperature), 1e-3, 1e3, CLI_G_TRAIN,

@@ -13,6 +13,7 @@ typedef struct cli_history
 {
 	int64_t    *items;
 	double	   *actions;		/* [n * K] or NULL */
+	int64_t    *times;			/* [n] from --data's time column, or NULL */
 	int			n;
 } cli_history;
 
@@ -22,6 +23,7 @@ history_free(cli_history *h)
 {
 	free(h->items);
 	free(h->actions);
+	free(h->times);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -157,7 +159,8 @@ history_from_user(const char *cmd, const cli_opts *opts, const cli_model *cm, cl
 		goto done;
 	}
 	keys = malloc(sizeof(time_key) * d.n);
-	if (keys == NULL || !history_alloc(h, d.n, K))
+	if (keys == NULL || !history_alloc(h, d.n, K) ||
+		(d.time && (h->times = malloc(sizeof(int64_t) * d.n)) == NULL))
 	{
 		fprintf(stderr, "genrec: out of memory for a history\n");
 		rc = CLI_EXIT_RUNTIME;
@@ -174,6 +177,8 @@ history_from_user(const char *cmd, const cli_opts *opts, const cli_model *cm, cl
 		size_t		src = keys[i].index;
 
 		h->items[i] = d.item[src];
+		if (h->times)
+			h->times[i] = d.time[src];	/* the time-aware trunk's gaps, as in training */
 		for (int k = 0; k < d.n_actions; k++)
 			h->actions[i * K + k] = d.actions[src * d.n_actions + k];
 	}
@@ -266,7 +271,7 @@ cli_cmd_score(cli_opts *opts)
 		rc = CLI_EXIT_RUNTIME;
 		goto done;
 	}
-	gr_history gh = {.items = h.items,.actions = h.actions,.n = h.n};
+	gr_history gh = {.items = h.items,.actions = h.actions,.n = h.n,.times = h.times};
 	gr_scores	sc = {.action = act,.logit = logit,.known = known};
 
 	if (gr_session_create(cm.model, &s, &err) != GR_OK ||
@@ -368,7 +373,7 @@ cli_cmd_recommend(cli_opts *opts)
 		rc = CLI_EXIT_RUNTIME;
 		goto done;
 	}
-	gr_history gh = {.items = h.items,.actions = h.actions,.n = h.n};
+	gr_history gh = {.items = h.items,.actions = h.actions,.n = h.n,.times = h.times};
 
 	if (gr_session_create(cm.model, &s, &err) != GR_OK ||
 		gr_recommend(s, &gh, k, !opts->include_seen, items, scores, &n_out, &err) != GR_OK)

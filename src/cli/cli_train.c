@@ -3,6 +3,7 @@
  * model's space for eval), run the protocol, print the tables and write JSON.
  */
 #include "cli.h"
+#include "gr_arch.h"
 
 #include <errno.h>
 #include <math.h>
@@ -129,6 +130,14 @@ train_check_options(cli_opts *opts, const gr_layout **layout)
 	if (opts->loss && (opts->mcfg.item_loss = gr_item_loss_by_name(opts->loss)) < 0)
 		return cli_usage_error("train", "unknown loss \"%s\" (full, sampled, infonce)",
 							   opts->loss);
+	if (opts->trunk)
+	{
+		const gr_arch *arch = gr_arch_by_name(opts->trunk);
+
+		if (arch == NULL)
+			return cli_usage_error("train", "unknown trunk \"%s\" (gpt2, hstu)", opts->trunk);
+		opts->mcfg.trunk = arch->id;
+	}
 	if (opts->sampler && (opts->mcfg.sampler = gr_sampler_by_name(opts->sampler)) < 0)
 		return cli_usage_error("train", "unknown sampler \"%s\" (uniform, popularity)",
 							   opts->sampler);
@@ -174,9 +183,9 @@ report_train_options(FILE *f, const cli_opts *o, const gr_model_config *c, const
 {
 	const gr_train_config *t = &o->tcfg;
 
-	fprintf(f, "train: layout %s, d %d, layers %d, heads %d, max_len %d, buckets %d, "
+	fprintf(f, "train: layout %s, trunk %s, d %d, layers %d, heads %d, max_len %d, buckets %d, "
 			"head_hidden %d; loss %s",
-			l->name, c->d_model, c->n_layer, c->n_head, c->max_len, c->n_buckets,
+			l->name, gr_arch_by_id(c->trunk)->name, c->d_model, c->n_layer, c->n_head, c->max_len, c->n_buckets,
 			c->head_hidden, gr_item_loss_name(c->item_loss));
 	if (c->item_loss != GR_LOSS_FULL)
 		fprintf(f, " (negatives %d%s%s, temperature %g)", c->negatives,

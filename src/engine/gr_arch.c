@@ -7,6 +7,7 @@
 
 static const gr_arch *const gr_archs[GR_TRUNK_COUNT] = {
 	[GR_TRUNK_GPT2] = &gr_arch_gpt2,
+	[GR_TRUNK_HSTU] = &gr_arch_hstu,
 };
 
 /* Look an architecture up by id. */

@@ -52,104 +52,7 @@
 	X(d_va, z->N * z->D, values) \
 	X(d_big, z->N * 4 * z->D, true)
 
-#define T_SLOT(f, ...) T_##f,
-#define A_SLOT(f, ...) A_##f,
-#define S_SLOT(f, ...) S_##f,
-enum
-{
-GPT2_LAYER_TENSORS(T_SLOT) N_LAYER_TENSORS};
-enum
-{
-GPT2_LAYER_ACTS(A_SLOT) N_LAYER_ACTS};
-enum
-{
-GPT2_SCRATCH(S_SLOT) N_SCRATCH};
-
-_Static_assert(N_LAYER_TENSORS <= GR_MAX_LAYER_TENSORS, "GPT-2 layer tensors exceed the slots");
-_Static_assert(N_LAYER_ACTS <= GR_MAX_LAYER_ACTS, "GPT-2 layer activations exceed the slots");
-_Static_assert(N_SCRATCH <= GR_MAX_ARCH_SCRATCH, "GPT-2 scratch exceeds the slots");
-
-typedef struct layer_w
-{
-GPT2_LAYER_TENSORS(GR_X_FIELD)
-} layer_w;
-
-typedef struct layer_a
-{
-GPT2_LAYER_ACTS(GR_X_FIELD)
-} layer_a;
-
-typedef struct scratch
-{
-GPT2_SCRATCH(GR_X_FIELD)
-} scratch;
-
-/* Declare layer l's tensors. */
-static void
-gpt2_declare_tensors(gr_tensor_table *t, int l, const gr_dims *z, const gr_layout *lay)
-{
-#define DECLARE(f, name, nd, d0, d1, d2, init, present) \
-	if (present) gr_tensor_declare(t, l, T_##f, name, nd, d0, d1, d2, init);
-	GPT2_LAYER_TENSORS(DECLARE)
-#undef DECLARE
-}
-
-/* Declare every layer's activations and the backward scratch. */
-static void
-gpt2_declare_acts(gr_act_table *t, gr_acts *a, const gr_dims *z, const gr_layout *lay,
-				  bool train)
-{
-	bool		values = lay->action_input == GR_ACTION_INPUT_VALUES;
-
-	for (int l = 0; l < z->L; l++)
-	{
-#define DECLARE(f, n, present) if (present) gr_act_declare(t, &a->layer[l][A_##f], (size_t) (n));
-		GPT2_LAYER_ACTS(DECLARE)
-#undef DECLARE
-	}
-	if (train)
-	{
-#define DECLARE(f, n, present) if (present) gr_act_declare(t, &a->scratch[S_##f], (size_t) (n));
-		GPT2_SCRATCH(DECLARE)
-#undef DECLARE
-	}
-}
-
-/* Layer l's tensors of a weights buffer, by field. */
-static layer_w
-bind_w(const gr_weights *w, int l)
-{
-	layer_w		W;
-
-#define BIND(f, ...) W.f = w->layer[l][T_##f];
-	GPT2_LAYER_TENSORS(BIND)
-#undef BIND
-	return W;
-}
-
-/* Layer l's activations, by field. */
-static layer_a
-bind_a(const gr_acts *a, int l)
-{
-	layer_a		A;
-
-#define BIND(f, ...) A.f = a->layer[l][A_##f];
-	GPT2_LAYER_ACTS(BIND)
-#undef BIND
-	return A;
-}
-
-/* The backward scratch, by field. */
-static scratch
-bind_s(const gr_acts *a)
-{
-	scratch		S;
-
-#define BIND(f, ...) S.f = a->scratch[S_##f];
-	GPT2_SCRATCH(BIND)
-#undef BIND
-	return S;
-}
+GR_ARCH_LISTS(GPT2_LAYER_TENSORS, GPT2_LAYER_ACTS, GPT2_SCRATCH)
 
 /* All blocks forward: x0 -> the last block's output. */
 static const float *
@@ -241,8 +144,9 @@ gpt2_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p, fl
 const gr_arch gr_arch_gpt2 = {
 	.name = "gpt2",
 	.id = GR_TRUNK_GPT2,
-	.declare_tensors = gpt2_declare_tensors,
-	.declare_acts = gpt2_declare_acts,
+	.reads_time = false,
+	.declare_tensors = arch_declare_tensors,
+	.declare_acts = arch_declare_acts,
 	.forward = gpt2_forward,
 	.backward = gpt2_backward,
 };

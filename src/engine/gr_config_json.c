@@ -9,6 +9,7 @@
  * is parsed (config_limits); cJSON allocates through the caller's env (gr_json.h) and its
  * trees are transient; the returned text is allocated through the env too.
  */
+#include "gr_arch.h"
 #include "gr_io.h"
 #include "gr_json.h"
 
@@ -37,6 +38,7 @@ typedef enum config_key
 	KEY_NEGATIVES,
 	KEY_SAMPLER,
 	KEY_TEMPERATURE,
+	KEY_TRUNK,
 	KEY_ACTION_BIAS,
 	N_CONFIG_KEYS
 } config_key;
@@ -59,6 +61,7 @@ static const char *const config_key_names[N_CONFIG_KEYS] = {
 	[KEY_NEGATIVES] = "negatives",
 	[KEY_SAMPLER] = "sampler",
 	[KEY_TEMPERATURE] = "temperature",
+	[KEY_TRUNK] = "trunk",
 	[KEY_ACTION_BIAS] = "action_bias",
 };
 
@@ -161,6 +164,9 @@ config_to_tree(const gr_model_config *cfg, const char *layout_name)
 	format_float(cfg->emb_scale, text, sizeof(text));
 	ok = ok && cJSON_AddRawToObject(root, "emb_scale", text) != NULL;
 	ok = ok && cJSON_AddNumberToObject(root, "head_hidden", cfg->head_hidden) != NULL;
+	/* the default trunk is written as absence, so GPT-2 files stay byte-identical */
+	if (cfg->trunk != GR_TRUNK_GPT2)
+		ok = ok && cJSON_AddStringToObject(root, "trunk", gr_arch_by_id(cfg->trunk)->name) != NULL;
 	if (cfg->item_loss != GR_LOSS_FULL)
 	{
 		ok = ok && cJSON_AddStringToObject(root, "loss", gr_item_loss_name(cfg->item_loss)) != NULL;
@@ -380,6 +386,16 @@ config_from_tree(const cJSON *root, gr_model_config *cfg, gr_error *err)
 					   "configuration key \"emb_scale\" must be a number");
 	cfg->emb_scale = (float) items[KEY_EMB_SCALE]->valuedouble;
 	GR_TRY(decode_loss(items, cfg, err));
+	if (items[KEY_TRUNK] != NULL)
+	{
+		const gr_arch *arch = cJSON_IsString(items[KEY_TRUNK]) ?
+			gr_arch_by_name(items[KEY_TRUNK]->valuestring) : NULL;
+
+		if (arch == NULL)
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "configuration key \"trunk\" must be \"gpt2\" or \"hstu\"");
+		cfg->trunk = arch->id;
+	}
 	/* absent: a file written before the action head's bias path */
 	cfg->action_bias = 0;
 	if (items[KEY_ACTION_BIAS] != NULL)

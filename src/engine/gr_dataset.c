@@ -379,13 +379,14 @@ done:
 gr_seq_view
 gr_dataset_user_seq(const gr_dataset *ds, int u)
 {
-	gr_seq_view v;
+	gr_seq_view v = {0};
 	int64_t		off = ds->offsets[u];
 
 	v.items = ds->items + off;
 	v.actions = ds->actions ? ds->actions + (size_t) off * ds->n_actions : NULL;
 	v.n = gr_dataset_user_len(ds, u);
 	v.n_actions = ds->n_actions;
+	v.times = ds->times ? ds->times + off : NULL;
 	return v;
 }
 

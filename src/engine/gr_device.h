@@ -24,7 +24,7 @@
 
 #include "gr_ops.h"
 
-#define GR_CUDA_ABI_VERSION 1
+#define GR_CUDA_ABI_VERSION 2	/* 2: gr_ops gained hstu_attn, gate and adamw_rows */
 #define GR_CUDA_MODULE_NAME "genrec_cuda.so"
 #define GR_CUDA_MODULE_ENV "GENREC_CUDA_MODULE"
 #define GR_CUDA_MATH_ENV "GENREC_CUDA_MATH"

@@ -120,6 +120,7 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 #define I(ptr_, cnt) (p->is[ni].ptr = &(ptr_), p->is[ni++].n = (cnt))
 	I(a->tok_item, N);
 	I(a->tok_pos, N);
+	I(a->tok_time, 4 * N);		/* two int64 per token: query, then key times */
 	I(a->tok_bucket, N * K);
 	I(a->seq_off, (size_t) cap_seq + 1);
 	I(a->n_hist, (size_t) cap_seq);
@@ -216,6 +217,8 @@ gr_acts_create(const gr_model *model, int cap_tokens, int cap_seq, int cap_rows,
 		*p->is[i].ptr = a->ibuf + off;
 		off += pad16(p->is[i].n);
 	}
+	a->tok_tq = (int64_t *) a->tok_time;	/* 64-byte aligned, as every slot */
+	a->tok_tk = a->tok_tq + cap_tokens;
 	*out = a;
 	return GR_OK;
 }
@@ -327,6 +330,9 @@ pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 
 	int32_t    *hi = a->h_int;
 	float	   *hf = a->h_float;
+
+	ops->upload(ops->ctx, a->tok_tq, tb->query_time, sizeof(int64_t) * N);
+	ops->upload(ops->ctx, a->tok_tk, tb->key_time, sizeof(int64_t) * N);
 
 	for (int t = 0; t < N; t++)
 	{

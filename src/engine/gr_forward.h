@@ -104,6 +104,8 @@ typedef struct gr_acts
 	float	   *act_row_target; /* [rows, K] */
 	int32_t    *tok_item;		/* [N] dense id or -1 */
 	int32_t    *tok_pos;		/* [N] */
+	int64_t    *tok_tq, *tok_tk;	/* [N] query and key times (gr_tokens.h), in tok_time */
+	int32_t    *tok_time;		/* [4N] the int slot holding tok_tq and tok_tk */
 	int32_t    *tok_bucket;		/* [K, N] row of action_emb, or -1 */
 	int32_t    *seq_off, *n_hist;
 	int32_t    *item_row_tok, *item_row_col;	/* column = dense id - 1, or -1 */

@@ -29,13 +29,16 @@ typedef enum gr_layout_id
 	GR_LAYOUT_COUNT
 } gr_layout_id;
 
-/* One user's history: dense item ids (0 = unknown item) and normalised actions. */
+/* One user's history: dense item ids (0 = unknown item), normalised actions and times. */
 typedef struct gr_seq_view
 {
 	const int32_t *items;
 	const float *actions;		/* [n * K], NaN = missing; NULL when K = 0 */
 	int			n;
 	int			n_actions;		/* K */
+	const int64_t *times;		/* [n] in the time column's unit; NULL = all 0 */
+	bool		has_now;		/* serving: now is the request time */
+	int64_t		now;			/* the request time (serving), when has_now */
 } gr_seq_view;
 
 /*
@@ -199,6 +202,30 @@ static inline const float *
 gr_seq_action(const gr_seq_view *seq, int n)
 {
 	return seq->actions ? seq->actions + (size_t) n * seq->n_actions : NULL;
+}
+
+/*
+ * Time of interaction n of seq: times[n] inside the history; at or past its end (the next
+ * interaction, as serving's candidates and retrieval query are) the request time when
+ * given, else the last interaction's (gap 0). Without times, 0.
+ */
+static inline int64_t
+gr_seq_time(const gr_seq_view *seq, int n)
+{
+	if (seq->times == NULL)
+		return 0;
+	if (n < seq->n)
+		return seq->times[n < 0 ? 0 : n];
+	if (seq->has_now)
+		return seq->now;
+	return seq->n > 0 ? seq->times[seq->n - 1] : 0;
+}
+
+/* Set token tok's times for a layout: key at interaction key_n, query at query_n. */
+static inline void
+gr_layout_set_time(gr_tokens *tb, int tok, const gr_seq_view *seq, int key_n, int query_n)
+{
+	gr_tokens_set_time(tb, tok, gr_seq_time(seq, key_n), gr_seq_time(seq, query_n));
 }
 
 /*

@@ -39,21 +39,28 @@ gr_ablate_positions(const gr_ablate_spec *s, int max_len)
 	return max_len;
 }
 
-/* Append the token of interaction n at position pos with the spec's action slot. */
+/* Append the token of interaction n at position pos with the spec's action slot; it queries
+ * at the time of what it predicts (interaction n for a same-step target, else n + 1). */
 static int
 add_token(const gr_ablate_spec *s, gr_tokens *tb, const gr_seq_view *seq, int n, int pos)
 {
+	int			tok = -1;
+
 	switch (s->input)
 	{
 		case GR_ABLATE_IN_NONE:
-			return gr_tokens_add(tb, seq->items[n], pos, false, NULL);
+			tok = gr_tokens_add(tb, seq->items[n], pos, false, NULL);
+			break;
 		case GR_ABLATE_IN_SAME:
-			return gr_tokens_add(tb, seq->items[n], pos, true, gr_seq_action(seq, n));
+			tok = gr_tokens_add(tb, seq->items[n], pos, true, gr_seq_action(seq, n));
+			break;
 		case GR_ABLATE_IN_LAGGED:
-			return gr_tokens_add(tb, seq->items[n], pos, true,
-								 n > 0 ? gr_seq_action(seq, n - 1) : NULL);
+			tok = gr_tokens_add(tb, seq->items[n], pos, true,
+								n > 0 ? gr_seq_action(seq, n - 1) : NULL);
+			break;
 	}
-	return -1;
+	gr_layout_set_time(tb, tok, seq, n, same_step(s) ? n : n + 1);
+	return tok;
 }
 
 /* Append tokens of [start, end) (or [start, end - 1) for next-step targets) with targets. */
@@ -114,6 +121,8 @@ gr_ablate_add_serving(const gr_ablate_spec *s, gr_tokens *tb, const gr_seq_view 
 										s->input == GR_ABLATE_IN_LAGGED && seq->n > 0 ?
 										gr_seq_action(seq, seq->n - 1) : NULL)) < 0)
 			return gr_layout_full(err);
+		if (same)
+			gr_layout_set_time(tb, ct, seq, seq->n, seq->n);
 		if (!gr_tokens_add_act_row(tb, ct, 0, NULL, -1))
 			return gr_layout_full(err);
 	}

@@ -61,6 +61,7 @@ gr_layout_stream_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, in
 
 		if (tok < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, tok, seq, n, n);
 		if ((!last_only || n == end - 1) &&
 			!gr_tokens_add_act_row(tb, tok, 0, gr_seq_action(seq, n), n))
 			return gr_layout_full(err);
@@ -82,8 +83,11 @@ gr_layout_stream_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start,
 	int			tok = -1;
 
 	for (int n = start; n < seq->n; n++)
+	{
 		if ((tok = gr_tokens_add(tb, seq->items[n], n - start, true, gr_seq_action(seq, n))) < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, tok, seq, n, n);
+	}
 	if (tok >= 0 && !gr_tokens_add_item_row(tb, tok, 0, -1))
 		return gr_layout_full(err);
 	int			n_hist = gr_tokens_seq_len(tb);
@@ -94,6 +98,7 @@ gr_layout_stream_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start,
 
 		if (ct < 0 || !gr_tokens_add_act_row(tb, ct, 0, NULL, -1))
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, ct, seq, seq->n, seq->n);
 	}
 	gr_tokens_end_seq(tb, n_hist);
 	return GR_OK;

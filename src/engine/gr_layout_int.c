@@ -42,6 +42,7 @@ int_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool l
 
 		if (it < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, it, seq, n, n);
 		if ((!last_only || n == end - 1) &&
 			!gr_tokens_add_act_row(tb, it, 0, gr_seq_action(seq, n), n))
 			return gr_layout_full(err);
@@ -51,6 +52,7 @@ int_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool l
 
 		if (at < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, at, seq, n, n + 1);
 		if ((!last_only || n + 1 == end - 1) &&
 			!gr_tokens_add_item_row(tb, at, seq->items[n + 1], n + 1))
 			return gr_layout_full(err);
@@ -71,9 +73,12 @@ int_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 	{
 		int			p = 2 * (n - start);
 
-		if (gr_tokens_add(tb, seq->items[n], p, false, NULL) < 0 ||
-			(at = gr_tokens_add(tb, 0, p + 1, true, gr_seq_action(seq, n))) < 0)
+		int			it = gr_tokens_add(tb, seq->items[n], p, false, NULL);
+
+		if (it < 0 || (at = gr_tokens_add(tb, 0, p + 1, true, gr_seq_action(seq, n))) < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, it, seq, n, n);
+		gr_layout_set_time(tb, at, seq, n, n + 1);
 	}
 	if (at >= 0 && !gr_tokens_add_item_row(tb, at, 0, -1))
 		return gr_layout_full(err);
@@ -85,6 +90,7 @@ int_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 
 		if (ct < 0 || !gr_tokens_add_act_row(tb, ct, 0, NULL, -1))
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, ct, seq, seq->n, seq->n);
 	}
 	gr_tokens_end_seq(tb, n_hist);
 	return GR_OK;

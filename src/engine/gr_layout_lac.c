@@ -49,6 +49,7 @@ lac_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool l
 
 		if (tok < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, tok, seq, n, n);
 		if ((!last_only || n == end - 1) &&
 			!gr_tokens_add_act_row(tb, tok, 0, gr_seq_action(seq, n), n))
 			return gr_layout_full(err);
@@ -69,8 +70,11 @@ lac_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 	int			tok = -1;
 
 	for (int n = start; n < seq->n; n++)
+	{
 		if ((tok = gr_tokens_add(tb, seq->items[n], n - start, true, lagged_action(seq, n))) < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, tok, seq, n, n);
+	}
 	if (tok >= 0 && !gr_tokens_add_item_row(tb, tok, 0, -1))
 		return gr_layout_full(err);
 	int			n_hist = gr_tokens_seq_len(tb);
@@ -81,6 +85,7 @@ lac_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t 
 
 		if (ct < 0 || !gr_tokens_add_act_row(tb, ct, 0, NULL, -1))
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, ct, seq, seq->n, seq->n);
 	}
 	gr_tokens_end_seq(tb, n_hist);
 	return GR_OK;

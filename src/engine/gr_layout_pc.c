@@ -40,6 +40,7 @@ pc_add_window(gr_tokens *tb, const gr_seq_view *seq, int start, int end, bool la
 
 		if (tok < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, tok, seq, n, n + 1);
 		if (last_only && n + 1 != end - 1)
 			continue;
 		if (!gr_tokens_add_item_row(tb, tok, seq->items[n + 1], n + 1) ||
@@ -61,8 +62,11 @@ pc_add_serving(gr_tokens *tb, const gr_seq_view *seq, int start, const int32_t *
 	int			tok = -1;
 
 	for (int n = start; n < seq->n; n++)
+	{
 		if ((tok = gr_tokens_add(tb, seq->items[n], n - start, true, gr_seq_action(seq, n))) < 0)
 			return gr_layout_full(err);
+		gr_layout_set_time(tb, tok, seq, n, n + 1);
+	}
 	if (!gr_tokens_add_item_row(tb, tok, 0, -1))
 		return gr_layout_full(err);
 	for (int c = 0; c < n_cands; c++)

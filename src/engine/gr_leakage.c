@@ -140,7 +140,7 @@ check_user(const gr_model *m, const gr_dataset *ds, leak_state *s, int u, bool i
 	int			start = GR_MAX(0, end - m->layout->window_len(m->cfg.max_len));
 	int			W = end - start;
 	gr_seq_view pv = {.items = s->items,.actions = K > 0 ? s->actions : NULL,.n = W,
-	.n_actions = K};
+	.n_actions = K,.times = base.times ? base.times + start : NULL};
 
 	/* copy 0: the base; 1 + 2q: the action of q perturbed; 2 + 2q: the item of q */
 	for (int c = 0; c < 1 + 2 * W; c++)

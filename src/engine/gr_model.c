@@ -276,6 +276,15 @@ model_new(const gr_env *env, const gr_model_config *cfg, bool borrowed, gr_model
 	m->layout = gr_layout_by_id(cfg->layout);
 	m->arch = gr_arch_by_id(cfg->trunk);
 	m->n_positions = m->layout->positions(cfg->max_len);
+	if (m->arch->missing_op && m->arch->missing_op(m->ops) != NULL)
+	{
+		gr_status	st = gr_fail(err, GR_ERR_DEVICE, "the %s backend has no %s op, which the %s "
+								 "trunk needs", m->ops->name, m->arch->missing_op(m->ops),
+								 m->arch->name);
+
+		gr_free(env, m);
+		return st;
+	}
 	m->borrowed = borrowed;
 	if (!borrowed)
 		m->item_ids = gr_alloc(env, sizeof(int64_t) * ((size_t) cfg->n_items + 1));

@@ -24,6 +24,7 @@
 typedef enum gr_trunk_id
 {
 	GR_TRUNK_GPT2 = 0,			/* pre-LN GPT-2 decoder blocks (LAYOUTS.md §2.2) */
+	GR_TRUNK_HSTU = 1,			/* HSTU blocks, DLRM-v3 variant (LAYOUTS.md §2.3) */
 	GR_TRUNK_COUNT
 } gr_trunk_id;
 

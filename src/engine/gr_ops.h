@@ -12,6 +12,7 @@
 #define GR_OPS_H
 
 #include "gr_common.h"
+#include "gr_hstu.h"
 
 /*
  * The sequences of one packed batch. Tokens of sequence s occupy rows
@@ -90,6 +91,11 @@ typedef struct gr_ops
 	/* dinp = dout * gelu'(inp); dinp may alias dout */
 	void		(*gelu_bwd) (void *ctx, float *dinp, const float *inp, const float *dout,
 							 size_t n);
+	/* HSTU's gating: out = SiLU(u) * y, elementwise (SiLU(z) = z sigmoid(z)) */
+	void		(*gate_fwd) (void *ctx, float *out, const float *u, const float *y, size_t n);
+	/* its backward: du = dout * y * SiLU'(u), dy = dout * SiLU(u), both overwritten */
+	void		(*gate_bwd) (void *ctx, float *du, float *dy, const float *dout, const float *u,
+							 const float *y, size_t n);
 	/* out[i] = keep(i) ? inp[i] / (1 - p) : 0, keep drawn from gr_dropout_keep(seed, site,
 	 * step, i); the same call applies the mask in the backward pass. out may alias inp. */
 	void		(*dropout) (void *ctx, float *out, const float *inp, size_t n, float p,
@@ -120,6 +126,27 @@ typedef struct gr_ops
 							 const float *qkv, const float *v2, const float *out,
 							 const float *lse, const gr_attn_seqs *seqs, gr_attn_mask mask,
 							 int n_head, int d);
+
+	/*
+	 * HSTU pointwise attention (LAYOUTS.md §2.3) over packed sequences: q | k | v are the
+	 * first 3d columns of qkv (row stride ld >= 3d, heads contiguous in each), out is [tokens,
+	 * d]. Per head, S_qk = alpha q.k + the relative biases of rab (gr_hstu.h) and
+	 * A_qk = SiLU(S_qk) * inv_n (no softmax: inv_n is 1 / the model's positions); then
+	 *   out_q = sum_{allow(q,k)} A_qk v_k + sum_{strict(q,k)} A_qk v2_k
+	 * with v2 (optional, [tokens, d]) as in attn_fwd. A query that sees no key gets 0.
+	 */
+	void		(*hstu_attn_fwd) (void *ctx, float *out, const float *qkv, int ld,
+								  const float *v2, const gr_hstu_rab *rab,
+								  const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head,
+								  int d, float alpha, float inv_n);
+	/* The gradients given dout: the q | k | v columns of dqkv (row stride ld) and dv2 (when v2
+	 * is given) are overwritten; d_w_pos [n_pos] and d_w_time [GR_HSTU_TIME_BUCKETS]
+	 * accumulate. */
+	void		(*hstu_attn_bwd) (void *ctx, float *dqkv, float *dv2, float *d_w_pos,
+								  float *d_w_time, const float *dout, const float *qkv, int ld,
+								  const float *v2, const gr_hstu_rab *rab,
+								  const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head,
+								  int d, float alpha, float inv_n);
 
 	/* Softmax cross-entropy in place: logits[r] (row stride ld) becomes
 	 * grad_scale * (softmax - onehot(target[r])); loss[r] = -log softmax[target[r]].

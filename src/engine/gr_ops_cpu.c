@@ -305,6 +305,38 @@ cpu_gelu_bwd(void *ctx, float *dinp, const float *inp, const float *dout, size_t
 	}
 }
 
+/* HSTU gating: out = SiLU(u) * y. */
+GR_HOT
+static void
+cpu_gate_fwd(void *ctx, float *out, const float *u, const float *y, size_t n)
+{
+	(void) ctx;
+#pragma omp parallel for if (n > 65536) schedule(static)
+	for (size_t i = 0; i < n; i++)
+	{
+		float		sg = 1.0f / (1.0f + gr_expf(-u[i]));
+
+		out[i] = u[i] * sg * y[i];
+	}
+}
+
+/* HSTU gating backward: du = dout y SiLU'(u), dy = dout SiLU(u). */
+GR_HOT
+static void
+cpu_gate_bwd(void *ctx, float *du, float *dy, const float *dout, const float *u, const float *y,
+			 size_t n)
+{
+	(void) ctx;
+#pragma omp parallel for if (n > 65536) schedule(static)
+	for (size_t i = 0; i < n; i++)
+	{
+		float		z = u[i], sg = 1.0f / (1.0f + gr_expf(-z)), g = dout[i];
+
+		du[i] = g * y[i] * sg * (1.0f + z * (1.0f - sg));
+		dy[i] = g * z * sg;
+	}
+}
+
 /* Dropout keep-flags of elements [16 * 4 * g, 16 * 4 * (g + 1)): the Philox rounds of
  * gr_rng.h run for 16 counters side by side so the compiler vectorises them. */
 static GR_HOT_INLINE void
@@ -486,11 +518,15 @@ static gr_ops gr_cpu_ops_table = {
 	.layernorm_bwd = cpu_layernorm_bwd,
 	.gelu_fwd = cpu_gelu_fwd,
 	.gelu_bwd = cpu_gelu_bwd,
+	.gate_fwd = cpu_gate_fwd,
+	.gate_bwd = cpu_gate_bwd,
 	.dropout = cpu_dropout,
 	.gather_rows = cpu_gather_rows,
 	.scatter_add_rows = cpu_scatter_add_rows,
 	.attn_fwd = gr_cpu_attn_fwd,
 	.attn_bwd = gr_cpu_attn_bwd,
+	.hstu_attn_fwd = gr_cpu_hstu_attn_fwd,
+	.hstu_attn_bwd = gr_cpu_hstu_attn_bwd,
 	.softmax_xent = gr_cpu_softmax_xent,
 	.sampled_xent = gr_cpu_sampled_xent,
 	.row_dot = cpu_row_dot,

@@ -29,6 +29,32 @@
  */
 #define GR_HOT_INLINE inline __attribute__((always_inline))
 
+/* Keys [0, nk) visible to query q, *self when q (a causal candidate) also sees itself, and
+ * the strict keys [0, *nk2) that the second value stream is read at. */
+static inline int
+gr_cpu_visible_keys(int q, int n_hist, gr_attn_mask mask, bool *self, int *nk2)
+{
+	bool		candidate = q >= n_hist;
+
+	*nk2 = candidate ? n_hist : q;
+	if (mask == GR_MASK_STRICT)
+	{
+		*self = false;
+		return *nk2;
+	}
+	*self = candidate;
+	return candidate ? n_hist : q + 1;
+}
+
+void		gr_cpu_hstu_attn_fwd(void *ctx, float *out, const float *qkv, int ld,
+								 const float *v2, const gr_hstu_rab *rab,
+								 const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head, int d,
+								 float alpha, float inv_n);
+void		gr_cpu_hstu_attn_bwd(void *ctx, float *dqkv, float *dv2, float *d_w_pos,
+								 float *d_w_time, const float *dout, const float *qkv, int ld,
+								 const float *v2, const gr_hstu_rab *rab,
+								 const gr_attn_seqs *seqs, gr_attn_mask mask, int n_head, int d,
+								 float alpha, float inv_n);
 void		gr_cpu_attn_fwd(void *ctx, float *out, float *lse, const float *qkv,
 							const float *v2, const gr_attn_seqs *seqs, gr_attn_mask mask,
 							int n_head, int d);

@@ -18,23 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys [0, nk) visible to query q, *self when q (a causal candidate) also sees itself, and
- * the strict keys [0, *nk2) that the second value stream is read at. */
-static inline int
-visible_keys(int q, int n_hist, gr_attn_mask mask, bool *self, int *nk2)
-{
-	bool		candidate = q >= n_hist;
-
-	*nk2 = candidate ? n_hist : q;
-	if (mask == GR_MASK_STRICT)
-	{
-		*self = false;
-		return *nk2;
-	}
-	*self = candidate;
-	return candidate ? n_hist : q + 1;
-}
-
 /* Dot product of two vectors of length n. */
 static inline float
 dot(const float *a, const float *b, int n)
@@ -111,7 +94,7 @@ static GR_HOT_INLINE float
 attn_fwd_query(const attn_task *t, int q, float *o)
 {
 	bool		self;
-	int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
+	int			nk2, nk = gr_cpu_visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 	const float *qv = t->Q + (size_t) q * t->ld;
 	float	   *s = t->s;
 	float		m = -INFINITY, l = 0.0f, s_self = 0.0f, p_self = 0.0f;
@@ -168,7 +151,7 @@ attn_bwd_query(const attn_task *t, int q, const float *dov, const float *ov, flo
 			   float *dq)
 {
 	bool		self;
-	int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
+	int			nk2, nk = gr_cpu_visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 	const float *qv = t->Q + (size_t) q * t->ld;
 	float	   *s = t->s, *dp = t->dp;
 	float		D = dot(dov, ov, t->dh);
@@ -293,7 +276,7 @@ attn_fwd_plain(const attn_task *t, float *out, float *lse, int base, int h, int 
 	for (int q = 0; q < t->T; q++)
 	{
 		bool		self;
-		int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
+		int			nk2, nk = gr_cpu_visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 		const float *qv = t->Q + (size_t) q * t->ld;
 		float	   *o = out + (size_t) (base + q) * d + h * t->dh;
 		float		m = -INFINITY, l = 0.0f;
@@ -389,7 +372,7 @@ attn_bwd_plain(const attn_task *t, float *dqkv, float *dv2, const float *dout,
 	for (int q = 0; q < t->T; q++)
 	{
 		bool		self;
-		int			nk2, nk = visible_keys(q, t->n_hist, t->mask, &self, &nk2);
+		int			nk2, nk = gr_cpu_visible_keys(q, t->n_hist, t->mask, &self, &nk2);
 		const float *qv = t->Q + (size_t) q * t->ld;
 		const float *dov = dout + (size_t) (base + q) * d + h * t->dh;
 		const float *ov = out + (size_t) (base + q) * d + h * t->dh;

@@ -135,7 +135,7 @@ map_history(gr_session *s, const gr_history *h, int *start_in_view)
 	int			keep = GR_MIN(h->n, m->layout->history_cap(m->cfg.max_len));
 	int			start = h->n - keep;
 	int			first = GR_MAX(0, start - 1);
-	gr_seq_view v;
+	gr_seq_view v = {0};
 
 	for (int i = first; i < h->n; i++)
 	{
@@ -148,6 +148,9 @@ map_history(gr_session *s, const gr_history *h, int *start_in_view)
 	v.actions = K > 0 ? s->norm : NULL;
 	v.n = h->n - first;
 	v.n_actions = K;
+	v.times = h->times ? h->times + first : NULL;
+	v.has_now = h->has_now;
+	v.now = h->now;
 	*start_in_view = start - first;
 	return v;
 }

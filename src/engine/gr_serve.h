@@ -26,6 +26,9 @@ typedef struct gr_history
 	const int64_t *items;
 	const double *actions;		/* [n * K] raw values, NaN = missing; NULL = all missing */
 	int			n;
+	const int64_t *times;		/* [n] in the model's time unit, ascending; NULL = none */
+	bool		has_now;		/* now is the request time; else the last history time */
+	int64_t		now;
 } gr_history;
 
 /* What a pass needs room for (gr_serve.c sizes it per batch). */

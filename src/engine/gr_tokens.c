@@ -27,6 +27,8 @@ gr_tokens_init(gr_tokens *tb, const gr_env *env, int n_actions, int n_buckets,
 	tb->pos = gr_alloc(env, sizeof(int32_t) * cap_tokens);
 	tb->has_action = gr_alloc(env, cap_tokens);
 	tb->action = gr_alloc(env, sizeof(float) * cap_tokens * k);
+	tb->key_time = gr_alloc(env, sizeof(int64_t) * cap_tokens);
+	tb->query_time = gr_alloc(env, sizeof(int64_t) * cap_tokens);
 	tb->seq_off = gr_alloc(env, sizeof(int32_t) * (cap_seq + 1));
 	tb->n_hist = gr_alloc(env, sizeof(int32_t) * cap_seq);
 	tb->item_row_tok = gr_alloc(env, sizeof(int32_t) * cap_rows);
@@ -36,7 +38,8 @@ gr_tokens_init(gr_tokens *tb, const gr_env *env, int n_actions, int n_buckets,
 	tb->act_row_coupler = gr_alloc(env, sizeof(int32_t) * cap_rows);
 	tb->act_row_target = gr_alloc(env, sizeof(float) * cap_rows * k);
 	tb->act_row_src = gr_alloc(env, sizeof(int32_t) * cap_rows);
-	if (!tb->item || !tb->pos || !tb->has_action || !tb->action || !tb->seq_off ||
+	if (!tb->item || !tb->pos || !tb->has_action || !tb->action || !tb->key_time ||
+		!tb->query_time || !tb->seq_off ||
 		!tb->n_hist || !tb->item_row_tok || !tb->item_row_target || !tb->item_row_src ||
 		!tb->act_row_tok || !tb->act_row_coupler || !tb->act_row_target || !tb->act_row_src)
 	{
@@ -57,7 +60,7 @@ gr_tokens_bytes(int n_actions, int cap_tokens, int cap_seq, int cap_rows)
 				s = (size_t) GR_MAX(cap_seq, 0),
 				r = (size_t) GR_MAX(cap_rows, 0);
 
-	return t * (2 * sizeof(int32_t) + 1 + sizeof(float) * k) + sizeof(int32_t) * (2 * s + 1) +
+	return t * (2 * sizeof(int32_t) + 2 * sizeof(int64_t) + 1 + sizeof(float) * k) + sizeof(int32_t) * (2 * s + 1) +
 		r * (6 * sizeof(int32_t) + sizeof(float) * k);
 }
 
@@ -73,6 +76,8 @@ gr_tokens_free(gr_tokens *tb)
 	gr_free(env, tb->pos);
 	gr_free(env, tb->has_action);
 	gr_free(env, tb->action);
+	gr_free(env, tb->key_time);
+	gr_free(env, tb->query_time);
 	gr_free(env, tb->seq_off);
 	gr_free(env, tb->n_hist);
 	gr_free(env, tb->item_row_tok);
@@ -161,10 +166,22 @@ gr_tokens_add(gr_tokens *tb, int32_t item, int32_t pos, bool has_action, const f
 
 	tb->item[t] = item;
 	tb->pos[t] = pos;
+	tb->key_time[t] = 0;
+	tb->query_time[t] = 0;
 	tb->has_action[t] = has_action && K > 0;
 	for (int k = 0; k < K; k++)
 		tb->action[(size_t) t * K + k] = (has_action && action) ? action[k] : NAN;
 	return t;
+}
+
+/* Set the times token tok is a key and a query at. */
+void
+gr_tokens_set_time(gr_tokens *tb, int tok, int64_t key_time, int64_t query_time)
+{
+	if (tok < 0 || tok >= tb->n_tokens)
+		return;
+	tb->key_time[tok] = key_time;
+	tb->query_time[tok] = query_time;
 }
 
 /* Append an item row. */

@@ -37,6 +37,11 @@ typedef struct gr_tokens
 	int32_t    *pos;
 	uint8_t    *has_action;		/* 1 if the token has an action slot */
 	float	   *action;			/* [tokens * K] normalised values, NaN = missing */
+	/* the token's times, read by time-aware trunks (HSTU's time bias): the time it is seen at
+	 * as a key (its interaction's), and the time it queries at (the time of what it predicts;
+	 * gr_tokens_set_time, both 0 until set) */
+	int64_t    *key_time;
+	int64_t    *query_time;
 
 	/* per sequence */
 	int32_t    *seq_off;		/* [seqs + 1] */
@@ -102,6 +107,9 @@ int			gr_tokens_seq_len(const gr_tokens *tb);
  */
 int			gr_tokens_add(gr_tokens *tb, int32_t item, int32_t pos, bool has_action,
 						  const float *action);
+
+/* Set the times token tok is a key and a query at (the layout's choice, LAYOUTS.md §2.3). */
+void		gr_tokens_set_time(gr_tokens *tb, int tok, int64_t key_time, int64_t query_time);
 
 /* Append an item row reading token tok with the given target item, which is interaction src
  * of the history (-1 for a read-out); false when full. */

@@ -2,6 +2,7 @@
  * gr_train_options.c — the training options object from JSON text (gr_train_options.h).
  */
 #include "gr_train_options.h"
+#include "gr_arch.h"
 #include "gr_json.h"
 
 #include <limits.h>
@@ -46,6 +47,7 @@ static const option_spec option_specs[] = {
 	{"loss", OPT_WORD, 0, 0},
 	{"negatives", OPT_INT, 0, GR_MAX_NEGATIVES},
 	{"sampler", OPT_WORD, 0, 0},
+	{"trunk", OPT_WORD, 0, 0},
 	{"temperature", OPT_FLOAT, 1e-3, 1e3},
 	{"item_update", OPT_WORD, 0, 0},
 };
@@ -58,7 +60,7 @@ gr_train_option_keys(void)
 {
 	return "beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, "
 		"n_buckets, emb_scale, head_hidden, binary_actions, task_weights, loss, negatives, sampler,"
-		" temperature, item_update";
+		" temperature, item_update, trunk";
 }
 
 /* Index of a known option key. */
@@ -122,7 +124,7 @@ apply_number(const char *key, double x, gr_model_config *m, gr_train_config *t)
 		m->temperature = (float) x;
 }
 
-/* Store "loss", "sampler" or "item_update" by name. */
+/* Store "loss", "sampler", "item_update" or "trunk" by name. */
 static gr_status
 option_word(const cJSON *item, const char *key, gr_model_config *m, gr_train_config *t,
 			gr_error *err)
@@ -130,6 +132,16 @@ option_word(const cJSON *item, const char *key, gr_model_config *m, gr_train_con
 	bool		loss = strcmp(key, "loss") == 0;
 	int			id = -1;
 
+	if (strcmp(key, "trunk") == 0)
+	{
+		const gr_arch *arch = cJSON_IsString(item) ? gr_arch_by_name(item->valuestring) : NULL;
+
+		if (arch == NULL)
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "option \"trunk\" must be \"gpt2\" or \"hstu\"");
+		m->trunk = arch->id;
+		return GR_OK;
+	}
 	if (strcmp(key, "item_update") == 0)
 	{
 		if (cJSON_IsString(item))

@@ -2,7 +2,8 @@
 # test/gpu/run.sh — the GPU suite: build the engine, the CLI and genrec_cuda.so with this
 # machine's nvcc, then
 #   ops    every op CPU vs CUDA on fresh random inputs, gradient / optimiser / scoring parity
-#          through the engine (build/gpu/test_cuda_ops, all three math modes)
+#          through the engine (build/gpu/test_cuda_ops, all three math modes), and HSTU
+#          attention (build/gpu/test_cuda_hstu)
 #   cli    full training of each layout on ml-100k with --device cpu and --device cuda (fp32
 #          and tf32): loss curves and test metrics; scoring and retrieval parity, and models
 #          trained on one device evaluated on the other
@@ -107,6 +108,12 @@ ops() {
 	sed -n '/^op  /,$p' "$R/ops.log"
 	$CMP note "ops: CPU vs CUDA (test_cuda_ops)" "$([ $rc = 0 ] && echo PASS || echo FAIL)" \
 		"$(tail -1 "$R/ops.log") (log: $R/ops.log)"
+	local hrc=0
+	build/gpu/test_cuda_hstu --module "$MODULE" > "$R/hstu.log" 2>&1 || hrc=$?
+	grep -E "^FAIL|^     " "$R/hstu.log" | head -40
+	tail -1 "$R/hstu.log"
+	$CMP note "ops: HSTU attention CPU vs CUDA (test_cuda_hstu)" \
+		"$([ $hrc = 0 ] && echo PASS || echo FAIL)" "$(tail -1 "$R/hstu.log") (log: $R/hstu.log)"
 }
 
 # CLI runs; $1 = label, the rest = arguments

@@ -1413,7 +1413,7 @@ model_parity(harness *h, int layout_id, int item_loss)
 	for (int u = 0; u < B; u++)
 	{
 		int			n = irand(h, 3, wl);
-		gr_seq_view sv;
+		gr_seq_view sv = {0};
 
 		rand_history(h, n, K, V, items, act);
 		sv.items = items;

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """genrec_ref — the float64 PyTorch reference for the engine's parity test.
 
-Given a dump written by build/ref/parity_dump (OUTDIR/<layout>.json plus the parameter blobs),
-it recomputes everything from the raw interactions with its own code (python/genrec_torch,
-written from LAYOUTS.md / PROTOCOL.md):
+Given a dump written by build/ref/parity_dump (OUTDIR/<tag>.json plus the parameter blobs; the
+tag is the layout's name, with "@hstu" for the HSTU trunk), it recomputes everything from
+the raw interactions with its own code (python/genrec_torch, written from LAYOUTS.md /
+PROTOCOL.md):
 
-  dataset      stable sort, dense ids, training-split min/max, normalisation
+  dataset      stable sort, dense ids, training-split min/max, normalisation, times
   windows      the most recent training window of every user
-  tokens       the layout's token batch (items, positions, action slots, rows)
+  tokens       the layout's token batch (items, positions, action slots, the tokens' key
+               and query times, rows)
   step 0       loss parts and gradients from the engine's initial parameters
   sampled      the sampled and in-batch item losses (the engine's candidates, log-Q
                recomputed from the training counts): loss and gradients
@@ -17,9 +19,10 @@ written from LAYOUTS.md / PROTOCOL.md):
                bias baseline on the validation and test splits
   serving      candidate scores and retrieval logits (block-causal packing with an explicit
                boolean mask, the PC coupler), and top-k recommendations, computed with the
-               ENGINE's final parameters so serving is checked apart from training drift
+               ENGINE's final parameters so serving is checked apart from training drift;
+               the history's times and the request time as the case gives them
 
-    genrec_ref.py DUMPDIR [layout ...]     prints a summary of the reference results
+    genrec_ref.py DUMPDIR [tag ...]     prints a summary of the reference results
 """
 
 import json
@@ -41,8 +44,8 @@ def _nan(v):
     return float("nan") if v is None else float(v)
 
 
-def load_dump(dump_dir, layout):
-    with open(os.path.join(dump_dir, layout + ".json")) as f:
+def load_dump(dump_dir, tag):
+    with open(os.path.join(dump_dir, tag + ".json")) as f:
         d = json.load(f)
     blobs = {}
     for key, name in d["files"].items():
@@ -65,7 +68,7 @@ def build_model(d, params):
                   n_head=c["n_head"], max_len=c["max_len"], n_actions=c["n_actions"],
                   n_buckets=c["n_buckets"], emb_scale=c["emb_scale"],
                   head_hidden=c["head_hidden"], dropout=0.0,
-                  action_binary=c["action_binary"],
+                  action_binary=c["action_binary"], trunk=c.get("trunk", "gpt2"),
                   action_bias=c.get("action_bias", False)).to(DTYPE)
     names = {n for n, _ in m.named_parameters()}
     if names != set(params):
@@ -95,7 +98,7 @@ def train_batch(layout, ds, max_len):
     for u, (items, acts) in enumerate(ds.seqs):
         end = ds.train_end(u)
         start = max(0, end - W)
-        s = gt.window_seq(layout, items, acts, start, end)
+        s = gt.window_seq(layout, items, acts, start, end, times=ds.times[u])
         added = end - start >= 1 and (len(s.item_rows) + len(s.act_rows)) > 0
         windows.append({"user": u, "start": start, "end": end, "added": added})
         if added:
@@ -105,14 +108,16 @@ def train_batch(layout, ds, max_len):
 
 def seqs_to_flat(seqs, K):
     """The token batch in the engine's flat form, for comparison."""
-    out = {k: [] for k in ("item", "pos", "has_action", "action", "seq_off", "n_hist",
-                           "item_rows", "act_rows")}
+    out = {k: [] for k in ("item", "pos", "has_action", "action", "key_time", "query_time",
+                           "seq_off", "n_hist", "item_rows", "act_rows")}
     off = 0
     out["seq_off"].append(0)
     for s in seqs:
         for t in range(len(s)):
             out["item"].append(s.item[t])
             out["pos"].append(s.pos[t])
+            out["key_time"].append(s.key_time[t])
+            out["query_time"].append(s.query_time[t])
             out["has_action"].append(int(s.act[t] is not None and K > 0))
             out["action"].append(list(s.act[t]) if s.act[t] is not None
                                  else [float("nan")] * K)
@@ -153,8 +158,12 @@ def serve(d, ds, model, case):
     cands_ext = case["candidates"]
     cands = gt.dense_lookup(item_ids, cands_ext)
     res = {"known": [int(x > 0) for x in cands]}
+    times = case["history"].get("times")
+    times = None if times is None else np.array(times, dtype=np.int64)
+    now = case["history"].get("now")
 
-    s = gt.serving_seq(layout, items, acts if K > 0 else None, start, cands)
+    s = gt.serving_seq(layout, items, acts if K > 0 else None, start, cands, times,
+                       None if now is None else int(now))
     if not gt.layout_of(layout).cold_start and N == 0:
         res["score_status"] = "empty history"
     else:
@@ -227,7 +236,7 @@ def evaluate(d, ds, model, split, ks):
         if t is None:
             continue
         seqs.append(gt.window_seq(layout, items, acts if K else None, max(0, t + 1 - W), t + 1,
-                                  last_only=True))
+                                  last_only=True, times=ds.times[u]))
         tgts.append(int(items[t]))
         excl.append(sorted({int(x) for x in items[:t] if x > 0 and x != items[t]}))
         users.append(u)
@@ -377,10 +386,11 @@ def sampled_reference(d, ds, init, batch, allow):
     return out
 
 
-def run_reference(dump_dir, layout):
+def run_reference(dump_dir, tag):
     """Everything the parity test compares, computed by the reference."""
     torch.set_num_threads(1)
-    d, blobs = load_dump(dump_dir, layout)
+    d, blobs = load_dump(dump_dir, tag)
+    layout = d["layout"]
     c, tc = d["config"], d["train"]
     K = c["n_actions"]
     ref = {}
@@ -431,12 +441,12 @@ def main(argv):
     if len(argv) < 2:
         print(__doc__)
         return 2
-    layouts = argv[2:] or list(gt.LAYOUTS)
-    for layout in layouts:
-        d, _, ref = run_reference(argv[1], layout)
+    tags = argv[2:] or [l + t for t in ("", "@hstu") for l in gt.LAYOUTS]
+    for tag in tags:
+        d, _, ref = run_reference(argv[1], tag)
         s0 = ref["step0"]
         print("%-5s step0 item %.6f action %s total %.6f; losses %s" % (
-            layout, s0["item"], ["%.6f" % x for x in s0["action"]], s0["total"],
+            tag, s0["item"], ["%.6f" % x for x in s0["action"]], s0["total"],
             " ".join("%.5f" % x for x in ref["losses"])))
         for case, r in zip(d["serving"], ref["serving"]):
             print("      %-6s score %s logit %s rec %s" % (

@@ -2,11 +2,17 @@
 """Engine vs PyTorch reference parity (make NO_PGXS=1 parity).
 
 Runs build/ref/parity_dump into a temporary directory, recomputes everything with the
-float64 reference (genrec_ref.py / python/genrec_torch), and compares per layout:
+float64 reference (genrec_ref.py / python/genrec_torch), and compares per layout and trunk
+(gpt2, and hstu: the HSTU blocks with their relative position and time biases):
 
-  data     the dataset the engine built from the raw rows (dense ids exact, actions 1e-6)
+  data     the dataset the engine built from the raw rows (dense ids and times exact,
+           actions 1e-6)
   win      the training window [start, end) of every user (exact)
-  tok      the token batch: items, positions, action slots, rows (exact; actions 1e-6)
+  tok      the token batch: items, positions, action slots, the tokens' key and query times,
+           rows (exact; actions 1e-6); also every serving case's tokens
+  tbkt     hstu: the engine's time-bucket edges equal the reference's ceil(exp(0.301 b)), and
+           its bucket of gaps around every edge (both signs, the int64 extremes) the
+           reference's (exact)
   loss0    step-0 loss parts (item CE, each action column, total)        rel <= 1e-4
   grad     every gradient tensor of step 0: ||g_c - g_ref|| / ||g_ref||   rel <= 1e-4
   smp      the sampled and in-batch item losses (uniform and popularity negatives, in-batch
@@ -17,28 +23,33 @@ float64 reference (genrec_ref.py / python/genrec_torch), and compares per layout
            users): HR/NDCG@{1,3,10} and MRR with and without seen items excluded, action
            RMSE and the bias baseline                                     rel <= 1e-4
   score    serving: action predictions per candidate (vector rel)        rel <= 1e-4
+           (cases: a long history with times and a request time a day later, a short one
+           with times and no request time, one without times, and the empty history of the
+           packing layouts with a request time)
   logit    serving: retrieval logits per candidate (vector rel)          rel <= 1e-4
   rec      top-5 recommendations: scores rel <= 1e-4, items equal as sets unless tied
   mem      the engine's host allocations: no overflow past an allocation, no leak
 
-The problem (parity_dump.c): 8 users with 2..14 interactions (time ties, shuffled input rows,
-NaN actions, an out-of-range held-out value, windows that truncate), ~33 items, d_model 16,
-2 layers, 2 heads, max_len 6, 4 buckets, emb_scale 1.5, lr 1e-2, dropout 0. The engine's
-GPT-2 init is made harder on purpose (weights x10, random biases and LayerNorm gains, a
-non-zero padding row 0) so that GELU form, LayerNorm eps, biases and padding leaks show.
+The problem (parity_dump.c): 8 users with 2..14 interactions (time ties and gaps of 1, 45 and
+3600 s, shuffled input rows, NaN actions, an out-of-range held-out value, windows that
+truncate), ~33 items, d_model 16, 2 layers, 2 heads, max_len 6, 4 buckets, emb_scale 1.5,
+lr 1e-2, dropout 0. The engine's init is made harder on purpose (weights x10, random biases
+and LayerNorm gains, a non-zero padding row 0, and for HSTU random relative-bias tables) so
+that GELU / SiLU form, LayerNorm eps, biases, bias indexing and padding leaks show.
 
 Serving is recomputed with the engine's final parameters (so it is checked apart from
 training drift), and the serving token sequences are compared exactly as well. NaN never
 passes: a NaN where the reference has a number (or the reverse) is a failure.
 
-One gauge direction is treated specially: the key bias (the middle third of every
-blocks.L.attn.qkv.bias) has an exactly zero gradient in exact arithmetic (softmax is
+One gauge direction of the GPT-2 trunk is treated specially: the key bias (the middle third
+of every blocks.L.attn.qkv.bias) has an exactly zero gradient in exact arithmetic (softmax is
 invariant to adding q.b_k to every score of a row), so AdamW turns the engine's float32
 rounding noise there (~1e-9, below eps = 1e-8) into steps of up to ~lr while the float64
 reference stays put. It cannot change any output; the final-parameter check compares qkv.bias
-without that slice and instead bounds the slice's drift by steps * lr.
+without that slice and instead bounds the slice's drift by steps * lr. HSTU has no softmax,
+so its key bias is compared like every other parameter.
 
-    parity.py --bin-dir build/ref [--keep DIR] [--layouts item,int,lac,pc] [-v]
+    parity.py --bin-dir build/ref [--keep DIR] [--layouts item,int,lac,pc] [--trunks gpt2,hstu] [-v]
 """
 
 import argparse
@@ -51,7 +62,7 @@ import tempfile
 import time
 
 try:
-    import torch  # noqa: F401  (only to find an interpreter that has it)
+    import torch  # (also to find an interpreter that has it)
 except ImportError:  # make runs "python3", which may be an interpreter without torch
     if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != \
             os.path.realpath("/usr/bin/python3"):
@@ -128,8 +139,9 @@ def compare_tokens(ck, cat, c, r, K):
     """Compare an engine token dump (flat, JSON) with the reference's flattened sequences."""
     ok = True
     why = []
-    for key in ("item", "pos", "has_action", "seq_off", "n_hist"):
-        if list(c[key]) != list(r[key]):
+    for key in ("item", "pos", "has_action", "key_time", "query_time", "seq_off", "n_hist"):
+        cv = [int(x) for x in c[key]]      # the times come as decimal strings (int64)
+        if cv != [int(x) for x in r[key]]:
             ok = False
             why.append("%s: engine %s, reference %s" % (key, c[key], r[key]))
     # action values of the slots (engine fills NaN in tokens without a slot too)
@@ -155,10 +167,31 @@ def compare_tokens(ck, cat, c, r, K):
     ck.exact(cat, ok, "; ".join(why))
 
 
-def check_layout(dump_dir, layout, verbose):
-    ck = Checker(layout, verbose)
-    d, blobs, ref = genrec_ref.run_reference(dump_dir, layout)
+def check_time_buckets(ck, d):
+    """The engine's HSTU time-bucket table and bucketing against the reference's."""
+    tb = d.get("time_buckets")
+    if tb is None:
+        ck.exact("tbkt", False, "the dump has no time-bucket table")
+        return
+    edges = [int(x) for x in tb["edges"]]
+    ck.exact("tbkt", edges == list(gt.TIME_EDGES),
+             "edges differ at %s" % [i for i, (a, b) in enumerate(zip(edges, gt.TIME_EDGES))
+                                     if a != b][:5] if len(edges) == len(gt.TIME_EDGES)
+             else "%d edges, reference %d" % (len(edges), len(gt.TIME_EDGES)))
+    gaps = [int(x) for x in tb["gaps"]]
+    # |INT64_MIN| does not fit in int64: the engine takes it as INT64_MAX
+    mine = gt.time_bucket(torch.tensor([max(g, -(2 ** 63 - 1)) for g in gaps],
+                                       dtype=torch.long)).tolist()
+    bad = [(g, e, m) for g, e, m in zip(gaps, tb["buckets"], mine) if e != m]
+    ck.exact("tbkt", not bad, "(gap, engine bucket, reference bucket) %s" % bad[:5])
+
+
+def check_layout(dump_dir, tag, verbose):
+    ck = Checker(tag, verbose)
+    d, blobs, ref = genrec_ref.run_reference(dump_dir, tag)
+    layout = d["layout"]
     c = d["config"]
+    trunk = c.get("trunk", "gpt2")
     K = c["n_actions"]
     steps = d["train"]["steps"]
     lr = d["train"]["lr"]
@@ -177,12 +210,18 @@ def check_layout(dump_dir, layout, verbose):
           and np.allclose(cd["action_max"], ds.action_max, rtol=0, atol=1e-12))
     why = [] if ok else ["ids or action ranges differ: engine %s %s, reference %s %s" % (
         cd["action_min"], cd["action_max"], ds.action_min, ds.action_max)]
-    for u, (cu, (items, acts)) in enumerate(zip(cd["users"], ds.seqs)):
+    for u, (cu, (items, acts), times) in enumerate(zip(cd["users"], ds.seqs, ds.times)):
         if list(cu["items"]) != [int(x) for x in items] or not nan_equal(cu["actions"], acts.tolist()):
             ok = False
             why.append("user %d: engine %s %s, reference %s %s" % (
                 u, cu["items"], cu["actions"], items.tolist(), acts.tolist()))
+        if cu.get("times") is None or [int(x) for x in cu["times"]] != [int(x) for x in times]:
+            ok = False
+            why.append("user %d times: engine %s, reference %s" % (u, cu.get("times"),
+                                                                    times.tolist()))
     ck.exact("data", ok, "; ".join(why))
+    if trunk == "hstu":
+        check_time_buckets(ck, d)
 
     # windows and tokens
     ck.exact("win", d["windows"] == ref["windows"],
@@ -233,7 +272,7 @@ def check_layout(dump_dir, layout, verbose):
     dm = c["d_model"]
     for name, pr in ref["final"].items():
         pc, prn = p_c[name].numpy(), pr.numpy()
-        if name.endswith("attn.qkv.bias"):
+        if trunk == "gpt2" and name.endswith("attn.qkv.bias"):
             keep = np.r_[0:dm, 2 * dm:3 * dm]
             ck.note("param", rel(pc[keep], prn[keep]), name + " (q, v)")
             drift = np.abs(pc[dm:2 * dm] - p_0[name].numpy()[dm:2 * dm]).max()
@@ -327,8 +366,8 @@ def _f(v):
     return float("nan") if v is None else float(v)
 
 
-CATS = ("data", "win", "tok", "loss0", "grad", "smp", "loss10", "param", "eval", "score", "logit", "rec",
-        "mem")
+CATS = ("data", "win", "tok", "tbkt", "loss0", "grad", "smp", "loss10", "param", "eval", "score",
+        "logit", "rec", "mem")
 
 
 def fmt(v):
@@ -346,10 +385,14 @@ def main():
     ap.add_argument("--bin-dir", default="build/ref")
     ap.add_argument("--keep", help="write the dump here and keep it")
     ap.add_argument("--layouts", default=",".join(gt.LAYOUTS))
+    ap.add_argument("--trunks", default=",".join(gt.TRUNKS))
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     t0 = time.time()
-    layouts = [x for x in args.layouts.split(",") if x]
+    trunks = [x for x in args.trunks.split(",") if x]
+    # one run per layout and trunk, named as parity_dump names them (lac, lac@hstu)
+    runs = [(l, t) for t in trunks for l in args.layouts.split(",") if l]
+    layouts = [l if t == "gpt2" else "%s@%s" % (l, t) for l, t in runs]
     dump_dir = args.keep or tempfile.mkdtemp(prefix="genrec-parity-")
     try:
         exe = os.path.join(args.bin_dir, "parity_dump")
@@ -368,10 +411,12 @@ def main():
                 failures.append("%s: no dump written" % l)
         print("engine vs float64 PyTorch reference: max relative error per category "
               "(tolerance %.0e)" % TOL)
-        print("%-8s" % "layout" + "".join("%9s" % c for c in CATS))
-        for l in dumped:
-            ck = check_layout(dump_dir, l, args.verbose)
-            print("%-8s" % l + "".join("%9s" % ck.cell(c) for c in CATS))
+        print("%-8s %-5s" % ("layout", "trunk") + "".join("%9s" % c for c in CATS))
+        for (l, t), tag in zip(runs, layouts):
+            if tag not in dumped:
+                continue
+            ck = check_layout(dump_dir, tag, args.verbose)
+            print("%-8s %-5s" % (l, t) + "".join("%9s" % ck.cell(c) for c in CATS))
             failures += ck.failures
         print("%.1f s" % (time.time() - t0))
         if failures:
@@ -379,7 +424,7 @@ def main():
             for f in failures:
                 print("  " + f)
             return 1
-        print("parity: all layouts pass")
+        print("parity: all layouts pass on %s" % ", ".join(trunks))
         return 0
     finally:
         if not args.keep:

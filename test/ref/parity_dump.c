@@ -3,18 +3,24 @@
  * PyTorch reference (test/ref/genrec_ref.py) to recompute independently and test/ref/parity.py
  * to compare, in the style of llm.c's test_gpt2.
  *
- *   parity_dump OUTDIR [layout ...]        (layouts: item int lac pc; default all)
+ *   parity_dump OUTDIR [layout[@trunk] ...]   (e.g. lac, lac@hstu; default every layout on
+ *                                               every trunk)
  *
- * For every layout it writes OUTDIR/<layout>.json (configuration, the raw interactions, the
- * dataset the engine built from them, the training windows and token batch, step-0 loss parts,
- * ten training losses, serving inputs and outputs) and three float32 little-endian blobs laid
- * out like model->tensors: <layout>_init.bin (initial parameters), <layout>_grads0.bin (the
- * gradients of step 0) and <layout>_final.bin (the parameters after ten AdamW steps).
+ * For every run (a layout on a trunk; the tag is the layout's name, with "@trunk" for a trunk
+ * other than gpt2) it writes OUTDIR/<tag>.json (configuration, the raw interactions, the
+ * dataset the engine built from them, the training windows and token batch with the tokens'
+ * key and query times, step-0 loss parts, ten training losses, serving inputs and outputs,
+ * and for HSTU the time-bucket table) and float32 little-endian blobs laid out like
+ * model->tensors: <tag>_init.bin (initial parameters), <tag>_grads0.bin (the gradients of
+ * step 0), <tag>_final.bin (the parameters after ten AdamW steps) and the sampled losses'
+ * gradients.
  *
  * The driver uses only the engine's public API (dataset, model, trainer, serving); it never
  * recomputes anything itself, so every number in the dump is the engine's.
  */
+#include "gr_arch.h"
 #include "gr_dataset.h"
+#include "gr_hstu.h"
 #include "gr_model.h"
 #include "gr_serve.h"
 #include "gr_train.h"
@@ -42,7 +48,10 @@ static uint64_t rng_next(uint64_t *s);
  * LayerNorm gain, a wrong epsilon. So after gr_model_init_params the driver rescales the
  * weights by 10, draws biases and LayerNorm shifts from N(0, 0.1) and gains from
  * 1 + N(0, 0.1), and fills the padding row 0 of item_emb with a non-constant vector: the spec says row 0 never
- * contributes and never learns, so any read of it shows up as a mismatch.
+ * contributes and never learns, so any read of it shows up as a mismatch. HSTU's relative
+ * bias tables (zero at init) are drawn from N(0, 0.5), so that a wrong position gap or time
+ * bucket changes the scores; its LayerNorms (ln, attn.ln_out) are perturbed like GPT-2's.
+ * (The draws are uniform with these standard deviations.)
  */
 static void
 perturb_params(gr_model *m, uint64_t seed)
@@ -59,19 +68,23 @@ perturb_params(gr_model *m, uint64_t seed)
 		float	   *p = host + ten->offset;
 		size_t		len = strlen(ten->name);
 		bool		is_norm = strstr(ten->name, ".ln1.") || strstr(ten->name, ".ln2.") ||
+			strstr(ten->name, ".ln.") || strstr(ten->name, ".ln_out.") ||
 			strncmp(ten->name, "ln_f.", 5) == 0;
 		bool		is_bias = len > 5 && strcmp(ten->name + len - 5, ".bias") == 0;
 		/* the action head's bias path starts at zero: draw it so that parity covers it
 		 * (the item bias's padding row 0 too, which must never be read) */
 		bool		is_bias_path = strncmp(ten->name, "action_head.item_bias", 21) == 0 ||
 			strncmp(ten->name, "action_head.user_offset", 23) == 0;
+		bool		is_rab = strstr(ten->name, ".rab_") != NULL;
 
 		for (size_t i = 0; i < ten->numel; i++)
 		{
 			/* a centred uniform with standard deviation 1 */
 			double		z = (((double) (rng_next(&s) >> 11) / 9007199254740992.0) - 0.5) * 3.4641016;
 
-			if (is_norm && !is_bias)
+			if (is_rab)
+				p[i] = (float) (0.5 * z);
+			else if (is_norm && !is_bias)
 				p[i] = (float) (1.0 + 0.1 * z);
 			else if (is_bias)
 				p[i] = (float) (0.1 * z);
@@ -120,7 +133,8 @@ rng_int(uint64_t *s, int n)
 
 /*
  * Eight users with 2..14 interactions (one training-only user with 2), 40 possible items
- * with sparse external ids, times with ties (the stable sort decides), one continuous
+ * with sparse external ids, times with ties (the stable sort decides) and gaps of 0, 1, 45
+ * and 3600 (HSTU's time buckets 0, 0, 12 and 27, their sums others), one continuous
  * action with four missing values and one out-of-range value in a held-out position; the
  * rows are handed to the engine in shuffled order.
  */
@@ -138,7 +152,7 @@ make_problem(raw_problem *p)
 
 		for (int i = 0; i < lens[u]; i++)
 		{
-			static const int steps[] = {0, 1, 5, 60};
+			static const int steps[] = {0, 1, 45, 3600};
 
 			t += steps[rng_int(&s, 4)];
 			p->user[n] = uids[u];
@@ -294,6 +308,21 @@ jmatrix(const float *v, int n, int K)
 	return a;
 }
 
+/* int64 values as decimal strings (JSON numbers are doubles: exact only below 2^53). */
+static cJSON *
+jint64_strings(const int64_t *v, int n)
+{
+	cJSON	   *a = cJSON_CreateArray();
+	char		buf[32];
+
+	for (int i = 0; i < n; i++)
+	{
+		snprintf(buf, sizeof(buf), "%lld", (long long) v[i]);
+		cJSON_AddItemToArray(a, cJSON_CreateString(buf));
+	}
+	return a;
+}
+
 /* The metadata of a token batch, exactly as the layout produced it. */
 static cJSON *
 jtokens(const gr_tokens *tb)
@@ -309,6 +338,8 @@ jtokens(const gr_tokens *tb)
 	cJSON_AddItemToObject(o, "pos", jints(tb->pos, tb->n_tokens));
 	cJSON_AddItemToObject(o, "has_action", jints(has, tb->n_tokens));
 	cJSON_AddItemToObject(o, "action", jmatrix(tb->action, tb->n_tokens, K));
+	cJSON_AddItemToObject(o, "key_time", jint64_strings(tb->key_time, tb->n_tokens));
+	cJSON_AddItemToObject(o, "query_time", jint64_strings(tb->query_time, tb->n_tokens));
 	cJSON_AddItemToObject(o, "seq_off", jints(tb->seq_off, tb->n_seq + 1));
 	cJSON_AddItemToObject(o, "n_hist", jints(tb->n_hist, tb->n_seq));
 	cJSON_AddItemToObject(o, "item_row_tok", jints(tb->item_row_tok, tb->n_item_rows));
@@ -358,7 +389,7 @@ write_json(const char *dir, const char *layout, cJSON *root)
 
 #define TRY(expr) \
 	do { gr_status st_ = (expr); if (st_ != GR_OK) { \
-		fprintf(stderr, "parity_dump: %s: %s failed: %s: %s\n", layout->name, #expr, \
+		fprintf(stderr, "parity_dump: %s: %s failed: %s: %s\n", tag, #expr, \
 				gr_status_name(st_), err.message); goto fail; } } while (0)
 
 /* ---- serving ---------------------------------------------------------------------------- */
@@ -384,18 +415,27 @@ user_rows(const raw_problem *p, int64_t uid, int *idx)
 	return n;
 }
 
+/* What a serving case tells of time (gr_history). */
+typedef enum serve_times
+{
+	TIMES_NONE,					/* no times (every token's time 0) */
+	TIMES_LAST,					/* the history's times; the next interaction at the last */
+	TIMES_NOW,					/* the history's times and a request time a day after the
+								 * held-out interaction's */
+} serve_times;
+
 /*
  * Score candidates and recommend for a history: the user's interactions except the last
- * (n_hist < 0) or an explicit prefix length; candidates are the held-out next item, an
- * unknown id, an item of the history and two other catalogue items.
+ * (n_hist < 0) or an explicit prefix length, with times as tm says; candidates are the
+ * held-out next item, an unknown id, an item of the history and two other catalogue items.
  */
 static cJSON *
 serve_case(gr_session *sess, const gr_model *m, const gr_dataset *ds, const raw_problem *p,
-		   const char *name, int64_t uid, int n_hist)
+		   const char *name, int64_t uid, int n_hist, serve_times tm)
 {
 	int			idx[MAX_ROWS];
 	int			n = user_rows(p, uid, idx);
-	int64_t		hist_items[MAX_HIST];
+	int64_t		hist_items[MAX_HIST], hist_times[MAX_HIST];
 	double		hist_act[MAX_HIST];
 	int			K = m->cfg.n_actions;
 	gr_error	err = {0};
@@ -406,9 +446,11 @@ serve_case(gr_session *sess, const gr_model *m, const gr_dataset *ds, const raw_
 	for (int i = 0; i < n_hist; i++)
 	{
 		hist_items[i] = p->item[idx[i]];
+		hist_times[i] = p->time[idx[i]];
 		hist_act[i] = p->action[idx[i]];
 	}
 	int64_t		next = p->item[idx[n_hist]];
+	int64_t		now = p->time[idx[n_hist]] + 86400;
 	int64_t		cands[5] = {
 		next, UNKNOWN_ITEM,
 		n_hist > 0 ? hist_items[0] : ds->item_ids[1],
@@ -416,7 +458,8 @@ serve_case(gr_session *sess, const gr_model *m, const gr_dataset *ds, const raw_
 		ds->item_ids[ds->n_items],
 	};
 	int			C = 5;
-	gr_history	h = {.items = hist_items, .actions = K > 0 ? hist_act : NULL, .n = n_hist};
+	gr_history	h = {.items = hist_items, .actions = K > 0 ? hist_act : NULL, .n = n_hist,
+	.times = tm == TIMES_NONE ? NULL : hist_times, .has_now = tm == TIMES_NOW, .now = now};
 	float		action[5 * GR_MAX_ACTIONS], logit[5];
 	uint8_t		known[5];
 	gr_scores	sc = {.action = action, .logit = logit, .known = known};
@@ -431,6 +474,9 @@ serve_case(gr_session *sess, const gr_model *m, const gr_dataset *ds, const raw_
 	for (int i = 0; i < n_hist; i++)
 		cJSON_AddItemToArray(ja, jdoubles(&hist_act[i], 1));
 	cJSON_AddItemToObject(jh, "actions", ja);
+	cJSON_AddItemToObject(jh, "times", h.times ? jint64s(hist_times, n_hist) : cJSON_CreateNull());
+	cJSON_AddItemToObject(jh, "now", h.has_now ? cJSON_CreateNumber((double) now) :
+						  cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "history", jh);
 	cJSON_AddItemToObject(o, "candidates", jint64s(cands, C));
 
@@ -515,8 +561,41 @@ eval_split(const gr_model *m, const gr_dataset *ds, gr_split split, gr_error *er
 
 /* ---- one layout --------------------------------------------------------------------------- */
 
+/* The HSTU time-bucket table and gr_hstu_time_bucket at gaps around every edge, both signs
+ * and the extremes, for the reference to check its own table and bucketing against. */
+static cJSON *
+jtime_buckets(void)
+{
+	enum
+	{
+		N_PROBES = 6 * GR_HSTU_BUCKET_EDGES + 5
+	};
+	static int64_t gaps[N_PROBES];
+	int32_t		buckets[N_PROBES];
+	int			n = 0;
+	cJSON	   *o = cJSON_CreateObject();
+
+	for (int b = 0; b < GR_HSTU_BUCKET_EDGES; b++)
+		for (int d = -1; d <= 1; d++)
+		{
+			gaps[n++] = gr_hstu_edges[b] + d;
+			gaps[n++] = -(gr_hstu_edges[b] + d);
+		}
+	gaps[n++] = 0;
+	gaps[n++] = INT64_MAX;
+	gaps[n++] = INT64_MIN;
+	gaps[n++] = INT64_MAX - 1;
+	gaps[n++] = INT64_MIN + 1;
+	for (int i = 0; i < n; i++)
+		buckets[i] = gr_hstu_time_bucket(gaps[i]);
+	cJSON_AddItemToObject(o, "edges", jint64_strings(gr_hstu_edges, GR_HSTU_BUCKET_EDGES));
+	cJSON_AddItemToObject(o, "gaps", jint64_strings(gaps, n));
+	cJSON_AddItemToObject(o, "buckets", jints(buckets, n));
+	return o;
+}
+
 static int
-dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
+dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const raw_problem *p)
 {
 	gr_env		env;
 	guard_stats gs = {0};
@@ -527,9 +606,12 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	gr_session *sess = NULL;
 	gr_tokens	tb;
 	float	   *host = NULL, *host2 = NULL;
-	char		name_buf[256];
+	char		name_buf[256], tag[64];
 	int			rc = 1;
 	cJSON	   *root = cJSON_CreateObject();
+
+	snprintf(tag, sizeof(tag), "%s%s%s", layout->name, arch->id == GR_TRUNK_GPT2 ? "" : "@",
+			 arch->id == GR_TRUNK_GPT2 ? "" : arch->name);
 
 	memset(&tb, 0, sizeof(tb));
 	gr_env_default(&env);
@@ -557,6 +639,7 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	mc.n_buckets = 4;
 	mc.head_hidden = 12;
 	mc.emb_scale = 1.5f;
+	mc.trunk = arch->id;
 	for (int k = 0; k < K; k++)
 	{
 		mc.action_min[k] = ds->action_min[k];
@@ -583,6 +666,8 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 
 	cJSON_AddStringToObject(root, "layout", layout->name);
 	cJSON_AddNumberToObject(root, "layout_id", layout->id);
+	cJSON_AddStringToObject(root, "tag", tag);
+	cJSON_AddStringToObject(jc, "trunk", arch->name);
 	cJSON_AddNumberToObject(jc, "n_items", mc.n_items);
 	cJSON_AddNumberToObject(jc, "d_model", mc.d_model);
 	cJSON_AddNumberToObject(jc, "n_layer", mc.n_layer);
@@ -643,6 +728,7 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 		cJSON_AddNumberToObject(ju, "user_id", (double) ds->user_ids[u]);
 		cJSON_AddItemToObject(ju, "items", jints(sv.items, sv.n));
 		cJSON_AddItemToObject(ju, "actions", jmatrix(sv.actions, sv.n, K));
+		cJSON_AddItemToObject(ju, "times", sv.times ? jint64s(sv.times, sv.n) : cJSON_CreateNull());
 		cJSON_AddItemToArray(jus, ju);
 	}
 	cJSON_AddItemToObject(jd, "users", jus);
@@ -689,7 +775,7 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	if (host == NULL || host2 == NULL)
 		goto fail;
 	gr_model_download_params(m, host);
-	if (write_blob(dir, layout->name, "init", host, m->n_params))
+	if (write_blob(dir, tag, "init", host, m->n_params))
 		goto fail;
 
 	/* the sampled item losses: step 3's loss, gradients and candidates from the initial
@@ -747,10 +833,10 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 			cJSON_AddItemToObject(o, "item", jnum(sl.item));
 			cJSON_AddItemToObject(o, "total", jnum(sl.total));
 			snprintf(what, sizeof(what), "grads_%s", sampled[i].tag);
-			snprintf(name_buf, sizeof(name_buf), "%s_%s.bin", layout->name, what);
+			snprintf(name_buf, sizeof(name_buf), "%s_%s.bin", tag, what);
 			cJSON_AddStringToObject(o, "file", name_buf);
 			sm->ops->download(sm->ops->ctx, host2, st->grads, m->n_params * sizeof(float));
-			if (write_blob(dir, layout->name, what, host2, m->n_params))
+			if (write_blob(dir, tag, what, host2, m->n_params))
 				s = GR_ERR_IO;
 			free(cand);
 			free(logq);
@@ -793,14 +879,14 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 								  jints(nat, gr_layout_has_action_head(layout) ? K : 0));
 			cJSON_AddItemToObject(root, "step0", j0);
 			m->ops->download(m->ops->ctx, host, tr->grads, m->n_params * sizeof(float));
-			if (write_blob(dir, layout->name, "grads0", host, m->n_params))
+			if (write_blob(dir, tag, "grads0", host, m->n_params))
 				goto fail;
 		}
 		TRY(gr_trainer_apply(tr, &err));
 	}
 	cJSON_AddItemToObject(root, "losses", jdoubles(losses, N_STEPS));
 	gr_model_download_params(m, host);
-	if (write_blob(dir, layout->name, "final", host, m->n_params))
+	if (write_blob(dir, tag, "final", host, m->n_params))
 		goto fail;
 
 	/* evaluation with the trained parameters */
@@ -814,20 +900,23 @@ dump_layout(const char *dir, const gr_layout *layout, const raw_problem *p)
 	cJSON	   *jsv = cJSON_CreateArray();
 
 	TRY(gr_session_create(m, &sess, &err));
-	cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "long", 15, -1));
-	cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "short", 333, -1));
+	cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "long", 15, -1, TIMES_NOW));
+	cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "short", 333, -1, TIMES_LAST));
+	cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "untimed", 7, -1, TIMES_NONE));
 	if (gr_layout_packs_candidates(layout))
-		cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "empty", 48, 0));
+		cJSON_AddItemToArray(jsv, serve_case(sess, m, ds, p, "empty", 48, 0, TIMES_NOW));
 	cJSON_AddItemToObject(root, "serving", jsv);
+	if (arch->id == GR_TRUNK_HSTU)
+		cJSON_AddItemToObject(root, "time_buckets", jtime_buckets());
 
 	cJSON	   *jf = cJSON_CreateObject();
 	char		name[256];
 
-	snprintf(name, sizeof(name), "%s_init.bin", layout->name);
+	snprintf(name, sizeof(name), "%s_init.bin", tag);
 	cJSON_AddStringToObject(jf, "init", name);
-	snprintf(name, sizeof(name), "%s_grads0.bin", layout->name);
+	snprintf(name, sizeof(name), "%s_grads0.bin", tag);
 	cJSON_AddStringToObject(jf, "grads0", name);
-	snprintf(name, sizeof(name), "%s_final.bin", layout->name);
+	snprintf(name, sizeof(name), "%s_final.bin", tag);
 	cJSON_AddStringToObject(jf, "final", name);
 	cJSON_AddItemToObject(root, "files", jf);
 	rc = 0;
@@ -841,7 +930,7 @@ fail:
 	gr_dataset_free(ds);
 	if (gs.overflows > 0 || gs.live != 0)
 		fprintf(stderr, "parity_dump: %s: ENGINE MEMORY ERROR: %ld overflowing allocation(s)%s%s, "
-				"%ld allocation(s) never freed\n", layout->name, gs.overflows,
+				"%ld allocation(s) never freed\n", tag, gs.overflows,
 				gs.overflows ? ": " : "", gs.first, gs.live);
 	cJSON	   *jm = cJSON_CreateObject();
 
@@ -850,7 +939,7 @@ fail:
 	cJSON_AddNumberToObject(jm, "leaked_allocations", (double) gs.live);
 	cJSON_AddItemToObject(root, "memory", jm);
 	if (rc == 0)
-		rc = write_json(dir, layout->name, root);
+		rc = write_json(dir, tag, root);
 	cJSON_Delete(root);
 	return rc;
 }
@@ -863,7 +952,7 @@ main(int argc, char **argv)
 
 	if (argc < 2)
 	{
-		fprintf(stderr, "usage: %s OUTDIR [item|int|lac|pc ...]\n", argv[0]);
+		fprintf(stderr, "usage: %s OUTDIR [LAYOUT[@TRUNK] ...]\n", argv[0]);
 		return 2;
 	}
 	if (mkdir(argv[1], 0755) != 0 && errno != EEXIST)
@@ -872,15 +961,30 @@ main(int argc, char **argv)
 		return 1;
 	}
 	make_problem(&p);
-	for (int id = 0; id < GR_LAYOUT_COUNT; id++)
+	if (argc == 2)
 	{
-		const gr_layout *layout = gr_layout_by_id(id);
-		bool		wanted = argc == 2;
+		for (int t = 0; t < GR_TRUNK_COUNT; t++)
+			for (int id = 0; id < GR_LAYOUT_COUNT; id++)
+				rc |= dump_layout(argv[1], gr_layout_by_id(id), gr_arch_by_id(t), &p);
+		return rc;
+	}
+	for (int i = 2; i < argc; i++)
+	{
+		char		name[64];
+		const char *at = strchr(argv[i], '@');
+		const gr_arch *arch = at ? gr_arch_by_name(at + 1) : gr_arch_by_id(GR_TRUNK_GPT2);
+		const gr_layout *layout;
 
-		for (int i = 2; i < argc; i++)
-			wanted |= strcmp(argv[i], layout->name) == 0;
-		if (wanted)
-			rc |= dump_layout(argv[1], layout, &p);
+		snprintf(name, sizeof(name), "%.*s", at ? (int) (at - argv[i]) : (int) strlen(argv[i]),
+				 argv[i]);
+		layout = gr_layout_by_name(name);
+		if (layout == NULL || arch == NULL)
+		{
+			fprintf(stderr, "parity_dump: unknown layout or trunk \"%s\"\n", argv[i]);
+			rc = 1;
+			continue;
+		}
+		rc |= dump_layout(argv[1], layout, arch, &p);
 	}
 	return rc;
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """test_roundtrip.py — genrec -> PyTorch -> genrec through the engine program.
 
-For every layout, a small model trained by `genrec train --save` on synthetic data (two
-action columns for the action layouts: the rating, continuous, and liked = rating >= 4,
-binary) is loaded with genrec_torch, and:
+For every layout on the GPT-2 trunk, and one on the HSTU trunk (int@hstu), a small model
+trained by `genrec train --save` on synthetic data (two action columns for the action
+layouts: the rating, continuous, and liked = rating >= 4, binary) is loaded with
+genrec_torch, and:
 
   1. load + save without changes gives back the file's bytes exactly;
   2. scores (retrieval logits and every action column) of 31 candidates (one unknown, one
@@ -18,7 +19,8 @@ binary) is loaded with genrec_torch, and:
      file is read by `genrec info` and `genrec eval`, and `genrec score` / `recommend` on it
      equal the fine-tuned module's scores within the same tolerance;
   5. a model built and initialised in PyTorch (never seen by the engine, with the action
-     head's bias path drawn) saves to a file the engine serves with the module's scores;
+     head's bias path drawn) saves to a file the engine serves with the module's scores (lac
+     on GPT-2, attnmvp on HSTU with random relative-bias tables);
   6. malformed input is refused: truncated bytes, a renamed tensor, an unknown configuration
      key, a non-finite parameter on save; the safetensors reader round-trips every dtype and
      refuses gaps and overlaps.
@@ -52,7 +54,7 @@ from genrec_torch import safetensors  # noqa: E402
 
 TOL = 1e-5
 UNKNOWN = 99999
-LAYOUTS = ("lac", "int", "pc", "item", "attnlfa", "attnmvp")
+LAYOUTS = ("lac", "int", "pc", "item", "attnlfa", "attnmvp", "int@hstu")    # layout[@trunk]
 
 
 class Checks:
@@ -195,9 +197,10 @@ def main():
     try:
         data, user, item, ts, acts = make_data(gbin, tmp)
         cands = list(range(1, 30)) + [UNKNOWN, 5]
-        for layout in LAYOUTS:
+        for tag in LAYOUTS:
+            layout, _, trunk = tag.partition("@")
             K = 0 if layout == "item" else 2
-            path = os.path.join(tmp, layout + ".safetensors")
+            path = os.path.join(tmp, tag + ".safetensors")
             cols = "0,1,-,3" if K == 0 else "0,1,2+4,3"
             cmd = [gbin, "train", "--data", data, "--cols", cols, "--layout", layout,
                    "--d", "16", "--layers", "2", "--heads", "2", "--max-len", "10",
@@ -205,9 +208,12 @@ def main():
                    "--seed", "5", "--quiet", "--save", path]
             if K:
                 cmd += ["--binary", "4"]
+            if trunk:
+                cmd += ["--trunk", trunk]
             run(cmd)
-            check_layout(ck, gbin, layout, path, data, user, item, ts, acts, K, cands, tmp)
-        check_from_scratch(ck, gbin, tmp, cands)
+            check_layout(ck, gbin, tag, path, data, user, item, ts, acts, K, cands, tmp)
+        check_from_scratch(ck, gbin, tmp, cands, "lac", "gpt2")
+        check_from_scratch(ck, gbin, tmp, cands, "attnmvp", "hstu")
         check_malformed(ck, os.path.join(tmp, "lac.safetensors"))
     finally:
         subprocess.run(["rm", "-rf", tmp])
@@ -237,12 +243,16 @@ def check_serving(ck, gbin, label, model, path, hist, cands, models=None):
 
 
 def check_layout(ck, gbin, layout, path, data, user, item, ts, acts, K, cands, tmp):
+    """The checks of one trained model; layout is its tag, layout[@trunk]."""
     raw = open(path, "rb").read()
     model = gt.load(path)
     model64 = gt.load(path, dtype=torch.float64)
-    ck.check("%s: loads as a torch.nn.Module (%s, %d parameters)"
-             % (layout, type(model).__name__, sum(p.numel() for p in model.parameters())),
-             isinstance(model, torch.nn.Module) and model.layout == layout)
+    name, _, trunk = layout.partition("@")
+    ck.check("%s: loads as a torch.nn.Module (%s, %s blocks, %d parameters)"
+             % (layout, type(model).__name__, type(model.blocks[0]).__name__,
+                sum(p.numel() for p in model.parameters())),
+             isinstance(model, torch.nn.Module) and model.layout == name
+             and model.trunk == (trunk or "gpt2"))
     ck.check("%s: load + save gives back the file's bytes" % layout, gt.save(model) == raw)
     hist = cases(user, item, ts, acts, K)
     check_serving(ck, gbin, layout, model, path, hist, cands, [model, model64])
@@ -291,25 +301,27 @@ def check_layout(ck, gbin, layout, path, data, user, item, ts, acts, K, cands, t
     check_serving(ck, gbin, layout + " fine-tuned", model, tuned, hist[:3] + hist[4:5], cands)
 
 
-def check_from_scratch(ck, gbin, tmp, cands):
+def check_from_scratch(ck, gbin, tmp, cands, layout, trunk):
     g = torch.Generator().manual_seed(3)
-    model = gt.GenRec("lac", 40, d_model=8, n_layer=1, n_head=2, max_len=6, n_actions=1,
+    model = gt.GenRec(layout, 40, d_model=8, n_layer=1, n_head=2, max_len=6, n_actions=1,
                       n_buckets=4, head_hidden=8, emb_scale=1.5, action_min=[1.0],
                       action_max=[5.0], item_ids=np.arange(10, 410, 10, dtype=np.int64),
-                      action_bias=True)
+                      trunk=trunk, action_bias=True)
     model.init_gpt2(g)
-    # the bias path starts at zero: give it values so that the engine must read them
-    with torch.no_grad():
+    with torch.no_grad():       # HSTU's bias tables and the action head's bias path start
+        for name, p in model.named_parameters():     # at 0: make them matter
+            if ".rab_" in name:
+                p.normal_(0.0, 0.5, generator=g)
         model.action_head.item_bias.weight.normal_(0.0, 0.1, generator=g)
         model.action_head.user_offset.weight.normal_(0.0, 0.3, generator=g)
-    path = os.path.join(tmp, "scratch.safetensors")
+    path = os.path.join(tmp, "scratch_%s_%s.safetensors" % (layout, trunk))
     gt.save(model, path)
     items = np.array([10, 20, 30, 70, 90, 130, 400])
     acts = np.array([[4.0], [3.0], [5.0], [1.0], [2.0], [4.5], [3.5]])
     eng = engine_score(gbin, path, items, acts, [c * 10 for c in cands])
     worst, bad = compare_scores(model.eval(), eng, items, acts, [c * 10 for c in cands])
-    ck.check("a model made in PyTorch is served by the engine with its scores (max error "
-             "%.1e)" % worst, bad is None, bad or "")
+    ck.check("a model made in PyTorch (%s on %s) is served by the engine with its scores (max "
+             "error %.1e)" % (layout, trunk, worst), bad is None, bad or "")
 
 
 def expect_error(ck, name, fn, exc):

@@ -1,7 +1,9 @@
 /*
  * test_ops.c — every CPU op against a plain reference loop (in double) on random inputs, and a
  * finite-difference gradient check of every op with a backward pass (central differences of
- * the double reference). Linear ops are checked through their adjoint identity.
+ * the double reference). Linear ops are checked through their adjoint identity. HSTU
+ * attention (LAYOUTS.md §2.3) also gets an independent check of its integer time buckets
+ * against the log formula they tabulate.
  */
 #include "gr_ops.h"
 #include "gr_rng.h"
@@ -532,6 +534,326 @@ test_attention(void)
 	test_attention_mode(GR_MASK_STRICT, true);
 }
 
+/* ---- HSTU pointwise attention ---- */
+
+/* HSTU's time bucket written out: floor(ln(max(|g|, 1)) / 0.301) clamped to [0, 128]. */
+static int
+ref_time_bucket(int64_t g)
+{
+	double		a = fabs((double) g);
+	double		b = floor(log(fmax(a, 1.0)) / 0.301);
+
+	return b < 0 ? 0 : b > 128 ? 128 : (int) b;
+}
+
+/* gr_hstu_time_bucket against the log formula at and around every edge below 1e12, over
+ * spread random gaps of both signs, at 0 and at the int64 extremes. */
+static void
+test_hstu_time_bucket(void)
+{
+	int			bad = 0, n = 0;
+
+	CHECK(gr_hstu_time_bucket(0) == 0 && gr_hstu_time_bucket(1) == 0 &&
+		  gr_hstu_time_bucket(-1) == 0 && gr_hstu_time_bucket(2) == 2);
+	CHECK(gr_hstu_time_bucket(INT64_MAX) == 128 && gr_hstu_time_bucket(INT64_MIN) == 128 &&
+		  gr_hstu_time_bucket(-INT64_MAX) == 128);
+	for (int b = 1; b < GR_HSTU_BUCKET_EDGES; b++)
+		CHECK(gr_hstu_edges[b] >= gr_hstu_edges[b - 1]);
+	for (int b = 0; b < GR_HSTU_BUCKET_EDGES && gr_hstu_edges[b] < INT64_C(1000000000000); b++)
+		for (int64_t g = gr_hstu_edges[b] - 2; g <= gr_hstu_edges[b] + 2; g++)
+		{
+			n += 2;
+			bad += gr_hstu_time_bucket(g) != ref_time_bucket(g);
+			bad += gr_hstu_time_bucket(-g) != ref_time_bucket(-g);
+		}
+	for (int i = 0; i < 20000; i++)
+	{
+		/* |g| log-uniform in [1, 1e12) */
+		double		u = gr_rng_uniform(11, GR_STREAM_TEST, 1, (uint64_t) i);
+		int64_t		g = (int64_t) exp(u * log(1e12));
+
+		if (i & 1)
+			g = -g;
+		n++;
+		bad += gr_hstu_time_bucket(g) != ref_time_bucket(g);
+	}
+	for (int64_t g = -300; g <= 300; g++, n++)
+		bad += gr_hstu_time_bucket(g) != ref_time_bucket(g);
+	/* the top edges: above 1e12 the table decides, by definition of its last edges */
+	CHECK(gr_hstu_time_bucket(gr_hstu_edges[127]) == 128 &&
+		  gr_hstu_time_bucket(gr_hstu_edges[127] - 1) == 127);
+	CHECK_MSG(bad == 0, "%d of %d gaps in a bucket other than floor(ln g / 0.301)", bad, n);
+}
+
+/* One HSTU problem: packed sequences, qkv rows of stride ld = 4d, the biases. */
+enum
+{
+HH = 3, HD = 12, HLD = 4 * HD, HNS = 5, HNT = 22, HNPOS = 7};
+
+typedef struct hstu_case
+{
+	int32_t		off[HNS + 1], hist[HNS];
+	gr_attn_seqs s;
+	int32_t		pos[HNT];
+	int64_t		tq[HNT], tk[HNT];
+	float		alpha, inv_n;
+} hstu_case;
+
+/* Double reference of hstu_attn_fwd with the predicates written out (ref_allow). */
+static void
+ref_hstu(const hstu_case *c, const double *qkv, const double *v2, const double *wp,
+		 const double *wt, gr_attn_mask mask, double *out)
+{
+	int			dh = HD / HH;
+
+	for (int i = 0; i < HNT * HD; i++)
+		out[i] = 0;
+	for (int sq = 0; sq < c->s.n_seq; sq++)
+	{
+		int			base = c->off[sq], T = c->off[sq + 1] - base, th = c->hist[sq];
+
+		for (int h = 0; h < HH; h++)
+			for (int q = 0; q < T; q++)
+				for (int k = 0; k < T; k++)
+				{
+					int			tq = base + q, tk = base + k, g = c->pos[tq] - c->pos[tk];
+					double		dotp = 0, s, a;
+
+					if (!ref_allow(q, k, th, mask))
+						continue;
+					for (int i = 0; i < dh; i++)
+						dotp += qkv[tq * HLD + h * dh + i] * qkv[tk * HLD + HD + h * dh + i];
+					s = c->alpha * dotp + wp[g < 0 ? 0 : g >= HNPOS ? HNPOS - 1 : g] +
+						wt[ref_time_bucket(c->tq[tq] - c->tk[tk])];
+					a = s / (1 + exp(-s)) * c->inv_n;
+					for (int i = 0; i < dh; i++)
+					{
+						out[tq * HD + h * dh + i] += a * qkv[tk * HLD + 2 * HD + h * dh + i];
+						if (v2 && ref_allow(q, k, th, GR_MASK_STRICT))
+							out[tq * HD + h * dh + i] += a * v2[tk * HD + h * dh + i];
+					}
+				}
+	}
+}
+
+/* The scalar loss sum(out * R) of the reference, for finite differences. */
+static double
+ref_hstu_loss(const hstu_case *c, const double *qkv, const double *v2, const double *wp,
+			  const double *wt, gr_attn_mask mask, const float *R)
+{
+	static double out[HNT * HD];
+	double		l = 0;
+
+	ref_hstu(c, qkv, v2, wp, wt, mask, out);
+	for (int i = 0; i < HNT * HD; i++)
+		l += R[i] * out[i];
+	return l;
+}
+
+/* Central difference of the reference loss in x[i]. */
+static double
+fd_at(const hstu_case *c, double *qkv, double *v2, double *wp, double *wt, gr_attn_mask mask,
+	  const float *R, double *x, int i)
+{
+	double		h = 1e-6, x0 = x[i], lp, lm;
+
+	x[i] = x0 + h;
+	lp = ref_hstu_loss(c, qkv, v2, wp, wt, mask, R);
+	x[i] = x0 - h;
+	lm = ref_hstu_loss(c, qkv, v2, wp, wt, mask, R);
+	x[i] = x0;
+	return (lp - lm) / (2 * h);
+}
+
+/* Sequences (full history, history + candidates, length 1, candidates only, history +
+ * candidates), positions with gaps of both signs past the table, times with gaps from 0 to
+ * ~1e12 of both signs. */
+static void
+hstu_make_case(hstu_case *c)
+{
+	static const int32_t off[HNS + 1] = {0, 7, 16, 17, 20, 22}, hist[HNS] = {7, 5, 1, 0, 1};
+	float		u[3 * HNT];
+
+	memcpy(c->off, off, sizeof(off));
+	memcpy(c->hist, hist, sizeof(hist));
+	c->s = (gr_attn_seqs) {.n_seq = HNS,.max_tokens = 9,.seq_off = c->off,.n_hist = c->hist,
+	.dev_seq_off = c->off,.dev_n_hist = c->hist};
+	fill_uniform(u, 3 * HNT, 0, 1);
+	for (int s = 0; s < HNS; s++)
+	{
+		int64_t		t = INT64_C(1700000000000000);
+
+		for (int i = off[s]; i < off[s + 1]; i++)
+		{
+			/* increments log-uniform in [1, 1e11) (some 0), queries off the keys by up to
+			 * 1e7 either way */
+			int64_t		inc = u[i] < 0.1f ? 0 : (int64_t) exp(u[i] * log(1e11));
+
+			t += inc;
+			c->tk[i] = t;
+			c->tq[i] = t + (int64_t) ((u[HNT + i] < 0.3f ? -1 : 1) *
+									  exp(u[HNT + i] * log(1e7)));
+			c->pos[i] = (int32_t) (u[2 * HNT + i] * 12.0f);
+		}
+	}
+	c->alpha = 0.7f;
+	c->inv_n = 1.0f / 6.0f;
+}
+
+/* HSTU forward against the double reference, backward against central differences of the
+ * reference loss sum(out * R) in q, k, v, v2 and every entry of both bias tables; the u
+ * columns of qkv are NaN (must not be read) and those of dqkv must stay as they were; the
+ * q | k | v columns and dv2 are overwritten, d_w_pos / d_w_time accumulate. */
+static void
+test_hstu_mode(gr_attn_mask mask, bool with_v2)
+{
+	static hstu_case c;
+	static float qkv[HNT * HLD], v2[HNT * HD], out[HNT * HD], R[HNT * HD], dqkv[HNT * HLD],
+				dv2[HNT * HD], wp[HNPOS], wt[GR_HSTU_TIME_BUCKETS], dwp[HNPOS],
+				dwt[GR_HSTU_TIME_BUCKETS], dwp0[HNPOS], dwt0[GR_HSTU_TIME_BUCKETS],
+				out2[HNT * HD];
+	static double qd[HNT * HLD], vd[HNT * HD], wpd[HNPOS], wtd[GR_HSTU_TIME_BUCKETS],
+				ref[HNT * HD], num[HNT * HLD], num2[HNT * HD], nwp[HNPOS],
+				nwt[GR_HSTU_TIME_BUCKETS];
+	const char *what = mask == GR_MASK_STRICT ? (with_v2 ? "strict + v2" : "strict") :
+		(with_v2 ? "causal + v2" : "causal");
+	int			nb = 0;
+	bool		hit[GR_HSTU_TIME_BUCKETS] = {false};
+
+	hstu_make_case(&c);
+	fill_uniform(qkv, HNT * HLD, -1, 1);
+	fill_uniform(v2, HNT * HD, -1, 1);
+	fill_uniform(R, HNT * HD, -1, 1);
+	fill_uniform(wp, HNPOS, -1, 1);
+	fill_uniform(wt, GR_HSTU_TIME_BUCKETS, -1, 1);
+	for (int i = 0; i < HNPOS; i++)
+		dwp0[i] = 0.125f * (float) (i % 5 - 2);
+	for (int i = 0; i < GR_HSTU_TIME_BUCKETS; i++)
+		dwt0[i] = 0.125f * (float) (i % 7 - 3);
+	for (int r = 0; r < HNT; r++)
+		for (int i = 3 * HD; i < HLD; i++)
+			qkv[r * HLD + i] = NAN;		/* u: never read */
+	for (int i = 0; i < HNT * HLD; i++)
+		qd[i] = qkv[i];
+	for (int i = 0; i < HNT * HD; i++)
+		vd[i] = v2[i];
+	for (int i = 0; i < HNPOS; i++)
+		wpd[i] = wp[i];
+	for (int i = 0; i < GR_HSTU_TIME_BUCKETS; i++)
+		wtd[i] = wt[i];
+	for (int s = 0; s < HNS; s++)
+		for (int q = c.off[s]; q < c.off[s + 1]; q++)
+			for (int k = c.off[s]; k < c.off[s + 1]; k++)
+				hit[gr_hstu_time_bucket(c.tq[q] - c.tk[k])] = true;
+	for (int b = 0; b < GR_HSTU_TIME_BUCKETS; b++)
+		nb += hit[b];
+	CHECK_MSG(nb >= 30, "hstu: the time gaps hit only %d buckets", nb);
+
+	gr_hstu_rab rab = {.w_pos = wp,.w_time = wt,.n_pos = HNPOS,.pos = c.pos,.tq = c.tq,
+	.tk = c.tk};
+	const float *v2p = with_v2 ? v2 : NULL;
+	double	   *vdp = with_v2 ? vd : NULL;
+
+	ref_hstu(&c, qd, vdp, wpd, wtd, mask, ref);
+	memset(out, 0x7f, sizeof(out));
+	ops->hstu_attn_fwd(ops->ctx, out, qkv, HLD, v2p, &rab, &c.s, mask, HH, HD, c.alpha,
+					   c.inv_n);
+	CHECK_MSG(rel_err(out, ref, HNT * HD) < 1e-5, "hstu (%s) forward error %g", what,
+			  rel_err(out, ref, HNT * HD));
+	/* queries that see no key: the strict mask's first tokens, and under it every token of
+	 * the candidate-only sequence */
+	for (int s = 0; s < HNS; s++)
+		for (int q = c.off[s]; q < c.off[s + 1]; q++)
+		{
+			bool		none = mask == GR_MASK_STRICT && (q == c.off[s] || c.hist[s] == 0);
+
+			for (int i = 0; none && i < HD; i++)
+				CHECK(out[q * HD + i] == 0.0f);
+		}
+
+	/* backward: twice, so overwriting (not accumulating) dqkv / dv2 shows */
+	for (int i = 0; i < HNT * HLD; i++)
+		dqkv[i] = (i % HLD) < 3 * HD ? NAN : (float) (i % 13) - 6.5f;
+	for (int i = 0; i < HNT * HD; i++)
+		dv2[i] = with_v2 ? NAN : 42.0f;
+	memcpy(dwp, dwp0, sizeof(dwp));
+	memcpy(dwt, dwt0, sizeof(dwt));
+	for (int rep = 0; rep < 2; rep++)
+		ops->hstu_attn_bwd(ops->ctx, dqkv, dv2, dwp, dwt, R, qkv, HLD, v2p, &rab, &c.s, mask,
+						   HH, HD, c.alpha, c.inv_n);
+	int			u_bad = 0, v2_bad = 0;
+
+	for (int i = 0; i < HNT * HLD; i++)
+		if ((i % HLD) >= 3 * HD)
+			u_bad += dqkv[i] != (float) (i % 13) - 6.5f;
+	for (int i = 0; i < HNT * HD && !with_v2; i++)
+		v2_bad += dv2[i] != 42.0f;
+	CHECK_MSG(u_bad == 0, "hstu (%s): %d u columns of dqkv written", what, u_bad);
+	CHECK_MSG(v2_bad == 0, "hstu (%s): dv2 written without v2", what);
+
+	/* finite differences: q | k | v (the u columns' gradient is 0 by construction), v2 */
+	static float dq3[HNT * 3 * HD];
+	static double num3[HNT * 3 * HD];
+
+	for (int r = 0; r < HNT; r++)
+		for (int i = 0; i < 3 * HD; i++)
+		{
+			num[r * HLD + i] = fd_at(&c, qd, vdp, wpd, wtd, mask, R, qd, r * HLD + i);
+			dq3[r * 3 * HD + i] = dqkv[r * HLD + i];
+			num3[r * 3 * HD + i] = num[r * HLD + i];
+		}
+	CHECK_MSG(rel_err(dq3, num3, HNT * 3 * HD) < 1e-4, "hstu (%s) dqkv error %g", what,
+			  rel_err(dq3, num3, HNT * 3 * HD));
+	if (with_v2)
+	{
+		for (int i = 0; i < HNT * HD; i++)
+			num2[i] = fd_at(&c, qd, vd, wpd, wtd, mask, R, vd, i);
+		CHECK_MSG(rel_err(dv2, num2, HNT * HD) < 1e-4, "hstu (%s) dv2 error %g", what,
+				  rel_err(dv2, num2, HNT * HD));
+	}
+	/* the bias tables: two calls added 2 g to the prefilled values */
+	static float gwp[HNPOS], gwt[GR_HSTU_TIME_BUCKETS];
+	int			unhit_bad = 0;
+
+	for (int i = 0; i < HNPOS; i++)
+	{
+		nwp[i] = fd_at(&c, qd, vdp, wpd, wtd, mask, R, wpd, i);
+		gwp[i] = (dwp[i] - dwp0[i]) / 2;
+	}
+	for (int i = 0; i < GR_HSTU_TIME_BUCKETS; i++)
+	{
+		nwt[i] = fd_at(&c, qd, vdp, wpd, wtd, mask, R, wtd, i);
+		gwt[i] = (dwt[i] - dwt0[i]) / 2;
+		if (!hit[i])
+			unhit_bad += dwt[i] != dwt0[i];
+	}
+	CHECK_MSG(rel_err(gwp, nwp, HNPOS) < 1e-4, "hstu (%s) d_w_pos error %g", what,
+			  rel_err(gwp, nwp, HNPOS));
+	CHECK_MSG(rel_err(gwt, nwt, GR_HSTU_TIME_BUCKETS) < 1e-4, "hstu (%s) d_w_time error %g",
+			  what, rel_err(gwt, nwt, GR_HSTU_TIME_BUCKETS));
+	CHECK_MSG(unhit_bad == 0, "hstu (%s): %d buckets no pair uses got a gradient", what,
+			  unhit_bad);
+	CHECK(fabs(nwp[0]) > 1e-3 && fabs(nwp[HNPOS - 1]) > 1e-3);	/* both clamps were used */
+
+	/* candidates do not see each other: candidate 3 of sequence 1 moving leaves 2 alone */
+	for (int i = 0; i < HD; i++)
+		qkv[(7 + 8) * HLD + HD + i] += 1.0f, qkv[(7 + 8) * HLD + 2 * HD + i] += 1.0f;
+	ops->hstu_attn_fwd(ops->ctx, out2, qkv, HLD, v2p, &rab, &c.s, mask, HH, HD, c.alpha,
+					   c.inv_n);
+	for (int i = 0; i < HD; i++)
+		CHECK(out2[(7 + 7) * HD + i] == out[(7 + 7) * HD + i]);
+}
+
+/* Every mask mode, with and without the second value stream. */
+static void
+test_hstu(void)
+{
+	test_hstu_mode(GR_MASK_CAUSAL, false);
+	test_hstu_mode(GR_MASK_CAUSAL, true);
+	test_hstu_mode(GR_MASK_STRICT, false);
+	test_hstu_mode(GR_MASK_STRICT, true);
+}
+
 /* Softmax cross-entropy loss and in-place gradient against the reference. */
 static void
 test_softmax_xent(void)
@@ -913,6 +1235,12 @@ main(void)
 	/* again without scratch memory: the plain per-key path */
 	fail_malloc = true;
 	test_attention();
+	fail_malloc = false;
+	test_hstu_time_bucket();
+	test_hstu();
+	/* again without scratch memory: the bias gradients by atomics */
+	fail_malloc = true;
+	test_hstu();
 	fail_malloc = false;
 	test_softmax_xent();
 	test_sampled_xent();
