@@ -28,10 +28,9 @@ CONFIG_ARGS = {
     "n_head": "n_head", "max_len": "max_len", "n_actions": "n_actions",
     "action_binary": "action_binary", "action_min": "action_min", "action_max": "action_max",
     "n_buckets": "n_buckets", "emb_scale": "emb_scale", "head_hidden": "head_hidden",
-    "trunk": "trunk", "action_bias": "action_bias",
+    "trunk": "trunk",
 }
-# absent action_bias: a file written before the action head's bias path
-CONFIG_DEFAULTS = {"trunk": "gpt2", "action_bias": False}
+CONFIG_DEFAULTS = {"trunk": "gpt2"}
 
 
 class ModelFileError(ValueError):
@@ -66,8 +65,6 @@ def config_of(model):
            "head_hidden": model.head_hidden}
     if model.trunk != CONFIG_DEFAULTS["trunk"]:
         cfg["trunk"] = model.trunk
-    if model.action_bias:
-        cfg["action_bias"] = True
     return cfg
 
 
