@@ -135,6 +135,7 @@ typedef struct TrainState
 	gr_model   *model;
 	const char *name;
 	bool		report_rmse;
+	bool		report_items;	/* the layout has an item head (HR@10, NDCG@10) */
 	int			slot;			/* progress slot or -1 */
 	int			steps_per_epoch;
 	size_t		memory_estimate;	/* bytes, the engine's estimate of the run */
@@ -772,12 +773,20 @@ train_on_progress(void *user, const gr_progress *p)
 		jw_bool(&st->history, p->improved);
 		jw_end_object(&st->history);
 		if (st->report_rmse)
-			snprintf(rmse, sizeof(rmse), " RMSE %.4f", p->valid_rmse);
-		ereport(NOTICE,
-				(errmsg("genrec_train \"%s\": epoch %d/%d: loss %.4f, valid HR@10 %.4f "
-						"NDCG@10 %.4f%s, %.1f s%s", st->name, p->epoch, p->epochs,
-						p->train_loss, p->valid_hr10, p->valid_ndcg10, rmse, p->seconds,
-						p->improved ? " (best so far)" : "")));
+			snprintf(rmse, sizeof(rmse), "%s%s %.4f", st->report_items ? " " : "",
+					 p->valid_action_logloss ? "log loss" : "RMSE", p->valid_action);
+		if (st->report_items)
+			ereport(NOTICE,
+					(errmsg("genrec_train \"%s\": epoch %d/%d: loss %.4f, valid HR@10 %.4f "
+							"NDCG@10 %.4f%s, %.1f s%s", st->name, p->epoch, p->epochs,
+							p->train_loss, p->valid_hr10, p->valid_ndcg10, rmse, p->seconds,
+							p->improved ? " (best so far)" : "")));
+		else
+			/* no item head (l4, l5, l7): the action metric the best epoch is chosen on */
+			ereport(NOTICE,
+					(errmsg("genrec_train \"%s\": epoch %d/%d: loss %.4f, valid %s, %.1f s%s",
+							st->name, p->epoch, p->epochs, p->train_loss, rmse, p->seconds,
+							p->improved ? " (best so far)" : "")));
 	}
 	PG_CATCH();
 	{
@@ -903,8 +912,9 @@ train_metrics_json(const TrainSpec *spec, const TrainState *st, const gr_train_r
 	jw_begin_object(&w);
 	jw_key(&w, "protocol");
 	jw_string(&w, "leave-one-out (last = test, second to last = validation), full-catalogue "
-			  "ranking, seen items excluded, early stopping on validation NDCG@10, test at "
-			  "the best epoch, action RMSE on the [0,1]-normalised scale");
+			  "ranking, seen items excluded, early stopping on validation log NDCG@10 - mean "
+			  "log action error, test at the best epoch, action RMSE on the [0,1]-normalised "
+			  "scale");
 	jw_key(&w, "valid");
 	metrics_json(&w, &res->valid, spec, m);
 	jw_key(&w, "test");
@@ -1133,6 +1143,7 @@ genrec_train(PG_FUNCTION_ARGS)
 	st->env.interrupted = train_interrupted;
 	st->env.step_done = train_on_step;
 	st->report_rmse = gr_layout_has_action_head(spec.layout);
+	st->report_items = gr_layout_has_item_head(spec.layout);
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 

@@ -28,9 +28,10 @@ CONFIG_ARGS = {
     "n_head": "n_head", "max_len": "max_len", "n_actions": "n_actions",
     "action_binary": "action_binary", "action_min": "action_min", "action_max": "action_max",
     "n_buckets": "n_buckets", "emb_scale": "emb_scale", "head_hidden": "head_hidden",
-    "trunk": "trunk",
+    "trunk": "trunk", "action_bias": "action_bias",
 }
-CONFIG_DEFAULTS = {"trunk": "gpt2"}
+# absent action_bias: a file written before the action head's bias path
+CONFIG_DEFAULTS = {"trunk": "gpt2", "action_bias": False}
 
 
 class ModelFileError(ValueError):
@@ -65,6 +66,8 @@ def config_of(model):
            "head_hidden": model.head_hidden}
     if model.trunk != CONFIG_DEFAULTS["trunk"]:
         cfg["trunk"] = model.trunk
+    if model.action_bias:
+        cfg["action_bias"] = True
     return cfg
 
 

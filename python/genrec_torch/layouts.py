@@ -56,6 +56,7 @@ class Layout:
     pools_actions = False       # the action head reads [h ; p], p the pooled action stream
     candidate_tokens = True     # serving packs candidates as tokens after the history
     cold_start = True           # candidates can be scored after an empty history
+    coupler = False             # the action row's coupler item is the item acted on (PC)
 
     @property
     def uses_actions(self):
@@ -140,6 +141,7 @@ class PcLayout(Layout):
     -> a_{n+1}; candidates are scored by the coupler on the last history token."""
 
     name = "pc"
+    coupler = True
     candidate_tokens = False
     cold_start = False
 

@@ -8,6 +8,14 @@ losses. The action-stream layouts keep phi(a) out of the input: AttnMVP's blocks
 phi(a) W_va^l into their values under the strict-causal mask (attn.va.weight), AttnLFA pools
 it after LN_f (action_pool.*).
 
+The action head's bias path (configuration key action_bias; the engine's gr_model.h) adds
+to the MLP output b_item[item] (action_head.item_bias.weight [V+1, K], where the row names
+the item acted on: the token's item, or the PC coupler) and W_u u (action_head.user_offset,
+[K, 2K], where tokens carry actions), u = (S / (n + 10), n / (n + 10)) per column, S and n
+the sum and count of the present action values at the keys the row's token attends to
+(the causal mask; the strict one for the action streams, whose tokens carry their own
+label).
+
 Parameter names equal the engine's tensor names (item_emb, pos_emb, action_emb,
 action_linear, blocks.L.ln1.weight, blocks.L.attn.qkv.weight, ..., ln_f.bias,
 action_head.fc.weight, ...), so state dicts and safetensors files map one to one.
@@ -211,14 +219,31 @@ class HstuBlock(nn.Module):
         return x + self.drop(self.attn(self.ln(x), ctx))
 
 
+USER_OFFSET_SHRINK = 10.0
+
+
 class ActionHead(nn.Module):
-    def __init__(self, d_in, hidden, K):
+    """MLP over the head's input, plus the bias path's item bias and user offset when the
+    model has them (item_bias: Embedding(V+1, K); user_offset: Linear(4K, K) without bias)."""
+
+    def __init__(self, d_in, hidden, K, n_items=None, user_offset=False):
         super().__init__()
         self.fc = nn.Linear(d_in, hidden)
         self.out = nn.Linear(hidden, K)
+        if n_items is not None:
+            self.item_bias = nn.Embedding(n_items + 1, K)   # declared after out: file order
+        if user_offset:
+            self.user_offset = nn.Linear(4 * K, K, bias=False)
 
-    def forward(self, x):
-        return self.out(F.gelu(self.fc(x), approximate="tanh"))
+    def forward(self, x, item=None, u=None):
+        y = self.out(F.gelu(self.fc(x), approximate="tanh"))
+        if hasattr(self, "item_bias") and item is not None:
+            w = self.item_bias.weight
+            known = ((item > 0) & (item < w.shape[0])).unsqueeze(-1)
+            y = y + w[item.clamp(0, w.shape[0] - 1)] * known.to(y.dtype)
+        if hasattr(self, "user_offset") and u is not None:
+            y = y + self.user_offset(u)
+        return y
 
 
 class GenRec(nn.Module):
@@ -229,7 +254,7 @@ class GenRec(nn.Module):
     def __init__(self, layout, n_items, d_model=64, n_layer=2, n_head=2, max_len=50,
                  n_actions=0, n_buckets=8, emb_scale=1.0, head_hidden=64, dropout=0.0,
                  action_binary=None, trunk="gpt2", action_min=None, action_max=None,
-                 item_ids=None):
+                 item_ids=None, action_bias=False):
         super().__init__()
         if trunk not in TRUNKS:
             raise ValueError("unknown trunk %r (known: %s)" % (trunk, ", ".join(TRUNKS)))
@@ -249,6 +274,7 @@ class GenRec(nn.Module):
         self.action_min = list(action_min) if action_min is not None else [0.0] * n_actions
         self.action_max = list(action_max) if action_max is not None else [1.0] * n_actions
         self.item_ids = item_ids            # numpy int64 [V] or None (ids 1..V)
+        self.action_bias = bool(action_bias)    # the action head's bias path
         self.config_json = None             # the file's configuration text, when loaded
         self.extra = None                   # the file's "genrec.extra" summary, when any
         self.extra_json = None              # ... and its text
@@ -269,8 +295,11 @@ class GenRec(nn.Module):
             self.action_pool = ActionPool(d_model, n_head)
         self.pooled = None                  # [B*T, d] p of the last forward pass (AttnLFA)
         if self.has_action_head:
-            self.action_head = ActionHead(self.spec.head_input_dim(d_model), head_hidden,
-                                          n_actions)
+            bias = self.action_bias and n_actions > 0
+            self.action_head = ActionHead(
+                self.spec.head_input_dim(d_model), head_hidden, n_actions,
+                n_items if bias and self.spec.candidate_actions else None,
+                bias and self.reads_actions)
 
     def set_dropout(self, p):
         """Set every dropout rate of the model (fine-tuning; 0 for scoring)."""
@@ -287,7 +316,9 @@ class GenRec(nn.Module):
             for name, p in self.named_parameters():
                 if ".ln" in name or name.startswith("ln_f"):
                     p.fill_(1.0 if name.endswith("weight") else 0.0)
-                elif name.endswith(".bias") or ".rab_" in name:
+                elif name.endswith(".bias") or ".rab_" in name \
+                        or name.startswith("action_head.item_bias") \
+                        or name.startswith("action_head.user_offset"):
                     p.zero_()
                 elif name == "pos_emb":
                     p.normal_(0.0, 0.01, generator=generator)
@@ -357,10 +388,49 @@ class GenRec(nn.Module):
         """<h, E[v]> for v = 1..V."""
         return h_rows @ self.item_emb[1:].t()
 
-    def action_pred(self, h_rows, coupler=None, rows=None):
+    def action_pred(self, h_rows, coupler=None, rows=None, batch=None):
         """Action head outputs (normalised scale; logits for binary columns) of action rows
-        (rows: their flat token indices in the last forward pass, for AttnLFA's pooling)."""
-        return self.action_head(self.spec.action_input(self, h_rows, coupler, rows))
+        (rows: their flat token indices in the last forward pass, for AttnLFA's pooling and
+        the bias path, which also reads the batch)."""
+        x = self.spec.action_input(self, h_rows, coupler, rows)
+        item = u = None
+        if batch is not None and rows is not None:
+            if hasattr(self.action_head, "item_bias"):
+                item = coupler if self.spec.coupler else batch["item"].reshape(-1)[rows]
+            if hasattr(self.action_head, "user_offset"):
+                u = self.user_offset_features(batch, rows)
+        return self.action_head(x, item, u)
+
+    def user_offset_features(self, batch, rows):
+        """u [R, 4K] of action rows: per column S / (n + 10), n / (n + 10), the latest
+        value (0 if none) and whether there is one, over the present action values at the
+        keys the row's token attends to."""
+        if self.spec.action_input_kind == "token":
+            vis = attention_mask(batch["n_hist"], batch["valid"])
+        else:
+            vis = strict_mask(batch["n_hist"], batch["valid"])
+        B, T = batch["valid"].shape
+        aval = batch["aval"]
+        present = (~torch.isnan(aval)) & batch["slot"].unsqueeze(-1)
+        val = torch.where(present, aval, torch.zeros_like(aval))
+        pres = present.to(aval.dtype)
+        b = rows // T
+        v = vis.reshape(B * T, T)[rows].to(aval.dtype)            # [R, T]
+        S = torch.einsum("rt,rtk->rk", v, val[b])
+        n = torch.einsum("rt,rtk->rk", v, pres[b])
+        # the latest visible present value: the largest visible key index holding one
+        # (a packed candidate's own slot, after the history, is the latest)
+        q = (rows % T).view(-1, 1, 1)
+        cand = q >= batch["n_hist"][b].view(-1, 1, 1)
+        order = torch.arange(T, device=aval.device).view(1, T, 1)
+        key = torch.where(cand & (order == q), torch.full_like(order, T), order)
+        score = torch.where((v.unsqueeze(-1) > 0) & present[b], key.to(aval.dtype),
+                            torch.full_like(val[b], -1.0))
+        idx = score.argmax(dim=1, keepdim=True)                   # [R, 1, K]
+        has = (score.max(dim=1).values >= 0).to(aval.dtype)
+        last = torch.gather(val[b], 1, idx).squeeze(1) * has
+        return torch.cat([S / (n + USER_OFFSET_SHRINK), n / (n + USER_OFFSET_SHRINK),
+                          last, has], dim=-1)
 
     def losses(self, batch, h, w_item=1.0, w_action=1.0):
         """Loss parts: mean CE over item rows with a target, per-column mean action loss over
@@ -374,7 +444,8 @@ class GenRec(nn.Module):
             out["item"] = F.cross_entropy(logits, tgt[keep] - 1)
         total = w_item * out["item"]
         if self.has_action_head and batch["arow_tok"].numel() > 0:
-            pred = self.action_pred(hf[batch["arow_tok"]], batch["arow_cpl"], batch["arow_tok"])
+            pred = self.action_pred(hf[batch["arow_tok"]], batch["arow_cpl"], batch["arow_tok"],
+                                    batch)
             y = batch["arow_tgt"]
             for k in range(self.K):
                 m = ~torch.isnan(y[:, k])

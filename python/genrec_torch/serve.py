@@ -100,7 +100,7 @@ def score(model, items, candidates, actions=None, times=None, now=None):
             out["logit"] = np.where(cands > 0, logit, np.nan)
         if model.has_action_head and model.K > 0:
             z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"],
-                                  b["arow_tok"]).double().cpu().numpy()
+                                  b["arow_tok"], b).double().cpu().numpy()
             for k in range(model.K):
                 if model.binary[k]:
                     out["action"][:, k] = 1.0 / (1.0 + np.exp(-z[:, k]))

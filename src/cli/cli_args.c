@@ -73,7 +73,8 @@ static const cli_option options[] = {
 	{"lr", "X", OPT_FLOAT, O(tcfg.lr), 1e-12, 10, CLI_G_TRAIN, "AdamW learning rate"},
 	{"dropout", "X", OPT_FLOAT, O(tcfg.dropout), 0, 0.99, CLI_G_TRAIN, "dropout rate"},
 	{"patience", "N", OPT_INT, O(tcfg.patience), 1, 100000, CLI_G_TRAIN,
-	"epochs without a better validation NDCG@10 before stopping"},
+	"epochs without a better validation score (log NDCG@10 - mean log action error) "
+	"before stopping"},
 	{"warmup", "N", OPT_INT, O(tcfg.warmup_steps), 0, INT_MAX, CLI_G_TRAIN,
 	"linear learning-rate warm-up steps"},
 	{"weight-decay", "X", OPT_FLOAT, O(tcfg.weight_decay), 0, 10, CLI_G_TRAIN,

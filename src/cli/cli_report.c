@@ -17,8 +17,8 @@ cli_report_protocol(FILE *f, const gr_train_config *tcfg)
 			"full-catalogue ranking, seen items excluded (numbers with nothing excluded "
 			"alongside), action RMSE on the [0,1]-normalised scale");
 	if (tcfg)
-		fprintf(f, ", early stopping on validation NDCG@10 (patience %d), test at the best "
-				"validation epoch", tcfg->patience);
+		fprintf(f, ", early stopping on validation log NDCG@10 - mean log action error "
+				"(patience %d), test at the best validation epoch", tcfg->patience);
 	fprintf(f, "\n");
 }
 
@@ -67,7 +67,7 @@ cli_report_epoch_header(FILE *f, bool actions)
 			"item", "action", "vHR@10", "vNDCG@10", actions ? "vRMSE" : "", "train_s", "wall_s");
 }
 
-/* Print one epoch line, '*' when validation NDCG@10 improved. */
+/* Print one epoch line, '*' when the validation score improved. */
 void
 cli_report_epoch(FILE *f, const gr_progress *p, double wall, bool actions)
 {
@@ -222,7 +222,8 @@ cli_json_protocol(const gr_train_config *tcfg)
 	cJSON_AddStringToObject(p, "action_scale", "[0,1]-normalised with the training range");
 	if (tcfg)
 	{
-		cJSON_AddStringToObject(p, "early_stopping", "validation NDCG@10");
+		cJSON_AddStringToObject(p, "early_stopping",
+								"validation log NDCG@10 - mean log action error");
 		cJSON_AddNumberToObject(p, "patience", tcfg->patience);
 	}
 	return p;

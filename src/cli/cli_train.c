@@ -349,8 +349,15 @@ cli_cmd_train(cli_opts *opts)
 
 	cli_report_model(out, model, &d.action_names);
 	if (gr_layout_has_item_head(layout))
-		fprintf(out, "best epoch %d of %d (validation NDCG@10 %.4f)\n", res.best_epoch,
+	{
+		fprintf(out, "best epoch %d of %d (validation NDCG@10 %.4f", res.best_epoch,
 				res.epochs_run, res.valid.ndcg[0]);
+		if (gr_layout_has_action_head(layout) && model->cfg.n_actions > 0)
+			fprintf(out, " and %s %.4f; log NDCG@10 - mean log action error",
+					model->cfg.action_binary[0] ? "log loss" : "RMSE",
+					model->cfg.action_binary[0] ? res.valid.logloss[0] : res.valid.rmse[0]);
+		fprintf(out, ")\n");
+	}
 	else
 		fprintf(out, "best epoch %d of %d (validation action loss; layout %s predicts no "
 				"next item)\n", res.best_epoch, res.epochs_run, layout->name);

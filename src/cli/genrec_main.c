@@ -16,8 +16,9 @@ static const cli_command commands[] = {
 	{"train", CLI_G_COMMON | CLI_G_DATA | CLI_G_ARCH | CLI_G_TRAIN | CLI_G_SAVE | CLI_G_JSON,
 		"--data FILE [options]",
 		"Read interactions, train a model with the leave-one-out protocol (early stopping on\n"
-		"validation NDCG@10, best weights restored), print one line per epoch, then the test\n"
-		"metrics at the best epoch and the throughput. --save writes the model.",
+		"validation log NDCG@10 - mean log action error over the heads the layout has, best\n"
+		"weights restored), print one line per epoch, then the test metrics at the best epoch\n"
+		"and the throughput. --save writes the model.",
 	cli_cmd_train},
 	{"eval", CLI_G_COMMON | CLI_G_MODEL | CLI_G_DATA | CLI_G_SPLIT | CLI_G_JSON,
 		"--model FILE --data FILE [options]",
@@ -104,7 +105,8 @@ print_main_help(FILE *f)
 			"\n"
 			"protocol: leave-one-out (last = test, second to last = validation), full-catalogue\n"
 			"ranking, seen items excluded (numbers with nothing excluded alongside), early\n"
-			"stopping on validation NDCG@10, test at the best epoch.\n"
+			"stopping on validation log NDCG@10 - mean log action error (RMSE or log loss)\n"
+			"over the heads the layout has, test at the best epoch.\n"
 			"\n"
 			"exit codes: 0 success, 1 runtime error, 2 usage error.\n");
 }

@@ -62,8 +62,13 @@ typedef struct gr_progress
 	double		valid_hr10;
 	double		valid_ndcg10;
 	double		valid_rmse;		/* NaN when the layout predicts no action */
+	/* the first action column's validation metric: RMSE (continuous) or log loss (binary,
+	 * valid_action_logloss); NaN when the layout predicts no action */
+	double		valid_action;
+	bool		valid_action_logloss;
 	double		seconds;		/* wall time of the epoch */
-	bool		improved;		/* this epoch is the best so far on valid NDCG@10 */
+	bool		improved;		/* this epoch is the best so far on the validation score
+								 * (gr_train.c valid_score) */
 } gr_progress;
 
 struct gr_ops;

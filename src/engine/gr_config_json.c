@@ -39,6 +39,7 @@ typedef enum config_key
 	KEY_SAMPLER,
 	KEY_TEMPERATURE,
 	KEY_TRUNK,
+	KEY_ACTION_BIAS,
 	N_CONFIG_KEYS
 } config_key;
 
@@ -61,6 +62,7 @@ static const char *const config_key_names[N_CONFIG_KEYS] = {
 	[KEY_SAMPLER] = "sampler",
 	[KEY_TEMPERATURE] = "temperature",
 	[KEY_TRUNK] = "trunk",
+	[KEY_ACTION_BIAS] = "action_bias",
 };
 
 #define FIRST_OPTIONAL_KEY KEY_LOSS
@@ -173,6 +175,8 @@ config_to_tree(const gr_model_config *cfg, const char *layout_name)
 		format_float(cfg->temperature, text, sizeof(text));
 		ok = ok && cJSON_AddRawToObject(root, "temperature", text) != NULL;
 	}
+	if (cfg->action_bias)
+		ok = ok && cJSON_AddTrueToObject(root, "action_bias") != NULL;
 	if (!ok)
 	{
 		cJSON_Delete(root);
@@ -391,6 +395,15 @@ config_from_tree(const cJSON *root, gr_model_config *cfg, gr_error *err)
 			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 						   "configuration key \"trunk\" must be \"gpt2\" or \"hstu\"");
 		cfg->trunk = arch->id;
+	}
+	/* absent: a file written before the action head's bias path */
+	cfg->action_bias = 0;
+	if (items[KEY_ACTION_BIAS] != NULL)
+	{
+		if (!cJSON_IsBool(items[KEY_ACTION_BIAS]))
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "configuration key \"action_bias\" must be true or false");
+		cfg->action_bias = cJSON_IsTrue(items[KEY_ACTION_BIAS]);
 	}
 	return gr_model_config_validate(cfg, err);
 }

@@ -33,6 +33,7 @@
 	X(act_fc, R * H, true) \
 	X(act_g, R * H, true) \
 	X(act_pred, R * K, true) \
+	X(act_uoff, R * GR_USER_FEATURES * K, true) \
 	X(act_grad, R * K, true) \
 	X(act_loss, R * K, true) \
 	X(tok_actval, N * K, true) \
@@ -127,6 +128,7 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 	I(a->item_row_col, R);
 	I(a->act_row_tok, R);
 	I(a->act_row_cpl, R);
+	I(a->act_row_item, R);
 	if (S > 0)
 		I(a->neg_cand, S);
 	I(a->excl_off, R + 1);
@@ -140,7 +142,8 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 		p->total_f += pad16(p->ft.slots[i].n);
 	for (int i = 0; i < ni; i++)
 		p->total_i += pad16(p->is[i].n);
-	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * K, (size_t) cap_excl + R + 1)), GR_MAX(N, S));
+	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * GR_USER_FEATURES * K, (size_t) cap_excl + R + 1)),
+					  GR_MAX(N, S));
 }
 
 /* Bytes a workspace of these capacities takes (backend buffers, staging and the struct). */
@@ -245,6 +248,68 @@ upload_ints(const gr_ops *ops, int32_t *dst, const int32_t *src, size_t n)
 	ops->upload(ops->ctx, dst, src, n * sizeof(int32_t));
 }
 
+/*
+ * The user-offset features of every action row into u [rows, 4K] (gr_model.h): per column
+ * the shrunk sum S / (n + s), the weight n / (n + s), the latest value and whether there is
+ * one, over the present values among the action slots the row's token attends to. Those are
+ * the attention mask's keys: tokens t <= tok of its sequence for a history token, the
+ * history and the token itself for a packed candidate; without the token itself where
+ * actions travel in a stream that is read strict-causally (AttnMVP's values, AttnLFA's
+ * pooling: the token carries its own label). The layouts obey P3 under their masks, so no
+ * row sees its own target. O(rows x window) per batch, small beside the trunk.
+ */
+static void
+user_offset_features(const gr_model *m, const gr_tokens *tb, float *u)
+{
+	int			K = m->cfg.n_actions, R = tb->n_act_rows, s = 0;
+	bool		self = m->layout->action_input == GR_ACTION_INPUT_TOKEN;
+	float		shrink = GR_USER_OFFSET_SHRINK;
+
+	for (int r = 0; r < R; r++)
+	{
+		int			tok = tb->act_row_tok[r];
+		double		sum[GR_MAX_ACTIONS] = {0}, n[GR_MAX_ACTIONS] = {0};
+		float		last[GR_MAX_ACTIONS] = {0};
+
+		while (s + 1 < tb->n_seq && tb->seq_off[s + 1] <= tok)
+			s++;
+		while (s > 0 && tb->seq_off[s] > tok)
+			s--;
+		int			t0 = tb->seq_off[s], hist_end = t0 + tb->n_hist[s];
+		bool		cand = tok >= hist_end;
+		/* the visible history [t0, t1), then the candidate's own slot where visible */
+		int			t1 = cand ? hist_end : (self ? tok + 1 : tok);
+
+		for (int t = t0; t <= t1; t++)
+		{
+			int			tt = t < t1 ? t : (cand && self ? tok : -1);
+
+			if (tt < 0 || !tb->has_action[tt])
+				continue;
+			for (int k = 0; k < K; k++)
+			{
+				float		v = tb->action[(size_t) tt * K + k];
+
+				if (!isnan(v))
+				{
+					sum[k] += v;
+					n[k] += 1.0;
+					last[k] = v;	/* tokens come in order, the candidate's own last */
+				}
+			}
+		}
+		for (int k = 0; k < K; k++)
+		{
+			float	   *ur = u + (size_t) r * GR_USER_FEATURES * K;
+
+			ur[k] = (float) (sum[k] / (n[k] + shrink));
+			ur[K + k] = (float) (n[k] / (n[k] + shrink));
+			ur[2 * K + k] = last[k];
+			ur[3 * K + k] = n[k] > 0.0 ? 1.0f : 0.0f;
+		}
+	}
+}
+
 /* Copy a token batch's metadata into the workspace's backend buffers. */
 static gr_status
 pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
@@ -340,6 +405,24 @@ pass_upload(gr_acts *a, const gr_tokens *tb, gr_error *err)
 			hi[r] = (c > 0 && c <= m->cfg.n_items) ? c : -1;
 		}
 		upload_ints(ops, a->act_row_cpl, hi, R);
+		if (m->w.head_item_b != NULL)
+		{
+			/* the item acted on: the coupler (PC), else the row token's item */
+			for (int r = 0; r < R; r++)
+			{
+				int32_t		c = m->layout->action_head == GR_ACTION_HEAD_COUPLER ?
+					tb->act_row_coupler[r] : tb->item[tb->act_row_tok[r]];
+
+				hi[r] = (c > 0 && c <= m->cfg.n_items) ? c : -1;
+			}
+			upload_ints(ops, a->act_row_item, hi, R);
+		}
+		if (m->w.head_user_w != NULL)
+		{
+			user_offset_features(m, tb, hf);
+			ops->upload(ops->ctx, a->act_uoff, hf,
+						(size_t) R * GR_USER_FEATURES * K * sizeof(float));
+		}
 		for (size_t i = 0; i < (size_t) R * K; i++)
 			a->n_act_targets[i % K] += !isnan(tb->act_row_target[i]);
 		ops->upload(ops->ctx, a->act_row_target, tb->act_row_target,

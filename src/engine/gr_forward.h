@@ -86,6 +86,7 @@ typedef struct gr_acts
 								 * (PC) or pooled actions (AttnLFA) */
 	float	   *act_fc, *act_g; /* [rows, H] head hidden layer before/after GELU */
 	float	   *act_pred;		/* [rows, K] */
+	float	   *act_uoff;		/* [rows, 4K] the user-offset features u_r (gr_model.h) */
 	float	   *act_grad;		/* [rows, K] */
 	float	   *act_loss;		/* [rows, K] */
 	/* backward */
@@ -109,6 +110,7 @@ typedef struct gr_acts
 	int32_t    *seq_off, *n_hist;
 	int32_t    *item_row_tok, *item_row_col;	/* column = dense id - 1, or -1 */
 	int32_t    *act_row_tok, *act_row_cpl;	/* coupler dense id or -1 */
+	int32_t    *act_row_item;	/* the item acted on (token item or coupler), or -1 */
 	int32_t    *neg_cand;		/* [neg_cap] candidate columns, -1 = padding */
 	int32_t    *excl_off, *excl;	/* exclusion lists for ranking (evaluation) */
 	int32_t    *topk_idx;		/* [rows] top-k results (retrieval) */

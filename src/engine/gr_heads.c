@@ -3,7 +3,17 @@
  * or a sampled softmax / in-batch InfoNCE over candidates shared by the batch; logit
  * read-outs for evaluation and serving) and the action head (an MLP over h, or over
  * [h ; E[item]] for the PC coupler, or over [h ; p] with AttnLFA's pooled actions p; its
- * input width is gr_layout_head_inputs).
+ * input width is gr_layout_head_inputs) with its bias path.
+ *
+ * The bias path (gr_model.h, GR_USER_OFFSET_SHRINK): pred = MLP + b_out + b_item[item] +
+ * W_u u. Why in the head rather than only in the stopping rule: the bias baseline's three
+ * terms are what an MLP over h learns worst — a per-item constant must otherwise be carried
+ * through the tied item embedding (shared with retrieval) and the trunk, and the user's mean
+ * rating through attention averaging — while as explicit parameters they are fitted in a few
+ * steps, initialised from the training split (gr_train.c) so that the first epoch starts at
+ * the baseline and the MLP learns the sequential residual on top. The item bias exists only
+ * where the row names the item acted on (gr_layout_candidate_actions); the user offset only
+ * where tokens carry actions, from the causal context alone (gr_forward.c), so P3 holds.
  */
 #include "gr_arch.h"
 #include "gr_rng.h"
@@ -275,6 +285,12 @@ gr_head_action_forward(const gr_model *m, gr_acts *a)
 	ops->gemm(cx, false, true, R, K, H, 1.0f, a->act_g, H, m->w.head_out_w, H, 0.0f,
 			  a->act_pred, K);
 	ops->add_bias(cx, a->act_pred, m->w.head_out_b, R, K);
+	if (m->w.head_item_b != NULL)
+		ops->gather_rows(cx, a->act_pred, m->w.head_item_b, a->act_row_item, R, K, 1.0f, true);
+	if (m->w.head_user_w != NULL)
+		ops->gemm(cx, false, true, R, K, GR_USER_FEATURES * K, 1.0f, a->act_uoff,
+				  GR_USER_FEATURES * K, m->w.head_user_w, GR_USER_FEATURES * K, 1.0f,
+				  a->act_pred, K);
 }
 
 /* Action head loss and backward from the forward pass's predictions; accumulates into d_res,
@@ -310,6 +326,12 @@ gr_head_action_backward(const gr_model *m, gr_acts *a, gr_weights *g, float weig
 	ops->gemm(cx, true, false, K, H, R, 1.0f, a->act_grad, K, a->act_g, H, 1.0f,
 			  g->head_out_w, H);
 	ops->bias_grad(cx, g->head_out_b, a->act_grad, R, K);
+	if (m->w.head_item_b != NULL)
+		ops->scatter_add_rows(cx, g->head_item_b, a->act_grad, a->act_row_item, R, K, 1.0f);
+	if (m->w.head_user_w != NULL)
+		ops->gemm(cx, true, false, K, GR_USER_FEATURES * K, R, 1.0f, a->act_grad, K,
+				  a->act_uoff, GR_USER_FEATURES * K, 1.0f, g->head_user_w,
+				  GR_USER_FEATURES * K);
 	ops->gemm(cx, false, false, R, H, K, 1.0f, a->act_grad, K, m->w.head_out_w, H, 0.0f,
 			  a->d_act_g, H);
 	ops->gelu_bwd(cx, a->d_act_g, a->act_fc, a->d_act_g, (size_t) R * H);

@@ -32,6 +32,8 @@ gr_model_config_default(gr_model_config *cfg, int layout, int n_items, int n_act
 	cfg->emb_scale = 1.0f;
 	cfg->head_hidden = 64;
 	cfg->item_loss = GR_LOSS_FULL;
+	/* new models get the action head's bias path where they have a head (gr_model.h) */
+	cfg->action_bias = 1;
 	cfg->negatives = GR_DEFAULT_NEGATIVES;
 	cfg->sampler = GR_SAMPLER_UNIFORM;
 	cfg->temperature = 1.0f;
@@ -114,6 +116,9 @@ gr_model_config_validate(const gr_model_config *cfg, gr_error *err)
 	if (cfg->head_hidden < 1 || cfg->head_hidden > 65536)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "head_hidden must be in 1..65536, got %d",
 					   cfg->head_hidden);
+	if (cfg->action_bias != 0 && cfg->action_bias != 1)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "action_bias must be 0 or 1, got %d",
+					   cfg->action_bias);
 	if (cfg->item_loss < 0 || cfg->item_loss >= GR_LOSS_COUNT)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown item loss id %d", cfg->item_loss);
 	if (cfg->negatives < (cfg->item_loss == GR_LOSS_SAMPLED ? 1 : 0) ||
@@ -185,6 +190,7 @@ gr_model_dims(const gr_model_config *c, gr_dims *z)
 	z->NB = c->n_buckets;
 	z->HH = c->head_hidden;
 	z->HIN = (int64_t) gr_layout_head_inputs(lay) * c->d_model;
+	z->AB = c->action_bias != 0 && c->n_actions > 0;
 }
 
 /* Declare every tensor of a (valid) configuration, in file order. */

@@ -49,7 +49,26 @@ typedef struct gr_model_config
 	int			negatives;		/* sampled: negatives per step; infonce: 0 = every row */
 	int			sampler;		/* gr_neg_sampler_kind of the sampled loss */
 	float		temperature;	/* logits are divided by it (sampled and infonce) */
+	/* the action head's bias path (gr_heads.c): 1 for new models; configurations without
+	 * the key (files of 0.1.0 and early 0.2.0) mean 0, so older files load unchanged */
+	int			action_bias;
 } gr_model_config;
+
+/*
+ * The action head's bias path adds to the MLP output, per action row r and column k,
+ *   b_item[item_r, k] + sum_j W_u[k, j] u_r[j],
+ *   u_r = (S_r / (n_r + s), n_r / (n_r + s), l_r, p_r)   ([GR_USER_FEATURES K]),
+ * item_r the item whose action is predicted (the row token's item, or the PC coupler);
+ * S_r[k] and n_r[k] the sum and count of the present values of column k among the action
+ * slots the row's token can attend to (its causal context: strict-causal for the action
+ * streams), s = GR_USER_OFFSET_SHRINK; l_r[k] the most recent of those values (0 if none)
+ * and p_r[k] 1 if there is one. With W_u = [I, -diag(c), 0, 0] the second term is the user's
+ * shrunk mean offset from c over the visible history, the user term of the bias baseline
+ * (gr_baseline.c) computed causally from tokens; the last two blocks let it learn how much
+ * the latest action carries over (a linear AR(1) term).
+ */
+#define GR_USER_OFFSET_SHRINK 10.0f
+#define GR_USER_FEATURES 4			/* u_r holds 4 values per action column */
 
 /* The item head's loss; 0 is the default, so configurations without the key mean full. */
 typedef enum gr_item_loss
@@ -118,6 +137,7 @@ typedef struct gr_dims
 	int64_t		NB;				/* action buckets */
 	int64_t		HH;				/* action head hidden width */
 	int64_t		HIN;			/* action head input width */
+	int64_t		AB;				/* 1 when the action head has its bias path */
 	int64_t		N;				/* tokens of a workspace (activations only) */
 	int64_t		R;				/* rows of a workspace (activations only) */
 } gr_dims;
@@ -154,7 +174,14 @@ typedef struct gr_dims
 	X(head_out_w, "action_head.out.weight", 2, z->K, z->HH, 0, GR_INIT_NORMAL, \
 	  gr_layout_has_action_head(lay)) \
 	X(head_out_b, "action_head.out.bias", 1, z->K, 0, 0, GR_INIT_ZERO, \
-	  gr_layout_has_action_head(lay))
+	  gr_layout_has_action_head(lay)) \
+	/* the bias path (see GR_USER_OFFSET_SHRINK): an item bias where the action row names the \
+	 * item acted on (a candidate-specific head), a user offset from the visible actions */ \
+	X(head_item_b, "action_head.item_bias.weight", 2, z->V + 1, z->K, 0, GR_INIT_ZERO, \
+	  z->AB && gr_layout_candidate_actions(lay)) \
+	X(head_user_w, "action_head.user_offset.weight", 2, z->K, GR_USER_FEATURES * z->K, 0, \
+	  GR_INIT_ZERO, \
+	  z->AB && gr_layout_has_action_head(lay) && gr_layout_reads_actions(lay))
 
 #define GR_X_FIELD(field, ...) float *field;
 #define GR_X_SLOT(field, ...) GR_T_##field,

@@ -683,7 +683,7 @@ gr_report_html(const gr_env *env, const gr_report_model *models, int n, char **h
 			"per user (last interaction = test, second to last = validation), the target ranked "
 			"over the full catalogue with the user's earlier items excluded; action RMSE on the "
 			"[0, 1]-normalised scale. Curves are per epoch; the dashed line marks the best "
-			"epoch (validation NDCG@10).</p>\n");
+			"epoch (validation log NDCG@10 - mean log action error).</p>\n");
 		if (n > 1)
 			st = comparison(&b, models, sums, n, err);
 		for (int i = 0; i < n && st == GR_OK; i++)

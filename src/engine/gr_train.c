@@ -237,15 +237,38 @@ gr_add_train_window(const gr_model *m, const gr_dataset *ds, int u, gr_tokens *t
 	return GR_OK;
 }
 
-/* Set each action head output bias to the training mean (logit of the rate for binary). */
-static void
-init_action_bias(gr_model *m, const gr_dataset *ds)
+/*
+ * Start the action head at the bias baseline (gr_baseline.c): each output bias at the
+ * training mean (logit of the rate for binary); for continuous columns the bias path's item
+ * bias at the item's shrunk mean residual (shrinkage 25, as the baseline) and its user
+ * offset at W_u = [I, -diag(mean), 0, 0], the user's shrunk mean offset over the visible
+ * history (the weight of the latest action starts at 0).
+ * The MLP's output starts near 0, so the first epoch predicts about what the baseline does.
+ */
+static gr_status
+init_action_bias(gr_model *m, const gr_dataset *ds, gr_error *err)
 {
-	int			K = m->cfg.n_actions;
+	int			K = m->cfg.n_actions, V = m->cfg.n_items;
 	float		bias[GR_MAX_ACTIONS];
+	float		user_w[GR_MAX_ACTIONS * GR_USER_FEATURES * GR_MAX_ACTIONS] = {0};
+	float	   *item_b = NULL;
+	double	   *isum = NULL, *icnt = NULL;
 
 	if (!gr_layout_has_action_head(m->layout))
-		return;
+		return GR_OK;
+	if (m->w.head_item_b != NULL)
+	{
+		item_b = gr_calloc(m->env, (size_t) (V + 1) * K, sizeof(float));
+		isum = gr_calloc(m->env, (size_t) V + 1, sizeof(double));
+		icnt = gr_calloc(m->env, (size_t) V + 1, sizeof(double));
+		if (item_b == NULL || isum == NULL || icnt == NULL)
+		{
+			gr_free(m->env, item_b);
+			gr_free(m->env, isum);
+			gr_free(m->env, icnt);
+			return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for the item biases");
+		}
+	}
 	for (int k = 0; k < K; k++)
 	{
 		double		s = 0.0;
@@ -268,11 +291,39 @@ init_action_bias(gr_model *m, const gr_dataset *ds)
 		{
 			mean = fmin(fmax(mean, 1e-4), 1.0 - 1e-4);
 			bias[k] = (float) log(mean / (1.0 - mean));
+			continue;
 		}
-		else
-			bias[k] = (float) mean;
+		bias[k] = (float) mean;
+		user_w[k * GR_USER_FEATURES * K + k] = 1.0f;
+		user_w[k * GR_USER_FEATURES * K + K + k] = (float) -mean;
+		if (item_b == NULL)
+			continue;
+		memset(isum, 0, sizeof(double) * (V + 1));
+		memset(icnt, 0, sizeof(double) * (V + 1));
+		for (int u = 0; u < ds->n_users; u++)
+			for (int64_t i = ds->offsets[u]; i < ds->offsets[u] + gr_dataset_train_end(ds, u); i++)
+			{
+				float		y = ds->actions[(size_t) i * K + k];
+				int32_t		it = ds->items[i];
+
+				if (!isnan(y) && it > 0 && it <= V)
+				{
+					isum[it] += y - mean;
+					icnt[it] += 1.0;
+				}
+			}
+		for (int v = 1; v <= V; v++)
+			item_b[(size_t) v * K + k] = (float) (isum[v] / (25.0 + icnt[v]));
 	}
 	m->ops->upload(m->ops->ctx, m->w.head_out_b, bias, sizeof(float) * K);
+	if (m->w.head_user_w != NULL)
+		m->ops->upload(m->ops->ctx, m->w.head_user_w, user_w, sizeof(float) * GR_USER_FEATURES * K * K);
+	if (item_b != NULL)
+		m->ops->upload(m->ops->ctx, m->w.head_item_b, item_b, sizeof(float) * (V + 1) * K);
+	gr_free(m->env, item_b);
+	gr_free(m->env, isum);
+	gr_free(m->env, icnt);
+	return GR_OK;
 }
 
 /* Shuffle users with a counter-based draw keyed by (seed, epoch). */
@@ -404,10 +455,10 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 	params = gr_model_config_param_count(&mcfg);
 	param_bytes = mul_bytes(params, sizeof(float));
 	tensors = gr_model_config_tensor_floats(&mcfg);
-	/* the model: struct, tensor table (at most 12 + 24 per layer), item ids, weights; and the
+	/* the model: struct, tensor table (at most 14 + 24 per layer), item ids, weights; and the
 	 * best-epoch copy of the weights */
 	out->parameters = add_bytes(sizeof(gr_model) +
-								sizeof(gr_tensor) * (12 + (size_t) GR_MAX_LAYER_TENSORS *
+								sizeof(gr_tensor) * (14 + (size_t) GR_MAX_LAYER_TENSORS *
 													 (size_t) mcfg.n_layer) +
 								sizeof(int64_t) * ((size_t) mcfg.n_items + 1),
 								mul_bytes(param_bytes, 2));
@@ -433,29 +484,39 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 }
 
 /*
- * The validation score the best epoch maximises: NDCG@10 where the layout predicts the next
- * item, else (l4, l5, l7: actions only) minus the mean over action columns of RMSE
- * (continuous) or log loss (binary).
+ * The validation score the best epoch maximises (and patience counts against):
+ *   log NDCG@10 - mean over action columns of log(RMSE) (continuous) or log(log loss)
+ * over the heads the layout has. Each head's term is scale-free, so a 1% better NDCG@10 is
+ * worth a 1% worse action error: an item-only layout orders epochs by NDCG@10 as before, an
+ * actions-only one (l4, l5, l7) by its action error, and a layout with both heads keeps one
+ * consistent snapshot (the trunk is shared, so an action head from one epoch cannot be paired
+ * with the item head and trunk of another) that is good for both. Choosing on NDCG@10 alone
+ * stopped runs whose action head was still improving and kept epochs whose action head was
+ * worse than the bias baseline (issue 9).
  */
 static double
 valid_score(const gr_model *m, const gr_metrics *vm)
 {
-	double		sum = 0.0;
+	double		sum = 0.0, score = 0.0;
 	int			n = 0;
 
 	if (gr_layout_has_item_head(m->layout))
-		return vm->ndcg[0];
+		score = log(fmax(vm->ndcg[0], 1e-12));
+	if (!gr_layout_has_action_head(m->layout))
+		return score;
 	for (int k = 0; k < m->cfg.n_actions; k++)
 	{
 		double		v = m->cfg.action_binary[k] ? vm->logloss[k] : vm->rmse[k];
 
 		if (!isnan(v))
 		{
-			sum += v;
+			sum += log(fmax(v, 1e-12));
 			n++;
 		}
 	}
-	return n > 0 ? -sum / n : NAN;
+	if (n > 0)
+		return score - sum / n;
+	return gr_layout_has_item_head(m->layout) ? score : NAN;
 }
 
 /* The whole protocol: epochs, validation, early stopping, best weights, test metrics. */
@@ -494,7 +555,8 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 
 	if ((st = gr_model_init_params(m, tcfg->seed, err)) != GR_OK)
 		goto fail;
-	init_action_bias(m, ds);
+	if ((st = init_action_bias(m, ds, err)) != GR_OK)
+		goto fail;
 	if ((st = gr_trainer_create(m, tcfg, cap_tokens, B, &r.trainer, err)) != GR_OK ||
 		(st = gr_trainer_count_items(r.trainer, ds, err)) != GR_OK ||
 		(st = gr_tokens_init(&r.tb, env, mcfg.n_actions, mcfg.n_buckets, cap_tokens, B,
@@ -559,6 +621,9 @@ gr_train(const gr_env *env, const gr_model_config *mcfg_in, const gr_train_confi
 				.train_action_loss = steps > 0 ? act / steps : NAN,
 				.valid_hr10 = vm.hr[0],.valid_ndcg10 = vm.ndcg[0],
 				.valid_rmse = mcfg.n_actions > 0 && gr_layout_has_action_head(m->layout) ? vm.rmse[0] : NAN,
+				.valid_action = mcfg.n_actions > 0 && gr_layout_has_action_head(m->layout) ?
+				(mcfg.action_binary[0] ? vm.logloss[0] : vm.rmse[0]) : NAN,
+				.valid_action_logloss = mcfg.n_actions > 0 && mcfg.action_binary[0],
 				.seconds = t1 - t0,.improved = improved,
 			};
 

@@ -68,7 +68,8 @@ def build_model(d, params):
                   n_head=c["n_head"], max_len=c["max_len"], n_actions=c["n_actions"],
                   n_buckets=c["n_buckets"], emb_scale=c["emb_scale"],
                   head_hidden=c["head_hidden"], dropout=0.0,
-                  action_binary=c["action_binary"], trunk=c.get("trunk", "gpt2")).to(DTYPE)
+                  action_binary=c["action_binary"], trunk=c.get("trunk", "gpt2"),
+                  action_bias=c.get("action_bias", False)).to(DTYPE)
     names = {n for n, _ in m.named_parameters()}
     if names != set(params):
         raise SystemExit("parameter names differ: reference only %s, engine only %s"
@@ -183,7 +184,7 @@ def serve(d, ds, model, case):
             else:
                 res["logit"] = [None] * len(cands)
             if gt.HAS_ACTION_HEAD[layout] and K > 0:
-                z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"])
+                z = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"], b)
                 act = []
                 for r in range(len(cands)):
                     row = []
@@ -280,7 +281,7 @@ def evaluate(d, ds, model, split, ks):
             out.update(mrr=None, mrr_all=None)
         rmse, nat = [], []
         if gt.HAS_ACTION_HEAD[layout] and b["arow_tok"].numel() > 0:
-            pred = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"])
+            pred = model.action_pred(h[b["arow_tok"]], b["arow_cpl"], b["arow_tok"], b)
             y = b["arow_tgt"]
             for k in range(K):
                 m = ~torch.isnan(y[:, k])

@@ -71,6 +71,10 @@ perturb_params(gr_model *m, uint64_t seed)
 			strstr(ten->name, ".ln.") || strstr(ten->name, ".ln_out.") ||
 			strncmp(ten->name, "ln_f.", 5) == 0;
 		bool		is_bias = len > 5 && strcmp(ten->name + len - 5, ".bias") == 0;
+		/* the action head's bias path starts at zero: draw it so that parity covers it
+		 * (the item bias's padding row 0 too, which must never be read) */
+		bool		is_bias_path = strncmp(ten->name, "action_head.item_bias", 21) == 0 ||
+			strncmp(ten->name, "action_head.user_offset", 23) == 0;
 		bool		is_rab = strstr(ten->name, ".rab_") != NULL;
 
 		for (size_t i = 0; i < ten->numel; i++)
@@ -84,6 +88,8 @@ perturb_params(gr_model *m, uint64_t seed)
 				p[i] = (float) (1.0 + 0.1 * z);
 			else if (is_bias)
 				p[i] = (float) (0.1 * z);
+			else if (is_bias_path)
+				p[i] = (float) (0.3 * z);
 			else
 				p[i] *= 10.0f;
 		}
@@ -671,6 +677,7 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 	cJSON_AddNumberToObject(jc, "n_buckets", mc.n_buckets);
 	cJSON_AddNumberToObject(jc, "emb_scale", mc.emb_scale);
 	cJSON_AddNumberToObject(jc, "head_hidden", mc.head_hidden);
+	cJSON_AddBoolToObject(jc, "action_bias", mc.action_bias);
 	cJSON_AddNumberToObject(jc, "n_positions", m->n_positions);
 	cJSON_AddItemToObject(jc, "action_min", jdoubles(mc.action_min, K));
 	cJSON_AddItemToObject(jc, "action_max", jdoubles(mc.action_max, K));

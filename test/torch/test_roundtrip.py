@@ -18,9 +18,9 @@ genrec_torch, and:
   4. two epochs of fine-tuning in PyTorch change the scores (by more than 1e-3), the saved
      file is read by `genrec info` and `genrec eval`, and `genrec score` / `recommend` on it
      equal the fine-tuned module's scores within the same tolerance;
-  5. a model built and initialised in PyTorch (never seen by the engine) saves to a file the
-     engine serves with the module's scores (lac on GPT-2, attnmvp on HSTU with random
-     relative-bias tables);
+  5. a model built and initialised in PyTorch (never seen by the engine, with the action
+     head's bias path drawn) saves to a file the engine serves with the module's scores (lac
+     on GPT-2, attnmvp on HSTU with random relative-bias tables);
   6. malformed input is refused: truncated bytes, a renamed tensor, an unknown configuration
      key, a non-finite parameter on save; the safetensors reader round-trips every dtype and
      refuses gaps and overlaps.
@@ -306,12 +306,14 @@ def check_from_scratch(ck, gbin, tmp, cands, layout, trunk):
     model = gt.GenRec(layout, 40, d_model=8, n_layer=1, n_head=2, max_len=6, n_actions=1,
                       n_buckets=4, head_hidden=8, emb_scale=1.5, action_min=[1.0],
                       action_max=[5.0], item_ids=np.arange(10, 410, 10, dtype=np.int64),
-                      trunk=trunk)
+                      trunk=trunk, action_bias=True)
     model.init_gpt2(g)
-    with torch.no_grad():       # HSTU's bias tables start at 0: make them matter
-        for name, p in model.named_parameters():
+    with torch.no_grad():       # HSTU's bias tables and the action head's bias path start
+        for name, p in model.named_parameters():     # at 0: make them matter
             if ".rab_" in name:
                 p.normal_(0.0, 0.5, generator=g)
+        model.action_head.item_bias.weight.normal_(0.0, 0.1, generator=g)
+        model.action_head.user_offset.weight.normal_(0.0, 0.3, generator=g)
     path = os.path.join(tmp, "scratch_%s_%s.safetensors" % (layout, trunk))
     gt.save(model, path)
     items = np.array([10, 20, 30, 70, 90, 130, 400])

@@ -89,6 +89,18 @@ make_model(gr_layout_id layout, int max_len, uint64_t seed)
 	gr_model_download_params(m, host);
 	for (size_t i = 0; i < m->n_params; i++)
 		host[i] *= 3.0f;
+	/* the action head's bias path starts at zero: draw it too, so that the leakage, scoring
+	 * and gradient checks see its item bias and user offset move the predictions */
+	static const char *const bias_path[] = {"action_head.item_bias.weight",
+	"action_head.user_offset.weight"};
+
+	for (int b = 0; b < 2; b++)
+	{
+		const gr_tensor *t = gr_model_tensor(m, bias_path[b]);
+
+		for (size_t i = 0; t != NULL && i < t->numel; i++)
+			host[t->offset + i] = gr_rng_uniform(seed, GR_STREAM_TEST, 900 + b, i) - 0.5f;
+	}
 	gr_model_upload_params(m, host);
 	free(host);
 	return m;
@@ -786,6 +798,33 @@ test_tensor_table(gr_layout_id id)
 		  (lay->action_input == GR_ACTION_INPUT_VALUES));
 	CHECK(gr_model_tensor(m, "blocks.1.attn.qkv.weight") != NULL &&
 		  gr_model_tensor(m, "blocks.2.ln1.weight") == NULL);
+	/* the bias path: an item bias where the row names the item acted on, a user offset where
+	 * tokens carry actions; neither without the configuration's action_bias (older files) */
+	const gr_tensor *ib = gr_model_tensor(m, "action_head.item_bias.weight");
+	const gr_tensor *uw = gr_model_tensor(m, "action_head.user_offset.weight");
+
+	CHECK_MSG((ib != NULL) == gr_layout_candidate_actions(lay), "%s: item bias", lay->name);
+	CHECK_MSG((uw != NULL) == (gr_layout_has_action_head(lay) && gr_layout_reads_actions(lay)),
+			  "%s: user offset", lay->name);
+	if (ib)
+		CHECK(ib->shape[0] == m->cfg.n_items + 1 && ib->shape[1] == 1 && m->w.head_item_b);
+	if (uw)
+		CHECK(uw->shape[0] == 1 && uw->shape[1] == GR_USER_FEATURES && m->w.head_user_w);
+
+	gr_model_config c0 = m->cfg;
+	gr_model   *m0 = NULL;
+	gr_error	err = {0};
+
+	c0.action_bias = 0;
+	CHECK_OK(gr_model_create(&env, &c0, NULL, &m0, &err), &err);
+	if (m0)
+	{
+		CHECK(gr_model_tensor(m0, "action_head.item_bias.weight") == NULL &&
+			  gr_model_tensor(m0, "action_head.user_offset.weight") == NULL);
+		CHECK(m0->n_params + (ib ? ((ib->numel + 15) & ~(size_t) 15) : 0) +
+			  (uw ? ((uw->numel + 15) & ~(size_t) 15) : 0) == m->n_params);
+	}
+	gr_model_free(m0);
 	gr_model_free(m);
 }
 
