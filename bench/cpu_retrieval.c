@@ -1,11 +1,16 @@
 /*
  * cpu_retrieval.c — top-k retrieval latency over a large catalogue in the engine: an item
- * model with V items (random GPT-2 init, d 64, 2 layers), one session, gr_recommend of k
- * items for a history of 50 interactions drawn per call, seen items excluded; prints p50,
- * p99 and mean in milliseconds.
+ * model with V items (random GPT-2 init, d 64, 2 layers), or a trained model file (--model),
+ * one session, gr_recommend of k items for a history of 50 interactions drawn per call, seen
+ * items excluded; prints p50, p99 and mean in milliseconds of exact retrieval and, with
+ * --probes, of retrieval through an IVF index (gr_ivf.h, --lists lists, default about
+ * sqrt(V)) for each probe count, with its recall@k against exact retrieval on the same
+ * histories (mean and minimum over the calls) and the index's build time and size.
  *
- *   cpu_retrieval [--items V] [--k K] [--iters N] [--threads T] [--d D]
+ *   cpu_retrieval [--items V] [--k K] [--iters N] [--threads T] [--d D] [--model FILE]
+ *                 [--lists L] [--probes P1,P2,...]
  */
+#include "gr_io.h"
 #include "gr_rng.h"
 #include "gr_serve.h"
 #include "bench_stats.h"
@@ -14,11 +19,89 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Time gr_recommend and print the latency quantiles. */
+/* Draw the history of 50 items of call it. */
+static void
+draw_history(const gr_model *m, int it, int64_t *hist)
+{
+	int			V = m->cfg.n_items;
+
+	for (int j = 0; j < 50; j++)
+		hist[j] = m->item_ids[1 + (int) (gr_rng_uniform(3, GR_STREAM_TEST, (uint32_t) (it + 3),
+														   j) * V) % V];
+}
+
+/* Time iters calls of gr_recommend (3 warm-up calls first); results of call i go to
+ * items[i * k ..] when items is not NULL. */
+static int
+time_calls(gr_session *s, int k, int iters, double *lat, int64_t *items, gr_error *err)
+{
+	int64_t		hist[50], out[4096];
+	float		scores[4096];
+	int			n_out = 0;
+
+	for (int it = -3; it < iters; it++)
+	{
+		draw_history(s->model, it, hist);
+		gr_history h = {.items = hist,.actions = NULL,.n = 50};
+		double		t0 = bench_now_us();
+
+		if (gr_recommend(s, &h, k, true, out, scores, &n_out, err) != GR_OK)
+			return -1;
+		if (it < 0)
+			continue;
+		lat[it] = (bench_now_us() - t0) * 1e-3;
+		if (items != NULL)
+		{
+			for (int i = 0; i < k; i++)
+				items[(size_t) it * k + i] = i < n_out ? out[i] : -1;
+		}
+	}
+	return n_out;
+}
+
+/* Print one latency line. */
+static void
+print_line(const char *what, const double *lat, int iters, double recall, double recall_min)
+{
+	double		mean = 0;
+
+	for (int i = 0; i < iters; i++)
+		mean += lat[i] / iters;
+	printf("| %s | %.2f | %.2f | %.2f | %.4f | %.4f |\n", what, bench_quantile((double *) lat,
+			iters, 0.5), bench_quantile((double *) lat, iters, 0.99), mean, recall, recall_min);
+}
+
+/* Recall of got against want per call (both [iters * k]); mean and minimum. */
+static void
+recall_of(const int64_t *want, const int64_t *got, int iters, int k, double *mean, double *min)
+{
+	*mean = 0;
+	*min = 1;
+	for (int it = 0; it < iters; it++)
+	{
+		int			hit = 0, n = 0;
+
+		for (int i = 0; i < k; i++)
+		{
+			if (want[(size_t) it * k + i] < 0)
+				continue;
+			n++;
+			for (int j = 0; j < k; j++)
+				hit += got[(size_t) it * k + j] == want[(size_t) it * k + i];
+		}
+		double		r = n > 0 ? (double) hit / n : 1;
+
+		*mean += r / iters;
+		*min = r < *min ? r : *min;
+	}
+}
+
+/* Time exact and indexed retrieval and print the latency quantiles and recall. */
 int
 main(int argc, char **argv)
 {
-	int			V = 1000000, k = 100, iters = 200, threads = 2, d = 64;
+	int			V = 1000000, k = 100, iters = 200, threads = 2, d = 64, lists = 0;
+	const char *model_path = NULL, *probes_arg = NULL;
 	gr_env		env;
 	gr_error	err = {0};
 	gr_model_config mc;
@@ -37,52 +120,97 @@ main(int argc, char **argv)
 			threads = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--d") == 0)
 			d = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--model") == 0)
+			model_path = argv[i + 1];
+		else if (strcmp(argv[i], "--lists") == 0)
+			lists = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--probes") == 0)
+			probes_arg = argv[i + 1];
 		else
 		{
 			fprintf(stderr, "cpu_retrieval: unknown option %s\n", argv[i]);
 			return 2;
 		}
 	}
+	if (k < 1 || k > 4096 || iters < 1)
+	{
+		fprintf(stderr, "cpu_retrieval: k must be in 1..4096 and iters positive\n");
+		return 2;
+	}
 	gr_env_default(&env);
 	gr_ops_cpu_set_threads(threads);
-	gr_model_config_default(&mc, GR_LAYOUT_ITEM, V, 0);
-	mc.d_model = d;
-	if (gr_model_create(&env, &mc, NULL, &m, &err) != GR_OK ||
-		gr_model_init_params(m, 7, &err) != GR_OK ||
-		gr_session_create(m, &s, &err) != GR_OK)
+	gr_status	st;
+
+	if (model_path != NULL)
+		st = gr_model_load_file(&env, model_path, &m, NULL, &err);
+	else
+	{
+		gr_model_config_default(&mc, GR_LAYOUT_ITEM, V, 0);
+		mc.d_model = d;
+		st = gr_model_create(&env, &mc, NULL, &m, &err);
+		if (st == GR_OK)
+			st = gr_model_init_params(m, 7, &err);
+	}
+	if (st != GR_OK || gr_session_create(m, &s, &err) != GR_OK)
 	{
 		fprintf(stderr, "cpu_retrieval: %s\n", err.message);
 		return 1;
 	}
+	V = m->cfg.n_items;
+	d = m->cfg.d_model;
 	double	   *lat = malloc(sizeof(double) * iters);
-	int64_t		hist[50], items[4096];
-	float		scores[4096];
-	int			n_out = 0;
+	int64_t    *want = malloc(sizeof(int64_t) * (size_t) iters * k);
+	int64_t    *got = malloc(sizeof(int64_t) * (size_t) iters * k);
 
-	for (int it = -3; it < iters; it++)
+	printf("top-%d of %d items (%s, d %d, %d threads, %s), %d calls each\n\n", k, V,
+		   model_path ? model_path : "random init", d, threads, gr_blas_name(), iters);
+	printf("| retrieval | p50 ms | p99 ms | mean ms | recall@%d mean | min |\n|---|---:|---:|---:|---:|---:|\n", k);
+	if (time_calls(s, k, iters, lat, want, &err) < 0)
 	{
-		for (int j = 0; j < 50; j++)
-			hist[j] = m->item_ids[1 + (int) (gr_rng_uniform(3, GR_STREAM_TEST, (uint32_t) (it + 3),
-																  j) * V) % V];
-		gr_history h = {.items = hist,.actions = NULL,.n = 50};
-		double		t0 = bench_now_us();
+		fprintf(stderr, "cpu_retrieval: %s\n", err.message);
+		return 1;
+	}
+	print_line("exact", lat, iters, 1, 1);
+	if (probes_arg != NULL)
+	{
+		gr_ivf	   *ivf = NULL;
 
-		if (gr_recommend(s, &h, k, true, items, scores, &n_out, &err) != GR_OK)
+		if (lists <= 0)
+			lists = gr_ivf_default_lists(V);
+		if (gr_ivf_build(&env, m->w.item_emb + d, V, d, lists, 1, &ivf, &err) != GR_OK ||
+			gr_session_use_index(s, ivf, 1, &err) != GR_OK)
 		{
 			fprintf(stderr, "cpu_retrieval: %s\n", err.message);
 			return 1;
 		}
-		if (it >= 0)
-			lat[it] = (bench_now_us() - t0) * 1e-3;
-	}
-	double		mean = 0;
+		for (const char *p = probes_arg; *p != '\0';)
+		{
+			int			probes = atoi(p);
+			char		what[64];
+			double		rm, rmin;
 
-	for (int i = 0; i < iters; i++)
-		mean += lat[i] / iters;
-	printf("top-%d of %d items (d %d, %d threads, %s): p50 %.2f ms, p99 %.2f ms, mean %.2f ms "
-		   "over %d calls (%d returned)\n", k, V, d, threads, gr_blas_name(),
-		   bench_quantile(lat, iters, 0.5), bench_quantile(lat, iters, 0.99), mean, iters, n_out);
+			gr_session_use_index(s, ivf, probes, &err);
+			if (time_calls(s, k, iters, lat, got, &err) < 0)
+			{
+				fprintf(stderr, "cpu_retrieval: %s\n", err.message);
+				return 1;
+			}
+			recall_of(want, got, iters, k, &rm, &rmin);
+			snprintf(what, sizeof(what), "IVF %d lists, %d probes", lists, probes);
+			print_line(what, lat, iters, rm, rmin);
+			while (*p != '\0' && *p != ',')
+				p++;
+			if (*p == ',')
+				p++;
+		}
+		printf("\nindex: %d lists (longest %d rows), built in %.0f ms, %.1f MB\n", lists,
+			   ivf->longest, ivf->build_ms, gr_ivf_bytes(ivf) / 1048576.0);
+		gr_session_use_index(s, NULL, 0, &err);
+		gr_ivf_free(&env, ivf);
+	}
 	free(lat);
+	free(want);
+	free(got);
 	gr_session_free(s);
 	gr_model_free(m);
 	return 0;

@@ -80,6 +80,7 @@ typedef struct GenrecModel
 	uint64		device_gen;		/* genrec_device_generation() when the view was built */
 	gr_model   *model;			/* a view over blob */
 	gr_session *session;
+	gr_ivf	   *ivf;			/* retrieval index built on first use (pg_serve.c), in cxt */
 	const GenrecBlob *blob;
 	GenrecSource source;
 	SPIPlanPtr	history_plan;	/* prepared on first use by pg_source.c, as plan_owner */

@@ -25,6 +25,8 @@ int			genrec_device_guc = GENREC_DEVICE_AUTO;
 int			genrec_threads = 1;
 int			genrec_cuda_math_guc = GENREC_MATH_TF32;
 int			genrec_max_train_memory = 4096;
+int			genrec_ivf_probes = 0;
+int			genrec_ivf_lists = 0;
 
 static const struct config_enum_entry device_options[] = {
 	{"auto", GENREC_DEVICE_AUTO, false},
@@ -71,6 +73,17 @@ _PG_init(void)
 							"checked before allocating); -1 means no limit.",
 							NULL, &genrec_max_train_memory, 4096, -1, INT_MAX, PGC_SUSET,
 							GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomIntVariable("genrec.ivf_probes",
+							"Lists of a model's IVF index that genrec_recommend scans; 0 "
+							"(default) retrieves exactly, over every item.",
+							NULL, &genrec_ivf_probes, 0, 0, GR_IVF_MAX_LISTS, PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("genrec.ivf_lists",
+							"Lists (k-means clusters) of the IVF index a backend builds for a "
+							"model on its first indexed retrieval; 0 means about the square "
+							"root of the catalogue.",
+							NULL, &genrec_ivf_lists, 0, 0, GR_IVF_MAX_LISTS, PGC_USERSET, 0,
+							NULL, NULL, NULL);
 	genrec_cache_init();
 	genrec_worker_init();
 	MarkGUCPrefixReserved("genrec");

@@ -17,6 +17,8 @@ extern int	genrec_device_guc;		/* genrec.device: GENREC_DEVICE_* */
 extern int	genrec_threads;			/* genrec.threads */
 extern int	genrec_cuda_math_guc;	/* genrec.cuda_math: GENREC_MATH_* */
 extern int	genrec_max_train_memory;	/* genrec.max_train_memory: MB, -1 = no limit */
+extern int	genrec_ivf_probes;		/* genrec.ivf_probes: 0 = exact retrieval */
+extern int	genrec_ivf_lists;		/* genrec.ivf_lists: 0 = about sqrt(items) */
 
 #define GENREC_DEVICE_AUTO 0
 #define GENREC_DEVICE_CPU 1

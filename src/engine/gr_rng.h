@@ -24,7 +24,8 @@ enum
 	GR_STREAM_SHUFFLE = 0x10000,	/* + epoch: user order */
 	GR_STREAM_DROPOUT = 0x20000,	/* + site: dropout masks */
 	GR_STREAM_TEST = 0x30000,	/* tests */
-	GR_STREAM_NEGATIVES = 0x40000	/* sampled negatives of the item loss */
+	GR_STREAM_NEGATIVES = 0x40000,	/* sampled negatives of the item loss */
+	GR_STREAM_IVF = 0x50000		/* the IVF index's training sample and reseeds */
 };
 
 typedef struct gr_philox4

@@ -8,6 +8,7 @@
  * exclusions) are then taken row by row. gr_score and gr_recommend are batches of one.
  */
 #include "gr_serve.h"
+#include "gr_sort.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,6 +28,25 @@ gr_session_create(const gr_model *model, gr_session **out, gr_error *err)
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a session");
 	s->model = model;
 	*out = s;
+	return GR_OK;
+}
+
+/* Serve retrieval through an IVF index with probes lists, or exactly (NULL or probes 0). */
+gr_status
+gr_session_use_index(gr_session *s, const gr_ivf *ivf, int probes, gr_error *err)
+{
+	const gr_model *m = s->model;
+
+	if (ivf != NULL && (ivf->n_items != m->cfg.n_items || ivf->d != m->cfg.d_model))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "the index covers %d items of width %d, "
+					   "the model %d of width %d", ivf->n_items, ivf->d, m->cfg.n_items,
+					   m->cfg.d_model);
+	if (probes < 0)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "probes must be >= 0, got %d", probes);
+	if (s->ivf != ivf)
+		gr_ivf_scratch_release(m->env, &s->ivf_scratch);
+	s->ivf = ivf;
+	s->ivf_probes = ivf != NULL ? probes : 0;
 	return GR_OK;
 }
 
@@ -59,6 +79,7 @@ gr_session_free(gr_session *s)
 	if (s == NULL)
 		return;
 	session_release(s);
+	gr_ivf_scratch_release(s->model->env, &s->ivf_scratch);
 	gr_free(s->model->env, s);
 }
 
@@ -376,17 +397,154 @@ check_recommend_request(const gr_model *m, const gr_recommend_request *q, int k,
 	return GR_OK;
 }
 
+/* Copy one request's top-k columns and scores out as external ids. */
+static void
+read_out_topk(const gr_model *m, gr_recommend_request *q, const int32_t *cols,
+			  const float *vals, int k)
+{
+	for (int i = 0; i < k; i++)
+	{
+		if (cols[i] < 0)
+			break;
+		q->items[i] = m->item_ids[cols[i] + 1];
+		q->scores[i] = vals[i];
+		q->n_out++;
+	}
+}
+
+/* Exact retrieval of the forwarded requests: every item's logit, then top-k per request. */
+static gr_status
+recommend_exact(gr_session *s, gr_recommend_request **rq, int n_rq, int k, gr_error *err)
+{
+	const gr_model *m = s->model;
+	const gr_ops *ops = m->ops;
+	int			V = m->cfg.n_items;
+	gr_acts    *a = s->acts;
+	int			per_call = GR_MIN(a->logit_rows, s->cap.rows / k);
+	int32_t    *off = gr_alloc(m->env, sizeof(int32_t) * ((size_t) per_call + 1));
+	gr_status	st = GR_OK;
+
+	if (off == NULL)
+		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a retrieval batch");
+	for (int done = 0; st == GR_OK && done < n_rq; done += per_call)
+	{
+		int			cnt = GR_MIN(per_call, n_rq - done);
+		bool		any = build_exclusions(s, rq + done, cnt, off);
+
+		gr_model_item_logits(m, a, done, cnt);
+		ops->upload(ops->ctx, a->excl_off, off, sizeof(int32_t) * ((size_t) cnt + 1));
+		if (off[cnt] > 0)
+			ops->upload(ops->ctx, a->excl, s->cols, sizeof(int32_t) * (size_t) off[cnt]);
+		ops->topk(ops->ctx, a->logits, V, a->excl_off, any ? a->excl : NULL, cnt, V, k,
+				  a->topk_idx, a->topk_val);
+		ops->download(ops->ctx, s->cols, a->topk_idx, sizeof(int32_t) * (size_t) cnt * k);
+		ops->download(ops->ctx, s->vals, a->topk_val, sizeof(float) * (size_t) cnt * k);
+		st = ops->check(ops->ctx, err);
+		for (int j = 0; st == GR_OK && j < cnt; j++)
+			read_out_topk(m, rq[done + j], s->cols + (size_t) j * k, s->vals + (size_t) j * k, k);
+	}
+	gr_free(m->env, off);
+	return st;
+}
+
+/* Ascending order of dense columns. */
+static inline bool
+col_less(const void *ctx, const int32_t *x, const int32_t *y)
+{
+	(void) ctx;
+	return *x < *y;
+}
+
+GR_DEFINE_SORT(sort_cols, int32_t, col_less)
+
+/* One request's excluded columns into s->cols, sorted and distinct; returns how many. */
+static int
+request_exclusions(gr_session *s, const gr_recommend_request *q)
+{
+	const gr_model *m = s->model;
+	int			n = 0;
+
+	if (!q->exclude_seen)
+		return 0;
+	if (q->h.n > s->cap.cols)
+	{
+		/* a history longer than the buffer (repeats): mark the catalogue instead */
+		memset(s->seen, 0, (size_t) m->cfg.n_items);
+		for (int i = 0; i < q->h.n; i++)
+		{
+			int32_t		c = gr_model_item_dense(m, q->h.items[i]) - 1;
+
+			if (c >= 0)
+				s->seen[c] = 1;
+		}
+		for (int c = 0; c < m->cfg.n_items; c++)
+			if (s->seen[c])
+				s->cols[n++] = c;
+		return n;
+	}
+	for (int i = 0; i < q->h.n; i++)
+	{
+		int32_t		c = gr_model_item_dense(m, q->h.items[i]) - 1;
+
+		if (c >= 0)
+			s->cols[n++] = c;
+	}
+	sort_cols(s->cols, (size_t) n, NULL, NULL);
+	int			u = 0;
+
+	for (int i = 0; i < n; i++)
+		if (u == 0 || s->cols[i] != s->cols[u - 1])
+			s->cols[u++] = s->cols[i];
+	return u;
+}
+
+/* Approximate retrieval through the session's IVF index (gr_ivf.h), request by request. */
+static gr_status
+recommend_indexed(gr_session *s, gr_recommend_request **rq, int n_rq, int k, gr_error *err)
+{
+	const gr_model *m = s->model;
+	const gr_ops *ops = m->ops;
+	int			d = m->cfg.d_model;
+	gr_acts    *a = s->acts;
+	float	   *q = gr_alloc(m->env, sizeof(float) * (size_t) d);
+	int32_t    *cols = gr_alloc(m->env, sizeof(int32_t) * (size_t) k);
+	gr_status	st = GR_OK;
+
+	if (q == NULL || cols == NULL)
+		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a retrieval batch");
+	for (int j = 0; st == GR_OK && j < n_rq; j++)
+	{
+		int			n_excl = request_exclusions(s, rq[j]);
+
+		ops->gather_rows(ops->ctx, a->item_h, a->h, a->item_row_tok + j, 1, d, 1.0f, false);
+		ops->download(ops->ctx, q, a->item_h, sizeof(float) * (size_t) d);
+		st = ops->check(ops->ctx, err);
+		if (st != GR_OK)
+			break;
+		int			found = gr_ivf_search(m->env, s->ivf, &s->ivf_scratch, q, s->ivf_probes, k,
+										  s->cols, n_excl, cols, s->vals);
+
+		if (found < 0)
+			st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for an index search");
+		for (int i = found; st == GR_OK && i < k; i++)
+			cols[i] = -1;
+		if (st == GR_OK)
+			read_out_topk(m, rq[j], cols, s->vals, k);
+	}
+	gr_free(m->env, q);
+	gr_free(m->env, cols);
+	return st;
+}
+
 /* Top-k retrieval over the whole catalogue for n requests in one pass. */
 gr_status
 gr_recommend_batch(gr_session *s, int k, gr_recommend_request *reqs, int n, gr_error *err)
 {
 	const gr_model *m = s->model;
-	const gr_ops *ops = m->ops;
 	int			V = m->cfg.n_items;
 	gr_serve_caps need = {.seqs = GR_MAX(n, 1),.cands = 1};
 	int			valid = 0,
-				excl = 0,
-				done = 0;
+				excl = 0;
 
 	for (int r = 0; r < n; r++)
 	{
@@ -439,43 +597,9 @@ gr_recommend_batch(gr_session *s, int k, gr_recommend_request *reqs, int n, gr_e
 
 	if (n_rq > 0)
 		st = gr_model_forward(m, s->acts, &s->tb, NULL, err);
-	gr_acts    *a = s->acts;
-	int			per_call = GR_MIN(a->logit_rows, s->cap.rows / k);
-	int32_t    *off = gr_alloc(m->env, sizeof(int32_t) * ((size_t) per_call + 1));
-
-	if (off == NULL && st == GR_OK && n_rq > 0)
-		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a retrieval batch");
-	for (; st == GR_OK && done < n_rq; done += per_call)
-	{
-		int			cnt = GR_MIN(per_call, n_rq - done);
-		bool		any = build_exclusions(s, rq + done, cnt, off);
-
-		gr_model_item_logits(m, a, done, cnt);
-		ops->upload(ops->ctx, a->excl_off, off, sizeof(int32_t) * ((size_t) cnt + 1));
-		if (off[cnt] > 0)
-			ops->upload(ops->ctx, a->excl, s->cols, sizeof(int32_t) * (size_t) off[cnt]);
-		ops->topk(ops->ctx, a->logits, V, a->excl_off, any ? a->excl : NULL, cnt, V, k,
-				  a->topk_idx, a->topk_val);
-		ops->download(ops->ctx, s->cols, a->topk_idx, sizeof(int32_t) * (size_t) cnt * k);
-		ops->download(ops->ctx, s->vals, a->topk_val, sizeof(float) * (size_t) cnt * k);
-		st = ops->check(ops->ctx, err);
-		for (int j = 0; st == GR_OK && j < cnt; j++)
-		{
-			gr_recommend_request *q = rq[done + j];
-
-			for (int i = 0; i < k; i++)
-			{
-				int32_t		idx = s->cols[(size_t) j * k + i];
-
-				if (idx < 0)
-					break;
-				q->items[i] = m->item_ids[idx + 1];
-				q->scores[i] = s->vals[(size_t) j * k + i];
-				q->n_out++;
-			}
-		}
-	}
-	gr_free(m->env, off);
+	if (st == GR_OK && n_rq > 0)
+		st = s->ivf != NULL && s->ivf_probes > 0 ?
+			recommend_indexed(s, rq, n_rq, k, err) : recommend_exact(s, rq, n_rq, k, err);
 	gr_free(m->env, rq);
 	return st;
 }

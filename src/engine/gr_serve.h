@@ -19,6 +19,7 @@
 #define GR_SERVE_H
 
 #include "gr_forward.h"
+#include "gr_ivf.h"
 
 /* A user's history in external ids and raw action values. */
 typedef struct gr_history
@@ -56,10 +57,21 @@ typedef struct gr_session
 	float	   *vals;			/* host scratch: action predictions, top-k scores */
 	uint8_t    *seen;			/* host scratch: one flag per catalogue item */
 	int32_t    *req_rows;		/* per request: first action row, item row (-1 none) */
+	const gr_ivf *ivf;			/* retrieval index (the caller's), or NULL: exact */
+	int			ivf_probes;		/* lists an indexed retrieval scans; 0 = exact */
+	gr_ivf_scratch ivf_scratch;
 } gr_session;
 
 /* Create a session for a model; buffers grow on demand. */
 gr_status	gr_session_create(const gr_model *model, gr_session **out, gr_error *err);
+
+/*
+ * Serve gr_recommend / gr_recommend_batch through an IVF index built over this model's item
+ * embeddings (gr_ivf_build), scanning probes lists per request: scores stay exact logits,
+ * items outside the probed lists can be missed. NULL or probes 0 restores exact retrieval.
+ * The index must outlive its use by the session. Scoring (gr_score) never uses it.
+ */
+gr_status	gr_session_use_index(gr_session *s, const gr_ivf *ivf, int probes, gr_error *err);
 
 /* Free a session; NULL is ignored. */
 void		gr_session_free(gr_session *s);

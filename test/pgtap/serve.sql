@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS genrec;
 SET search_path = public, genrec;
 SET genrec.device = cpu;
-SELECT plan(66);
+SELECT plan(71);
 
 CREATE TEMP TABLE cands AS
   SELECT array_agg(i::bigint ORDER BY i) || 99999::bigint AS c FROM generate_series(1, 20) i;
@@ -323,6 +323,31 @@ SELECT ok(pg_temp.plan_text($$SELECT user_id, genrec.genrec_score('fx_lac', user
           'genrec_score of a user id stays above the Gather (PARALLEL RESTRICTED)');
 SELECT is((SELECT count(*)::int FROM serial WHERE s = su), 150,
           'a user''s stored history scores like the same history given as a value');
+
+-- ---------------------------------------------------------------- retrieval through an IVF index
+
+CREATE TEMP TABLE exact_top AS SELECT * FROM genrec_recommend('fx_item', 1, 10);
+SET genrec.ivf_lists = 4;
+SET genrec.ivf_probes = 4;
+CREATE TEMP TABLE ivf_all AS SELECT * FROM genrec_recommend('fx_item', 1, 10);
+SELECT results_eq($$SELECT rank, item_id FROM ivf_all ORDER BY rank$$,
+                  $$SELECT rank, item_id FROM exact_top ORDER BY rank$$,
+                  'an IVF index probed in all of its lists retrieves what exact retrieval does');
+SELECT is_empty($$SELECT * FROM ivf_all a JOIN exact_top e USING (rank)
+                   WHERE NOT pg_temp.near(a.score, e.score)$$,
+                'with the same scores');
+SET genrec.ivf_probes = 1;
+CREATE TEMP TABLE ivf_one AS SELECT * FROM genrec_recommend('fx_item', 1, 10);
+SELECT ok((SELECT count(*) BETWEEN 1 AND 10 FROM ivf_one), 'one probe of four returns up to k items');
+SELECT is_empty($$SELECT o.* FROM ivf_one o, cands
+                   WHERE NOT pg_temp.near(o.score, (genrec_score('fx_item', 1, ARRAY[o.item_id]))[1])
+                      OR o.item_id IN (SELECT item_id FROM genrec_fixture.events WHERE user_id = 1)$$,
+                'an indexed retrieval scores every item it returns exactly and excludes seen items');
+SET genrec.ivf_probes = 0;
+SELECT results_eq($$SELECT rank, item_id FROM genrec_recommend('fx_item', 1, 10) ORDER BY rank$$,
+                  $$SELECT rank, item_id FROM exact_top ORDER BY rank$$,
+                  'genrec.ivf_probes = 0 is exact retrieval again');
+RESET genrec.ivf_lists;
 
 SELECT * FROM finish();
 ROLLBACK;
