@@ -1,14 +1,20 @@
 /*
  * cpu_retrieval.c — top-k retrieval latency over a large catalogue in the engine: an item
  * model with V items (random GPT-2 init, d 64, 2 layers), or a trained model file (--model),
- * one session, gr_recommend of k items for a history of 50 interactions drawn per call, seen
- * items excluded; prints p50, p99 and mean in milliseconds of exact retrieval and, with
+ * one session, gr_recommend of k items for a history of 50 interactions per call, seen
+ * items excluded: items drawn uniformly from the catalogue, or (--data) the last 50
+ * interactions of the file's users in turn (a TSV of user, item, ... with each user's rows
+ * contiguous and in time order, as `genrec synth` prints them); prints p50, p99 and mean in milliseconds of exact retrieval and, with
  * --probes, of retrieval through an IVF index (gr_ivf.h, --lists lists, default about
  * sqrt(V)) for each probe count, with its recall@k against exact retrieval on the same
  * histories (mean and minimum over the calls) and the index's build time and size.
  *
  *   cpu_retrieval [--items V] [--k K] [--iters N] [--threads T] [--d D] [--model FILE]
- *                 [--lists L] [--probes P1,P2,...]
+ *                 [--data TSV] [--lists L] [--probes P1,P2,...]
+ *
+ * It also prints how many distinct items the exact top-k lists hold together: when the
+ * queries are alike (random histories of an untrained model) every list is the same and a
+ * recall figure says little.
  */
 #include "gr_io.h"
 #include "gr_rng.h"
@@ -19,12 +25,65 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Draw the history of 50 items of call it. */
+/* Histories read from --data: users' last HIST_LEN items, back to back. */
+#define HIST_LEN 50
+static int64_t *data_hist = NULL;
+static int	data_users = 0;
+
+/* Read the last HIST_LEN items of every user with at least HIST_LEN rows in a TSV. */
+static bool
+read_histories(const char *path)
+{
+	FILE	   *f = fopen(path, "r");
+	char		line[512];
+	long long	cur = -1;
+	int64_t		ring[HIST_LEN];
+	int			n = 0, cap = 0;
+
+	if (f == NULL)
+		return false;
+	for (bool more = true; more;)
+	{
+		long long	u = -2, item = 0;
+
+		more = fgets(line, sizeof(line), f) != NULL;
+		if (more && sscanf(line, "%lld %lld", &u, &item) != 2)
+			continue;
+		if (u != cur)
+		{
+			if (n >= HIST_LEN)
+			{
+				if (data_users == cap)
+				{
+					cap = cap ? 2 * cap : 1024;
+					data_hist = realloc(data_hist, sizeof(int64_t) * HIST_LEN * cap);
+				}
+				for (int j = 0; j < HIST_LEN; j++)
+					data_hist[(size_t) data_users * HIST_LEN + j] = ring[(n + j) % HIST_LEN];
+				data_users++;
+			}
+			cur = u;
+			n = 0;
+		}
+		ring[n++ % HIST_LEN] = item;
+	}
+	fclose(f);
+	return data_users > 0;
+}
+
+/* The history of 50 items of call it. */
 static void
 draw_history(const gr_model *m, int it, int64_t *hist)
 {
 	int			V = m->cfg.n_items;
 
+	if (data_users > 0)
+	{
+		/* users spread over the file: call it takes user (it * 7919) mod users */
+		memcpy(hist, data_hist + (size_t) (((long) (it + 3) * 7919) % data_users) * HIST_LEN,
+			   sizeof(int64_t) * HIST_LEN);
+		return;
+	}
 	for (int j = 0; j < 50; j++)
 		hist[j] = m->item_ids[1 + (int) (gr_rng_uniform(3, GR_STREAM_TEST, (uint32_t) (it + 3),
 														   j) * V) % V];
@@ -96,6 +155,30 @@ recall_of(const int64_t *want, const int64_t *got, int iters, int k, double *mea
 	}
 }
 
+/* Order int64 values ascending. */
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Distinct non-negative values of an array (sorts a copy). */
+static int
+count_distinct(const int64_t *v, size_t n)
+{
+	int64_t    *c = malloc(sizeof(int64_t) * n);
+	int			d = 0;
+
+	memcpy(c, v, sizeof(int64_t) * n);
+	qsort(c, n, sizeof(int64_t), cmp_i64);
+	for (size_t i = 0; i < n; i++)
+		d += c[i] >= 0 && (i == 0 || c[i] != c[i - 1]);
+	free(c);
+	return d;
+}
+
 /* Time exact and indexed retrieval and print the latency quantiles and recall. */
 int
 main(int argc, char **argv)
@@ -122,6 +205,15 @@ main(int argc, char **argv)
 			d = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--model") == 0)
 			model_path = argv[i + 1];
+		else if (strcmp(argv[i], "--data") == 0)
+		{
+			if (!read_histories(argv[i + 1]))
+			{
+				fprintf(stderr, "cpu_retrieval: no user with %d rows in %s\n", HIST_LEN,
+						argv[i + 1]);
+				return 2;
+			}
+		}
 		else if (strcmp(argv[i], "--lists") == 0)
 			lists = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--probes") == 0)
@@ -208,6 +300,9 @@ main(int argc, char **argv)
 		gr_session_use_index(s, NULL, 0, &err);
 		gr_ivf_free(&env, ivf);
 	}
+	printf("\nhistories: %s; the exact top-%d lists of the %d calls hold %d distinct items\n",
+		   data_users > 0 ? "users of --data" : "uniform random items", k, iters,
+		   count_distinct(want, (size_t) iters * k));
 	free(lat);
 	free(want);
 	free(got);

@@ -590,7 +590,8 @@ train_rows_bytes(size_t n, int K)
  * stage ("the configuration", "the data").
  */
 static size_t
-train_check_memory(const TrainSpec *spec, const gr_train_sizes *sizes, const char *what)
+train_check_memory(const TrainSpec *spec, const gr_train_sizes *sizes, const char *what,
+				   gr_train_memory *out)
 {
 	gr_train_memory m;
 	gr_error	err = {0};
@@ -620,6 +621,8 @@ train_check_memory(const TrainSpec *spec, const gr_train_sizes *sizes, const cha
 				 errmsg("genrec_train \"%s\": the model would take %s, more than a bytea "
 						"holds (1 GB)", spec->name, train_mb(m.weights_file)),
 				 errhint("Lower d_model or n_layer, or train on fewer items.")));
+	if (out != NULL)
+		*out = m;
 	return m.total;
 }
 
@@ -1137,7 +1140,7 @@ genrec_train(PG_FUNCTION_ARGS)
 		/* the configuration alone (one user, one item) must fit before any row is read */
 		gr_train_sizes none = {.n_interactions = 0,.n_users = 1,.n_items = 1,.max_user_len = 1};
 
-		(void) train_check_memory(&spec, &none, "the configuration alone");
+		(void) train_check_memory(&spec, &none, "the configuration alone", NULL);
 	}
 	genrec_engine_env(&st->env, cxt, train_on_progress, st);
 	st->env.interrupted = train_interrupted;
@@ -1160,8 +1163,12 @@ genrec_train(PG_FUNCTION_ARGS)
 		char	   *config_json;
 		JsonWriter	extra;
 
+		TimestampTz read_start = GetCurrentTimestamp(),
+					build_start;
+
 		genrec_progress_phase(st->slot, "reading", 0);
 		train_read(&spec, st, &rows);
+		build_start = GetCurrentTimestamp();
 		if (rows.n == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1185,9 +1192,23 @@ genrec_train(PG_FUNCTION_ARGS)
 				.n_interactions = (int64) st->ds->n_interactions,.n_users = st->ds->n_users,
 				.n_items = st->ds->n_items,.max_user_len = st->ds->max_user_len,
 			};
+			gr_train_memory mem;
 
 			spec.mcfg.n_actions = st->ds->n_actions;
-			st->memory_estimate = train_check_memory(&spec, &sizes, "this data");
+			st->memory_estimate = train_check_memory(&spec, &sizes, "this data", &mem);
+			ereport(NOTICE,
+					(errmsg("genrec_train \"%s\": read %lld rows in %.1f s; dataset of %d users "
+							"and %d items built in %.1f s; estimated peak memory %s",
+							st->name, (long long) raw.n,
+							(double) (build_start - read_start) / USECS_PER_SEC,
+							st->ds->n_users, st->ds->n_items,
+							(double) (GetCurrentTimestamp() - build_start) / USECS_PER_SEC,
+							train_mb(mem.total)),
+					 errdetail("Weights %s, gradients %s, optimiser state %s, activations %s, "
+							   "evaluation %s, data %s.", train_mb(mem.parameters),
+							   train_mb(mem.gradients), train_mb(mem.optimiser),
+							   train_mb(mem.activations), train_mb(mem.evaluation),
+							   train_mb(mem.dataset))));
 		}
 		st->steps_per_epoch = train_steps_per_epoch(&spec, st->ds);
 		genrec_progress_training(st->slot, st->steps_per_epoch);
