@@ -6,6 +6,12 @@
  *   cpu_train_scale [--items 1000,10000,100000,1000000] [--losses full,sampled,infonce]
  *                   [--users N] [--per-user N] [--batch B] [--negatives S] [--seconds T]
  *                   [--threads N] [--d D] [--item-update auto|dense|lazy]
+ *                   [--layouts item,int,lac,...]
+ *
+ * With --layouts every (layout, V, loss) is measured; the data then carry one action column
+ * (ratings 1..5 drawn per interaction) so that the action-conditioned layouts have inputs and
+ * targets. A step is always B users' windows, so steps per epoch are the same for every layout
+ * and the ratio of two layouts' s/step is the ratio of their epoch times.
  *
  * For each (V, loss) it builds the dataset, creates the model and its trainer, takes one
  * warm-up step (unless a step takes over 2 s), then steps over the users' training windows in
@@ -47,8 +53,8 @@ parse_ints(const char *s, int *out, int cap)
 
 /* Run one (V, loss) measurement and print its line; returns 0 on success. */
 static int
-measure(int V, int loss, int users, int per_user, int B, int S, double seconds, int d,
-		int item_update, uint64_t seed)
+measure(const gr_layout *layout, int V, int loss, int users, int per_user, int B, int S,
+		double seconds, int d, int item_update, uint64_t seed)
 {
 	gr_env		env;
 	gr_error	err = {0};
@@ -59,6 +65,8 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 	size_t		n = (size_t) users * per_user;
 	int64_t    *uid = malloc(sizeof(int64_t) * n), *iid = malloc(sizeof(int64_t) * n);
 	int64_t    *ts = malloc(sizeof(int64_t) * n);
+	bool		with_actions = layout->id != GR_LAYOUT_ITEM;
+	double	   *act = with_actions ? malloc(sizeof(double) * n) : NULL;
 	gr_dataset *ds = NULL;
 	gr_model   *m = NULL;
 	gr_trainer *tr = NULL;
@@ -76,17 +84,20 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 		uid[i] = (int64_t) (i / per_user) + 1;
 		iid[i] = GR_MAX(1, GR_MIN((int64_t) V, k));
 		ts[i] = (int64_t) i;
+		if (act != NULL)
+			act[i] = 1.0 + floor(5.0 * gr_rng_uniform(seed, GR_STREAM_TEST, 2, i));
 	}
 	/* every item occurs at least once, so the catalogue is V */
 	for (int v = 1; v <= V && (size_t) v <= n; v++)
 		iid[((size_t) v * 7919) % n] = v;
-	gr_raw_interactions raw = {.n = n,.user = uid,.item = iid,.time = ts};
+	gr_raw_interactions raw = {.n = n,.user = uid,.item = iid,.time = ts,.actions = act,
+	.n_actions = act != NULL ? 1 : 0};
 	gr_model_config mc;
 	gr_train_config tc;
 
 	if (gr_dataset_build(&env, &raw, NULL, &ds, &err) != GR_OK)
 		goto out;
-	gr_model_config_default(&mc, GR_LAYOUT_ITEM, ds->n_items, 0);
+	gr_model_config_default(&mc, layout->id, ds->n_items, ds->n_actions);
 	mc.d_model = d;
 	mc.item_loss = loss;
 	mc.negatives = loss == GR_LOSS_INFONCE ? 0 : S;
@@ -97,7 +108,7 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 		gr_model_init_params(m, seed, &err) != GR_OK ||
 		gr_trainer_create(m, &tc, B * m->n_positions, B, &tr, &err) != GR_OK ||
 		gr_trainer_count_items(tr, ds, &err) != GR_OK ||
-		gr_tokens_init(&tb, &env, 0, mc.n_buckets, B * m->n_positions, B, B * m->n_positions,
+		gr_tokens_init(&tb, &env, mc.n_actions, mc.n_buckets, B * m->n_positions, B, B * m->n_positions,
 					   &err) != GR_OK)
 		goto out;
 
@@ -143,8 +154,8 @@ measure(int V, int loss, int users, int per_user, int B, int S, double seconds, 
 		if (elapsed >= seconds)
 			break;
 	}
-	printf("%8d %-8s %10.0f %10.0f %10.0f %6d %9.3f %9.3f %7d\n", ds->n_items,
-		   gr_item_loss_name(loss), tokens / elapsed, best, tokens / cpu, steps,
+	printf("%-8s %8d %-8s %10.0f %10.0f %10.0f %6d %9.3f %9.3f %7d\n", layout->name,
+		   ds->n_items, gr_item_loss_name(loss), tokens / elapsed, best, tokens / cpu, steps,
 		   elapsed / steps, t_apply / steps, users);
 	fflush(stdout);
 	rc = 0;
@@ -156,7 +167,7 @@ out:
 	gr_trainer_free(tr);
 	gr_model_free(m);
 	gr_dataset_free(ds);
-	free(uid), free(iid), free(ts);
+	free(uid), free(iid), free(ts), free(act);
 	return rc;
 }
 
@@ -169,6 +180,8 @@ main(int argc, char **argv)
 	int			n_losses = 3, users = 2000, per_user = 50, B = 128, S = 256, threads = 2, d = 64;
 	double		seconds = 10.0;
 	int			rc = 0, item_update = GR_ITEM_UPDATE_AUTO;
+	const gr_layout *layouts[32] = {gr_layout_by_name("item")};
+	int			n_layouts = 1;
 
 	for (int i = 1; i + 1 < argc; i += 2)
 	{
@@ -186,6 +199,22 @@ main(int argc, char **argv)
 				 t = strtok_r(NULL, ",", &save))
 				if ((losses[n_losses] = gr_item_loss_by_name(t)) >= 0)
 					n_losses++;
+		}
+		else if (strcmp(k, "--layouts") == 0)
+		{
+			char		buf[256], *save = NULL;
+
+			snprintf(buf, sizeof(buf), "%s", v);
+			n_layouts = 0;
+			for (char *t = strtok_r(buf, ",", &save); t && n_layouts < 32;
+				 t = strtok_r(NULL, ",", &save))
+				if ((layouts[n_layouts] = gr_layout_by_name(t)) != NULL)
+					n_layouts++;
+				else
+				{
+					fprintf(stderr, "cpu_train_scale: unknown layout %s\n", t);
+					return 2;
+				}
 		}
 		else if (strcmp(k, "--users") == 0)
 			users = atoi(v);
@@ -216,15 +245,17 @@ main(int argc, char **argv)
 		}
 	}
 	gr_ops_cpu_set_threads(threads);
-	printf("# item layout, d %d, 2 layers, max_len 50, batch %d users, at least %d users x %d "
+	printf("# d %d, 2 layers, max_len 50, batch %d users, at least %d users x %d "
 		   "interactions, negatives %d (sampled), threads %d, item update %s, %s\n", d, B, users,
 		   per_user, S, threads, gr_item_update_name(item_update), gr_blas_name());
-	printf("%8s %-8s %10s %10s %10s %6s %9s %9s %7s\n", "items", "loss", "tokens/s", "best",
+	printf("%-8s %8s %-8s %10s %10s %10s %6s %9s %9s %7s\n", "layout", "items", "loss", "tokens/s", "best",
 		   "tok/cpu-s",
 		   "steps", "s/step", "s/apply", "users");
-	for (int i = 0; i < n_items; i++)
-		for (int l = 0; l < n_losses; l++)
-			rc |= measure(items[i], losses[l], users, per_user, B, S, seconds, d,
-						  losses[l] == GR_LOSS_FULL ? GR_ITEM_UPDATE_AUTO : item_update, 42);
+	for (int y = 0; y < n_layouts; y++)
+		for (int i = 0; i < n_items; i++)
+			for (int l = 0; l < n_losses; l++)
+				rc |= measure(layouts[y], items[i], losses[l], users, per_user, B, S, seconds,
+							  d, losses[l] == GR_LOSS_FULL ? GR_ITEM_UPDATE_AUTO : item_update,
+							  42);
 	return rc;
 }
