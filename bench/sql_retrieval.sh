@@ -44,11 +44,11 @@ cp "$model" "$GENREC_PG_DIR/data/genrec_bench/big.safetensors"
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$GENREC_PG_DIR/data/genrec_bench"
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 # the last 50 items of the first USERS users with at least 50 rows, as one array per line
-awk -F'\t' '
+awk -F'\t' -v want="$users" '
 	$1 != cur { if (n >= 50) { line = "{"; for (j = 0; j < 50; j++) line = line (j ? "," : "") r[(n + j) % 50]
-	                          print line "}" }
+	                          print line "}"; if (++got == want) exit }
 	            cur = $1; n = 0 }
-	{ r[n++ % 50] = $2 }' "$data" | head -n "$users" >"$out/hist.txt"
+	{ r[n++ % 50] = $2 }' "$data" >"$out/hist.txt"
 psql -c "CREATE EXTENSION genrec" \
 	-c "SELECT genrec.genrec_import('big', pg_read_binary_file('genrec_bench/big.safetensors'))" \
 	-c "CREATE TABLE hist_items (a bigint[])" -c "\\copy hist_items FROM '$out/hist.txt'" \

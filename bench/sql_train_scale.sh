@@ -36,11 +36,12 @@ SET genrec.device = cpu;
 SET genrec.threads = ${THREADS:-1};
 SET genrec.max_train_memory = -1;
 SELECT pg_backend_pid() AS pid \\gset
-\\! grep VmRSS /proc/:pid/status | sed 's/^/before training: /'
+\\setenv GR_PID :pid
+\\! grep VmRSS /proc/\$GR_PID/status | sed 's/^/before training: /'
 SELECT 'result: ' || row_to_json(t)::text FROM genrec.genrec_train('big', 'big', layout => 'item',
     epochs => ${EPOCHS:-1}, patience => 1, max_len => 50,
     options => '{"loss": "sampled", "negatives": 256, "eval_users": 2000}') t;
-\\! grep VmHWM /proc/:pid/status | sed 's/^/peak of the backend: /'
+\\! grep VmHWM /proc/\$GR_PID/status | sed 's/^/peak of the backend: /'
 SELECT 'estimate: ' || (metrics -> 'memory_estimate')::text FROM genrec.models WHERE name = 'big';
 SQL
 echo "load after: $(uptime | sed 's/.*load average/load average/')"

@@ -5,11 +5,13 @@
  * the item columns), seed the centroids with the first `lists` sampled rows, run Lloyd's
  * iterations on the sample (assignment by the largest x.c - |c|^2 / 2, which is the nearest
  * centroid in L2, as one GEMM per block of rows; an empty list is reseeded with a sampled row
- * drawn for it), assign every item, and lay the rows out list by list (a counting sort, so
+ * drawn for it), assign every item, and list the columns list by list (a counting sort, so
  * inside a list columns stay ascending).
  *
  * Search: score the centroids against the query, take the probes best lists (a partial
- * selection), score each list's contiguous rows with one GEMM, and keep the k best in a
+ * selection), gather each list's rows from the item table in blocks of GR_IVF_GATHER_ROWS
+ * (columns ascend, so the reads move forward through the table) and score each block with
+ * one GEMM, and keep the k best in a
  * min-heap ordered like gr_cpu_topk (higher score first, then the smaller column), so with
  * every list probed the result equals exact retrieval's.
  */
@@ -148,12 +150,11 @@ draw_sample(const gr_env *env, int V, int n_s, uint64_t seed, int32_t *sample, g
 	return GR_OK;
 }
 
-/* Lay the rows out list by list (counting sort by label; columns ascend inside a list). */
+/* List the columns list by list (counting sort by label; columns ascend inside a list). */
 static gr_status
-layout_lists(const gr_env *env, gr_ivf *ivf, const float *items, const int32_t *labels,
-			 gr_error *err)
+layout_lists(const gr_env *env, gr_ivf *ivf, const int32_t *labels, gr_error *err)
 {
-	int			V = ivf->n_items, d = ivf->d, L = ivf->lists;
+	int			V = ivf->n_items, L = ivf->lists;
 	int32_t    *next = gr_alloc(env, sizeof(int32_t) * (size_t) L);
 
 	if (next == NULL)
@@ -172,7 +173,6 @@ layout_lists(const gr_env *env, gr_ivf *ivf, const float *items, const int32_t *
 		int32_t		r = next[labels[c]]++;
 
 		ivf->cols[r] = c;
-		memcpy(ivf->rows + (size_t) r * d, items + (size_t) c * d, sizeof(float) * d);
 	}
 	gr_free(env, next);
 	return GR_OK;
@@ -224,15 +224,12 @@ gr_ivf_build(const gr_env *env, const float *items, int n_items, int d, int list
 			 uint64_t seed, gr_ivf **out, gr_error *err)
 {
 	double		t0 = ivf_now_ms();
-	size_t		rows_bytes;
 
 	*out = NULL;
 	if (n_items < 1 || d < 1 || lists < 1 || lists > GR_MIN(n_items, GR_IVF_MAX_LISTS))
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "an index of %d lists over %d items: the "
 					   "lists must be in 1..%d", lists, n_items,
 					   GR_MIN(n_items, GR_IVF_MAX_LISTS));
-	if (!gr_mul_size((size_t) n_items * sizeof(float), (size_t) d, &rows_bytes))
-		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "the index's rows do not fit in memory");
 
 	gr_ivf	   *ivf = gr_calloc(env, 1, sizeof(gr_ivf));
 	int			block_rows = GR_MAX(1, GR_MIN(4096, IVF_BLOCK_SCORES / lists));
@@ -249,10 +246,10 @@ gr_ivf_build(const gr_env *env, const float *items, int n_items, int d, int list
 		ivf->centroids = gr_alloc(env, sizeof(float) * (size_t) lists * d);
 		ivf->offsets = gr_alloc(env, sizeof(int32_t) * ((size_t) lists + 1));
 		ivf->cols = gr_alloc(env, sizeof(int32_t) * (size_t) n_items);
-		ivf->rows = gr_alloc(env, rows_bytes);
+		ivf->items = items;
 	}
 	if (ivf == NULL || block == NULL || half_norm == NULL || labels == NULL ||
-		ivf->centroids == NULL || ivf->offsets == NULL || ivf->cols == NULL || ivf->rows == NULL)
+		ivf->centroids == NULL || ivf->offsets == NULL || ivf->cols == NULL)
 		st = gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for a retrieval index of %d "
 					 "items", n_items);
 	if (st == GR_OK)
@@ -264,7 +261,7 @@ gr_ivf_build(const gr_env *env, const float *items, int n_items, int d, int list
 						 block, err);
 	}
 	if (st == GR_OK)
-		st = layout_lists(env, ivf, items, labels, err);
+		st = layout_lists(env, ivf, labels, err);
 	gr_free(env, block);
 	gr_free(env, half_norm);
 	gr_free(env, labels);
@@ -361,19 +358,21 @@ ivf_excluded(const int32_t *excl, int n_excl, int32_t c)
 	return lo < n_excl && excl[lo] == c;
 }
 
-/* Grow a scratch to hold the centroid scores and the row scores of the longest list. */
+/* Grow a scratch to hold the centroid scores and one gathered block of rows. */
 static bool
 scratch_reserve(const gr_env *env, const gr_ivf *ivf, gr_ivf_scratch *sc)
 {
-	int			need = GR_MAX(ivf->longest, ivf->lists);
+	int			need = GR_MAX(GR_IVF_GATHER_ROWS, ivf->lists);
 
-	if (sc->cap_rows >= need)
+	if (sc->cap_rows >= need && sc->d == ivf->d)
 		return true;
 	gr_ivf_scratch_release(env, sc);
+	sc->d = ivf->d;
+	sc->block = gr_alloc(env, sizeof(float) * GR_IVF_GATHER_ROWS * (size_t) ivf->d);
 	sc->scores = gr_alloc(env, sizeof(float) * (size_t) need);
 	sc->probe = gr_alloc(env, sizeof(int32_t) * (size_t) need);
 	sc->probe_val = gr_alloc(env, sizeof(float) * (size_t) need);
-	if (sc->scores == NULL || sc->probe == NULL || sc->probe_val == NULL)
+	if (sc->block == NULL || sc->scores == NULL || sc->probe == NULL || sc->probe_val == NULL)
 	{
 		gr_ivf_scratch_release(env, sc);
 		return false;
@@ -386,6 +385,7 @@ scratch_reserve(const gr_env *env, const gr_ivf *ivf, gr_ivf_scratch *sc)
 void
 gr_ivf_scratch_release(const gr_env *env, gr_ivf_scratch *sc)
 {
+	gr_free(env, sc->block);
 	gr_free(env, sc->scores);
 	gr_free(env, sc->probe);
 	gr_free(env, sc->probe_val);
@@ -411,26 +411,30 @@ gr_ivf_search(const gr_env *env, const gr_ivf *ivf, gr_ivf_scratch *sc, const fl
 	for (int l = 0; l < L; l++)
 		np = ivf_offer(sc->probe_val, sc->probe, np, probes, sc->scores[l], l);
 
-	/* scan each probed list's rows and keep the k best */
+	/* scan each probed list's rows, gathered in blocks, and keep the k best */
 	for (int p = 0; p < np; p++)
 	{
 		int			l = sc->probe[p];
-		int			r0 = ivf->offsets[l], nr = ivf->offsets[l + 1] - r0;
 
-		if (nr == 0)
-			continue;
-		gr_blas_sgemm(false, true, 1, nr, d, 1.0f, q, d, ivf->rows + (size_t) r0 * d, d, 0.0f,
-					  sc->scores, nr);
-		for (int i = 0; i < nr; i++)
+		for (int r0 = ivf->offsets[l]; r0 < ivf->offsets[l + 1]; r0 += GR_IVF_GATHER_ROWS)
 		{
-			int32_t		c = ivf->cols[r0 + i];
-			float		v = sc->scores[i];
+			int			nr = GR_MIN(GR_IVF_GATHER_ROWS, ivf->offsets[l + 1] - r0);
 
-			if (isnan(v) || (n == k && !ivf_worse(out_vals[0], out_cols[0], v, c)))
-				continue;
-			if (n_excl > 0 && ivf_excluded(excl, n_excl, c))
-				continue;
-			n = ivf_offer(out_vals, out_cols, n, k, v, c);
+			for (int i = 0; i < nr; i++)
+				memcpy(sc->block + (size_t) i * d, ivf->items + (size_t) ivf->cols[r0 + i] * d,
+					   sizeof(float) * d);
+			gr_blas_sgemm(false, true, 1, nr, d, 1.0f, q, d, sc->block, d, 0.0f, sc->scores, nr);
+			for (int i = 0; i < nr; i++)
+			{
+				int32_t		c = ivf->cols[r0 + i];
+				float		v = sc->scores[i];
+
+				if (isnan(v) || (n == k && !ivf_worse(out_vals[0], out_cols[0], v, c)))
+					continue;
+				if (n_excl > 0 && ivf_excluded(excl, n_excl, c))
+					continue;
+				n = ivf_offer(out_vals, out_cols, n, k, v, c);
+			}
 		}
 	}
 	/* heap sort into best-first order */
@@ -457,7 +461,6 @@ gr_ivf_free(const gr_env *env, gr_ivf *ivf)
 	gr_free(env, ivf->centroids);
 	gr_free(env, ivf->offsets);
 	gr_free(env, ivf->cols);
-	gr_free(env, ivf->rows);
 	gr_free(env, ivf);
 }
 
@@ -468,6 +471,5 @@ gr_ivf_bytes(const gr_ivf *ivf)
 	if (ivf == NULL)
 		return 0;
 	return sizeof(*ivf) + sizeof(float) * (size_t) ivf->lists * ivf->d +
-		sizeof(int32_t) * ((size_t) ivf->lists + 1) + sizeof(int32_t) * (size_t) ivf->n_items +
-		sizeof(float) * (size_t) ivf->n_items * ivf->d;
+		sizeof(int32_t) * ((size_t) ivf->lists + 1) + sizeof(int32_t) * (size_t) ivf->n_items;
 }

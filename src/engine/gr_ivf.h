@@ -12,10 +12,11 @@
  * scans everything and returns exactly the exact retrieval's items.
  *
  * The index is derived data: gr_ivf_build is deterministic for (embeddings, lists, seed),
- * so every process that builds it from the same model gets the same index. It lives in host
- * memory: the centroids [lists x d], the list offsets [lists + 1], the dense column of each
- * row in list order [V] and the rows themselves in that order [V x d] (a second copy of the
- * item table, so that a probe reads one contiguous block).
+ * so every process that builds it from the same model gets the same index. It holds the
+ * centroids [lists x d], the list offsets [lists + 1] and the dense column of each item in
+ * list order [V] (4 bytes an item), and reads the rows from the item table it was built over,
+ * which it borrows: the caller keeps that table alive and unchanged (in the server, the
+ * model's shared memory segment, so the rows are never copied per backend).
  */
 #ifndef GR_IVF_H
 #define GR_IVF_H
@@ -25,6 +26,7 @@
 #define GR_IVF_MAX_LISTS 65536
 #define GR_IVF_ITERATIONS 12		/* Lloyd's iterations on the training sample */
 #define GR_IVF_SAMPLE_PER_LIST 64	/* training points per list (at most V) */
+#define GR_IVF_GATHER_ROWS 256		/* rows a search gathers and scores at once */
 
 typedef struct gr_ivf
 {
@@ -35,7 +37,7 @@ typedef struct gr_ivf
 	float	   *centroids;		/* [lists * d] */
 	int32_t    *offsets;		/* [lists + 1]: list l holds rows offsets[l] .. offsets[l+1] */
 	int32_t    *cols;			/* [V] dense column (item dense id - 1) of each row */
-	float	   *rows;			/* [V * d] the item embeddings in list order */
+	const float *items;			/* [V * d] the item table (borrowed), column c at c * d */
 	double		build_ms;		/* wall time of gr_ivf_build */
 } gr_ivf;
 
@@ -43,8 +45,8 @@ typedef struct gr_ivf
 int			gr_ivf_default_lists(int n_items);
 
 /*
- * Build an index over V item rows of d floats (items[c * d ..] is dense column c). lists must
- * be in 1..min(V, GR_IVF_MAX_LISTS). Polls env's interrupt callback between iterations and
+ * Build an index over V item rows of d floats (items[c * d ..] is dense column c; the index
+ * keeps the pointer). lists must be in 1..min(V, GR_IVF_MAX_LISTS). Polls env's interrupt callback between iterations and
  * row blocks (GR_ERR_CANCELLED); memory through env.
  */
 gr_status	gr_ivf_build(const gr_env *env, const float *items, int n_items, int d, int lists,
@@ -53,13 +55,15 @@ gr_status	gr_ivf_build(const gr_env *env, const float *items, int n_items, int d
 /* Free an index; NULL is ignored. */
 void		gr_ivf_free(const gr_env *env, gr_ivf *ivf);
 
-/* Bytes an index holds (for reporting). */
+/* Bytes an index holds beyond the item table (for reporting). */
 size_t		gr_ivf_bytes(const gr_ivf *ivf);
 
 /* Scratch for searches of up to k results; one per thread. */
 typedef struct gr_ivf_scratch
 {
 	int			cap_rows;		/* entries each buffer holds */
+	int			d;				/* row width block is sized for */
+	float	   *block;			/* [GR_IVF_GATHER_ROWS * d] gathered rows */
 	float	   *scores;			/* [cap_rows] */
 	int32_t    *probe;			/* [lists] */
 	float	   *probe_val;		/* [lists] */
