@@ -283,6 +283,19 @@ ivf_worse(float va, int32_t ca, float vb, int32_t cb)
 	return va < vb || (va == vb && ca > cb);
 }
 
+/* Exchange heap entries i and j. */
+static inline void
+ivf_swap(float *val, int32_t *col, int i, int j)
+{
+	float		tv = val[i];
+	int32_t		tc = col[i];
+
+	val[i] = val[j];
+	col[i] = col[j];
+	val[j] = tv;
+	col[j] = tc;
+}
+
 /* Restore the min-heap (worst entry at the root) below slot i. */
 static void
 ivf_sift_down(float *val, int32_t *col, int n, int i)
@@ -297,13 +310,7 @@ ivf_sift_down(float *val, int32_t *col, int n, int i)
 			s = r;
 		if (s == i)
 			return;
-		float		tv = val[i];
-		int32_t		tc = col[i];
-
-		val[i] = val[s];
-		col[i] = col[s];
-		val[s] = tv;
-		col[s] = tc;
+		ivf_swap(val, col, i, s);
 		i = s;
 	}
 }
@@ -320,15 +327,8 @@ ivf_offer(float *val, int32_t *col, int n, int k, float v, int32_t c)
 		col[i] = c;
 		while (i > 0 && ivf_worse(val[i], col[i], val[(i - 1) / 2], col[(i - 1) / 2]))
 		{
-			int			p = (i - 1) / 2;
-			float		tv = val[i];
-			int32_t		tc = col[i];
-
-			val[i] = val[p];
-			col[i] = col[p];
-			val[p] = tv;
-			col[p] = tc;
-			i = p;
+			ivf_swap(val, col, i, (i - 1) / 2);
+			i = (i - 1) / 2;
 		}
 	}
 	else if (ivf_worse(val[0], col[0], v, c))
@@ -440,13 +440,7 @@ gr_ivf_search(const gr_env *env, const gr_ivf *ivf, gr_ivf_scratch *sc, const fl
 	/* heap sort into best-first order */
 	for (int m = n; m > 1; m--)
 	{
-		float		tv = out_vals[0];
-		int32_t		tc = out_cols[0];
-
-		out_vals[0] = out_vals[m - 1];
-		out_cols[0] = out_cols[m - 1];
-		out_vals[m - 1] = tv;
-		out_cols[m - 1] = tc;
+		ivf_swap(out_vals, out_cols, 0, m - 1);
 		ivf_sift_down(out_vals, out_cols, m - 1, 0);
 	}
 	return n;

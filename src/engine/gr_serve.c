@@ -343,6 +343,29 @@ gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
 	return q.status;
 }
 
+/* The distinct known columns of a history, ascending, into out (marked in s->seen, one pass
+ * over the catalogue); returns how many. */
+static int
+seen_columns(gr_session *s, const gr_history *h, int32_t *out)
+{
+	const gr_model *m = s->model;
+	int			V = m->cfg.n_items,
+				n = 0;
+
+	memset(s->seen, 0, (size_t) V);
+	for (int i = 0; i < h->n; i++)
+	{
+		int32_t		c = gr_model_item_dense(m, h->items[i]) - 1;
+
+		if (c >= 0)
+			s->seen[c] = 1;
+	}
+	for (int c = 0; c < V; c++)
+		if (s->seen[c])
+			out[n++] = c;
+	return n;
+}
+
 /*
  * The exclusion lists of requests [r0, r0 + cnt) into s->cols (each sorted and distinct) with
  * offsets off[0..cnt]; returns whether any request excludes.
@@ -350,8 +373,6 @@ gr_score(gr_session *s, const gr_history *h, const int64_t *cands, int n_cands,
 static bool
 build_exclusions(gr_session *s, gr_recommend_request *const *rq, int cnt, int32_t *off)
 {
-	const gr_model *m = s->model;
-	int			V = m->cfg.n_items;
 	int			total = 0;
 	bool		any = false;
 
@@ -363,17 +384,7 @@ build_exclusions(gr_session *s, gr_recommend_request *const *rq, int cnt, int32_
 		if (q->exclude_seen)
 		{
 			any = true;
-			memset(s->seen, 0, (size_t) V);
-			for (int i = 0; i < q->h.n; i++)
-			{
-				int32_t		dcol = gr_model_item_dense(m, q->h.items[i]) - 1;
-
-				if (dcol >= 0)
-					s->seen[dcol] = 1;
-			}
-			for (int c = 0; c < V; c++)
-				if (s->seen[c])
-					s->cols[total++] = c;
+			total += seen_columns(s, &q->h, s->cols + total);
 		}
 		off[j + 1] = total;
 	}
@@ -469,18 +480,7 @@ request_exclusions(gr_session *s, const gr_recommend_request *q)
 	if (q->h.n > s->cap.cols)
 	{
 		/* a history longer than the buffer (repeats): mark the catalogue instead */
-		memset(s->seen, 0, (size_t) m->cfg.n_items);
-		for (int i = 0; i < q->h.n; i++)
-		{
-			int32_t		c = gr_model_item_dense(m, q->h.items[i]) - 1;
-
-			if (c >= 0)
-				s->seen[c] = 1;
-		}
-		for (int c = 0; c < m->cfg.n_items; c++)
-			if (s->seen[c])
-				s->cols[n++] = c;
-		return n;
+		return seen_columns(s, &q->h, s->cols);
 	}
 	for (int i = 0; i < q->h.n; i++)
 	{
