@@ -90,6 +90,9 @@ static const cli_option options[] = {
 	"attention with relative position and time biases)"},
 	{"sampler", "NAME", OPT_STR, O(sampler), 0, 0, CLI_G_TRAIN,
 	"negatives of --loss sampled: uniform | popularity"},
+	{"negatives-per", "NAME", OPT_STR, O(negatives_per), 0, 0, CLI_G_TRAIN,
+	"who shares a draw of --loss sampled's negatives: user (each sequence of the step its own "
+	"S, the default) | batch (one set of S for the whole step)"},
 	{"temperature", "X", OPT_FLOAT, O(mcfg.temperature), 1e-3, 1e3, CLI_G_TRAIN,
 	"sampled and infonce logits are divided by it"},
 	{"item-update", "NAME", OPT_STR, O(item_update), 0, 0, CLI_G_TRAIN,

@@ -55,6 +55,7 @@ typedef struct cli_opts
 	const char *loss;			/* the item loss and its sampler, by name */
 	const char *trunk;			/* the trunk architecture, by name */
 	const char *sampler;
+	const char *negatives_per;	/* "batch" | "user" */
 	const char *item_update;	/* gr_item_update by name */
 	gr_model_config mcfg;
 	gr_train_config tcfg;

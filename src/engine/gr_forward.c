@@ -25,7 +25,7 @@
 	X(neg_logits, (size_t) a->neg_rows * S, S > 0) \
 	X(neg_e, S * d, S > 0) \
 	X(d_neg_e, S * d, S > 0) \
-	X(neg_logq, S, S > 0) \
+	X(neg_logq, Sd, S > 0) \
 	X(item_pos, R, S > 0) \
 	X(item_pe, R * d, S > 0) \
 	X(act_in, R * d, true) \
@@ -107,7 +107,11 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 	size_t		S = !train || c->item_loss == GR_LOSS_FULL ? 0 :
 		c->negatives > 0 ? (size_t) c->negatives : R;
 
+	/* negatives_per user: every sequence of a step draws its own S */
+	size_t		Sd = S * (c->negatives_per == GR_NEGATIVES_PER_USER ? (size_t) cap_seq : 1);
+
 	a->neg_cap = (int) S;
+	a->neg_draws = (int) Sd;
 	a->neg_rows = S > 0 ? (int) GR_MAX((size_t) 1, GR_MIN(R, ((size_t) 1 << 24) / S)) : 0;
 	p->ft = (gr_act_table) {.slots = p->fs,.cap = GR_ACTS_MAX_FLOAT_SLOTS};
 #define DECLARE(f, n, when) if (when) gr_act_declare(&p->ft, &a->f, (n));
@@ -130,7 +134,7 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 	I(a->act_row_cpl, R);
 	I(a->act_row_item, R);
 	if (S > 0)
-		I(a->neg_cand, S);
+		I(a->neg_cand, Sd);
 	I(a->excl_off, R + 1);
 	I(a->excl, (size_t) cap_excl + 1);
 	I(a->topk_idx, R);
@@ -143,7 +147,7 @@ plan_acts(const gr_model_config *c, const gr_arch *arch, int cap_tokens, int cap
 	for (int i = 0; i < ni; i++)
 		p->total_i += pad16(p->is[i].n);
 	p->stage = GR_MAX(GR_MAX(N * K, GR_MAX(R * GR_USER_FEATURES * K, (size_t) cap_excl + R + 1)),
-					  GR_MAX(N, S));
+					  GR_MAX(N, Sd));
 }
 
 /* Bytes a workspace of these capacities takes (backend buffers, staging and the struct). */

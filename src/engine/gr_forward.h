@@ -57,6 +57,7 @@ typedef struct gr_acts
 	int			cap_rows;		/* item rows and action rows, each */
 	int			logit_rows;		/* rows of item logits computed at once */
 	int			neg_cap;		/* candidates of the sampled losses (0: full softmax) */
+	int			neg_draws;		/* candidates drawn a step: neg_cap, times cap_seq per user */
 	int			neg_rows;		/* rows of candidate logits computed at once */
 	bool		train;			/* backward buffers allocated */
 
@@ -162,7 +163,8 @@ gr_status	gr_model_backward(const gr_model *model, gr_acts *acts, gr_weights *gr
 
 /* Candidates of a sampled or in-batch item loss for the uploaded batch, drawn on the host
  * from (pass seed, step): columns into cand and log-Q corrections into logq (each of
- * neg_cap entries); returns how many. */
+ * neg_draws entries); returns how many: S, or S per sequence of the batch in sequence order
+ * with negatives_per user. */
 int			gr_item_negatives(const gr_model *model, const gr_acts *acts, const gr_pass *pass,
 							  int32_t *cand, float *logq);
 

@@ -53,7 +53,8 @@ popularity_draw(const gr_item_popularity *pop, int V, double u)
 }
 
 /*
- * Sampled: S = negatives columns drawn from Q (uniform, or popularity), with replacement;
+ * Sampled: S = negatives columns drawn from Q (uniform, or popularity), with replacement, for
+ * the whole batch or (negatives_per user) for each of its sequences;
  * in-batch: the targets of S rows drawn uniformly from the batch's item rows (every row once
  * when negatives is 0; a row without a target gives a padding candidate), which are draws
  * from the targets' popularity. Either
@@ -70,8 +71,12 @@ gr_item_negatives(const gr_model *m, const gr_acts *a, const gr_pass *p, int32_t
 
 	if (m->cfg.item_loss == GR_LOSS_SAMPLED)
 	{
+		/* per user: sequence s of the batch draws counters s S .. s S + S - 1 */
+		int			sets = m->cfg.negatives_per == GR_NEGATIVES_PER_USER && a->tokens != NULL ?
+			GR_MAX(a->tokens->n_seq, 1) : 1;
+
 		S = m->cfg.negatives;
-		for (int j = 0; j < S; j++)
+		for (int j = 0; j < S * sets; j++)
 		{
 			gr_philox4	w = gr_rng_words(p->seed, GR_STREAM_NEGATIVES, p->step, (uint64_t) j);
 			int			c;
@@ -86,7 +91,7 @@ gr_item_negatives(const gr_model *m, const gr_acts *a, const gr_pass *p, int32_t
 			logq[j] = (float) log((double) S * (m->cfg.sampler == GR_SAMPLER_POPULARITY ?
 												popularity_p(pop, V, c) : 1.0 / V));
 		}
-		return S;
+		return S * sets;
 	}
 	/* in-batch: the host targets of the uploaded batch's rows */
 	const gr_tokens *tb = a->tokens;
@@ -117,54 +122,108 @@ gr_item_negatives(const gr_model *m, const gr_acts *a, const gr_pass *p, int32_t
 			(float) log((double) S * n / R * popularity_p(pop, V, cand[j]));
 	return S;
 }
-/* Sampled or in-batch item loss and backward (LAYOUTS.md §2.6 2-3): candidates shared by the
- * batch, one GEMM for their logits per chunk of rows, the positive as a row dot product. */
+/* Logits, loss and gradients of item rows [r0, r1) against one candidate set (S columns
+ * from cand, corrections logq, both on the backend): the negatives' embeddings gathered
+ * once, one GEMM for their logits per chunk of rows, and their gradient scattered into gE. */
+static void
+item_candidates_backward(const gr_model *m, gr_acts *a, float *gE, int r0, int r1,
+						 const int32_t *cand, const float *logq, int S, float scale)
+{
+	const gr_ops *ops = m->ops;
+	void	   *cx = ops->ctx;
+	int			d = m->cfg.d_model;
+	const float *E = m->w.item_emb + d;	/* rows 1..V */
+	float		inv_t = 1.0f / m->cfg.temperature;
+
+	ops->gather_rows(cx, a->neg_e, E, cand, S, d, 1.0f, false);
+	ops->zero(cx, a->d_neg_e, sizeof(float) * (size_t) S * d);
+	for (int c0 = r0; c0 < r1; c0 += a->neg_rows)
+	{
+		int			n = GR_MIN(a->neg_rows, r1 - c0);
+		const float *hr = a->item_h + (size_t) c0 * d;
+
+		ops->gemm(cx, false, true, n, S, d, 1.0f, hr, d, a->neg_e, d, 0.0f, a->neg_logits, S);
+		ops->sampled_xent(cx, a->neg_logits, S, a->item_pos + c0, a->item_row_col + c0,
+						  cand, logq, n, S, inv_t, a->item_loss + c0, scale);
+		ops->gemm(cx, false, false, n, d, S, 1.0f, a->neg_logits, S, a->neg_e, d, 0.0f,
+				  a->d_item_h + (size_t) c0 * d, d);
+		ops->gemm(cx, true, false, S, d, n, 1.0f, a->neg_logits, S, hr, d, 1.0f, a->d_neg_e, d);
+	}
+	ops->scatter_add_rows(cx, gE, a->d_neg_e, cand, S, d, 1.0f);
+}
+
+/* Sequence of the batch that token tok belongs to (binary search over seq_off). */
+static int
+sequence_of_token(const gr_tokens *tb, int tok)
+{
+	int			lo = 0, hi = tb->n_seq - 1;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi + 1) / 2;
+
+		if (tb->seq_off[mid] <= tok)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+/* Sampled or in-batch item loss and backward (LAYOUTS.md §2.6 2-3): the rows against the
+ * batch's candidate set, or (negatives_per user) each sequence's rows against its own set,
+ * the positive as a row dot product. */
 static double
 item_sampled_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p,
 					  float scale)
 {
 	const gr_ops *ops = m->ops;
 	void	   *cx = ops->ctx;
+	const gr_tokens *tb = a->tokens;
 	int			R = a->n_item_rows, d = m->cfg.d_model;
 	const float *E = m->w.item_emb + d;	/* rows 1..V */
 	float	   *gE = g->item_emb + d;
-	float		inv_t = 1.0f / m->cfg.temperature;
 	int32_t    *cand = a->h_int;
 	float	   *logq = a->h_float;
-	int			S = gr_item_negatives(m, a, p, cand, logq);
+	int			n = gr_item_negatives(m, a, p, cand, logq);
+	bool		per_user = m->cfg.item_loss == GR_LOSS_SAMPLED &&
+		m->cfg.negatives_per == GR_NEGATIVES_PER_USER;
+	int			S = per_user ? m->cfg.negatives : n;
 
-	if (S == 0)
+	if (n == 0)
 	{
 		/* no candidates: every row's loss is log 1 = 0 */
-		S = 1;
+		n = S = 1;
+		per_user = false;
 		cand[0] = -1;
 		logq[0] = 0.0f;
 	}
-	ops->upload(cx, a->neg_cand, cand, sizeof(int32_t) * S);
-	ops->upload(cx, a->neg_logq, logq, sizeof(float) * S);
+	ops->upload(cx, a->neg_cand, cand, sizeof(int32_t) * n);
+	ops->upload(cx, a->neg_logq, logq, sizeof(float) * n);
 
 	ops->gather_rows(cx, a->item_h, a->h, a->item_row_tok, R, d, 1.0f, false);
 	ops->gather_rows(cx, a->item_pe, E, a->item_row_col, R, d, 1.0f, false);
-	ops->gather_rows(cx, a->neg_e, E, a->neg_cand, S, d, 1.0f, false);
 	ops->row_dot(cx, a->item_pos, a->item_h, a->item_pe, R, d);
-	ops->zero(cx, a->d_neg_e, sizeof(float) * (size_t) S * d);
-	for (int r0 = 0; r0 < R; r0 += a->neg_rows)
+	if (!per_user)
+		item_candidates_backward(m, a, gE, 0, R, a->neg_cand, a->neg_logq, S, scale);
+	else
 	{
-		int			n = GR_MIN(a->neg_rows, R - r0);
-		const float *hr = a->item_h + (size_t) r0 * d;
+		/* runs of rows whose tokens lie in one sequence (item rows are appended sequence
+		 * by sequence, so one run each), against that sequence's set */
+		for (int r0 = 0, r1; r0 < R; r0 = r1)
+		{
+			int			s = sequence_of_token(tb, tb->item_row_tok[r0]);
 
-		ops->gemm(cx, false, true, n, S, d, 1.0f, hr, d, a->neg_e, d, 0.0f, a->neg_logits, S);
-		ops->sampled_xent(cx, a->neg_logits, S, a->item_pos + r0, a->item_row_col + r0,
-						  a->neg_cand, a->neg_logq, n, S, inv_t, a->item_loss + r0, scale);
-		ops->gemm(cx, false, false, n, d, S, 1.0f, a->neg_logits, S, a->neg_e, d, 0.0f,
-				  a->d_item_h + (size_t) r0 * d, d);
-		ops->gemm(cx, true, false, S, d, n, 1.0f, a->neg_logits, S, hr, d, 1.0f, a->d_neg_e, d);
+			for (r1 = r0 + 1; r1 < R && sequence_of_token(tb, tb->item_row_tok[r1]) == s; r1++)
+				;
+			item_candidates_backward(m, a, gE, r0, r1, a->neg_cand + (size_t) s * S,
+									 a->neg_logq + (size_t) s * S, S, scale);
+		}
 	}
 	/* the positives: dh += dpos E[t], dE[t] += dpos h */
 	ops->row_scale(cx, a->d_item_h, a->item_pe, a->item_pos, R, d, true);
 	ops->row_scale(cx, a->item_pe, a->item_h, a->item_pos, R, d, false);
 	ops->scatter_add_rows(cx, gE, a->item_pe, a->item_row_col, R, d, 1.0f);
-	ops->scatter_add_rows(cx, gE, a->d_neg_e, a->neg_cand, S, d, 1.0f);
 	ops->scatter_add_rows(cx, a->d_res, a->d_item_h, a->item_row_tok, R, d, 1.0f);
 
 	float	   *loss = a->h_float;

@@ -41,6 +41,7 @@ gr_model_config_default(gr_model_config *cfg, int layout, int n_items, int n_act
 
 static const char *const loss_names[GR_LOSS_COUNT] = {"full", "sampled", "infonce"};
 static const char *const sampler_names[GR_SAMPLER_COUNT] = {"uniform", "popularity"};
+static const char *const negatives_per_names[GR_NEGATIVES_PER_COUNT] = {"batch", "user"};
 
 /* Name of an item loss id. */
 const char *
@@ -72,6 +73,23 @@ gr_sampler_by_name(const char *name)
 {
 	for (int i = 0; i < GR_SAMPLER_COUNT; i++)
 		if (strcmp(name, sampler_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Name of a negatives_per id. */
+const char *
+gr_negatives_per_name(int per)
+{
+	return per >= 0 && per < GR_NEGATIVES_PER_COUNT ? negatives_per_names[per] : "?";
+}
+
+/* negatives_per id of a name, or -1. */
+int
+gr_negatives_per_by_name(const char *name)
+{
+	for (int i = 0; i < GR_NEGATIVES_PER_COUNT; i++)
+		if (strcmp(name, negatives_per_names[i]) == 0)
 			return i;
 	return -1;
 }
@@ -128,6 +146,13 @@ gr_model_config_validate(const gr_model_config *cfg, gr_error *err)
 					   cfg->negatives);
 	if (cfg->sampler < 0 || cfg->sampler >= GR_SAMPLER_COUNT)
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown sampler id %d", cfg->sampler);
+	if (cfg->negatives_per < 0 || cfg->negatives_per >= GR_NEGATIVES_PER_COUNT)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown negatives_per id %d",
+					   cfg->negatives_per);
+	if (cfg->negatives_per != GR_NEGATIVES_PER_BATCH && cfg->item_loss != GR_LOSS_SAMPLED)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "negatives_per \"user\" needs loss sampled (in-batch negatives are the "
+					   "batch's own targets)");
 	if (!(cfg->temperature >= 1e-3f && cfg->temperature <= 1e3f))
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "temperature must be in [0.001, 1000]");
 	for (int k = 0; k < cfg->n_actions; k++)

@@ -48,6 +48,7 @@ typedef struct gr_model_config
 	int			item_loss;		/* gr_item_loss */
 	int			negatives;		/* sampled: negatives per step; infonce: 0 = every row */
 	int			sampler;		/* gr_neg_sampler_kind of the sampled loss */
+	int			negatives_per;	/* gr_negatives_per: who shares a draw of the sampled loss */
 	float		temperature;	/* logits are divided by it (sampled and infonce) */
 	/* the action head's bias path (gr_heads.c): 1 for new models; configurations without
 	 * the key (files of 0.1.0 and early 0.2.0) mean 0, so older files load unchanged */
@@ -87,8 +88,18 @@ typedef enum gr_neg_sampler_kind
 	GR_SAMPLER_COUNT
 } gr_neg_sampler_kind;
 
+/* Who shares one draw of the sampled loss's negatives; 0 is the default, so configurations
+ * without the key mean batch. */
+typedef enum gr_negatives_per
+{
+	GR_NEGATIVES_PER_BATCH = 0,	/* one set of S for every row of the step */
+	GR_NEGATIVES_PER_USER = 1,	/* each sequence of the step draws its own S */
+	GR_NEGATIVES_PER_COUNT
+} gr_negatives_per;
+
 #define GR_DEFAULT_NEGATIVES 256
 #define GR_MAX_NEGATIVES 65536
+#define GR_MAX_NEGATIVE_DRAWS (1 << 24)	/* negatives x sequences of a step, per user */
 
 /* Names of losses and samplers ("full", "sampled", "infonce"; "uniform", "popularity"), and
  * their ids by name (-1 when unknown). */
@@ -96,6 +107,8 @@ const char *gr_item_loss_name(int loss);
 int			gr_item_loss_by_name(const char *name);
 const char *gr_sampler_name(int sampler);
 int			gr_sampler_by_name(const char *name);
+const char *gr_negatives_per_name(int per);
+int			gr_negatives_per_by_name(const char *name);
 
 /* Fill a configuration with the project defaults for a layout and catalogue. */
 void		gr_model_config_default(gr_model_config *cfg, int layout, int n_items, int n_actions);

@@ -43,6 +43,19 @@ gr_train_config_default(gr_train_config *cfg)
 	cfg->eval_max_users = 0;
 }
 
+/* Check that a step's per-user negatives (S for each of cap_seq sequences) stay within
+ * GR_MAX_NEGATIVE_DRAWS. */
+static gr_status
+check_negative_draws(const gr_model_config *m, int cap_seq, gr_error *err)
+{
+	if (m->item_loss == GR_LOSS_SAMPLED && m->negatives_per == GR_NEGATIVES_PER_USER &&
+		(int64_t) m->negatives * cap_seq > GR_MAX_NEGATIVE_DRAWS)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "negatives_per user draws negatives x batch = %d x %d candidates a step, "
+					   "more than %d", m->negatives, cap_seq, GR_MAX_NEGATIVE_DRAWS);
+	return GR_OK;
+}
+
 /* Check the training options' ranges. */
 gr_status
 gr_train_config_validate(const gr_train_config *c, gr_error *err)
@@ -89,6 +102,7 @@ gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens, i
 
 	*out = NULL;
 	GR_TRY(gr_train_config_validate(cfg, err));
+	GR_TRY(check_negative_draws(&model->cfg, cap_seq, err));
 	gr_trainer *tr = gr_calloc(model->env, 1, sizeof(gr_trainer));
 
 	if (tr == NULL)
@@ -110,7 +124,7 @@ gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens, i
 	gr_status	st = gr_acts_create(model, cap_tokens, cap_seq, cap_tokens, 0, true, &tr->acts, err);
 
 	if (st == GR_OK)
-		st = gr_lazy_create(tr, cap_tokens, err);
+		st = gr_lazy_create(tr, cap_tokens, cap_seq, err);
 	if (st != GR_OK)
 	{
 		gr_trainer_free(tr);
@@ -412,6 +426,7 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 	mcfg.n_items = (int) sizes->n_items;
 	GR_TRY(gr_model_config_validate(&mcfg, err));
 	GR_TRY(gr_train_config_validate(tcfg, err));
+	GR_TRY(check_negative_draws(&mcfg, tcfg->batch_size, err));
 	layout = gr_layout_by_id(mcfg.layout);
 
 	int			B = tcfg->batch_size;
@@ -432,7 +447,7 @@ gr_train_memory_estimate(const gr_model_config *mcfg_in, const gr_train_config *
 	if (mcfg.item_loss != GR_LOSS_FULL)
 		out->optimiser = add_bytes(out->optimiser, mul_bytes((size_t) mcfg.n_items,
 															 sizeof(double)));
-	out->optimiser = add_bytes(out->optimiser, gr_lazy_bytes(&mcfg, tcfg, cap_tokens));
+	out->optimiser = add_bytes(out->optimiser, gr_lazy_bytes(&mcfg, tcfg, cap_tokens, B));
 	out->activations = add_bytes(gr_acts_bytes(&mcfg, cap_tokens, B, cap_tokens, 0, true),
 								 gr_tokens_bytes(mcfg.n_actions, cap_tokens, B, cap_tokens));
 	gr_eval_options_default(&eopt);

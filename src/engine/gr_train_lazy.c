@@ -60,11 +60,20 @@ gr_item_update_by_name(const char *name)
 	return -1;
 }
 
+/* Sampled candidates one step draws: S, or S for each of cap_seq sequences per user. */
+static size_t
+lazy_draws(const gr_model_config *mc, int cap_seq)
+{
+	size_t		S = (size_t) GR_MAX(mc->negatives, 1);
+
+	return mc->negatives_per == GR_NEGATIVES_PER_USER ? S * (size_t) cap_seq : S;
+}
+
 /* Rows one step can touch: tokens, item rows, action rows and candidates, at most V. */
 static size_t
-lazy_cap(const gr_model_config *mc, int cap_tokens)
+lazy_cap(const gr_model_config *mc, int cap_tokens, int cap_seq)
 {
-	size_t		c = 3 * (size_t) cap_tokens + (size_t) GR_MAX(mc->negatives, 0);
+	size_t		c = 3 * (size_t) cap_tokens + (mc->negatives > 0 ? lazy_draws(mc, cap_seq) : 0);
 
 	return GR_MIN(c, (size_t) mc->n_items);
 }
@@ -80,11 +89,12 @@ gr_item_update_is_lazy(const gr_model_config *mc, const gr_train_config *tc)
 
 /* Host and backend bytes of a lazy trainer's row lists (0 when dense). */
 size_t
-gr_lazy_bytes(const gr_model_config *mc, const gr_train_config *tc, int cap_tokens)
+gr_lazy_bytes(const gr_model_config *mc, const gr_train_config *tc, int cap_tokens,
+			  int cap_seq)
 {
 	if (!gr_item_update_is_lazy(mc, tc))
 		return 0;
-	size_t		cap = lazy_cap(mc, cap_tokens), S = (size_t) GR_MAX(mc->negatives, 1);
+	size_t		cap = lazy_cap(mc, cap_tokens, cap_seq), S = lazy_draws(mc, cap_seq);
 
 	return sizeof(gr_lazy_rows) + 2 * cap * sizeof(int32_t) + ((size_t) mc->n_items + 1) +
 		S * (sizeof(int32_t) + sizeof(float));
@@ -92,7 +102,7 @@ gr_lazy_bytes(const gr_model_config *mc, const gr_train_config *tc, int cap_toke
 
 /* Set up the lazy update when the configuration asks for it (tr->lazy stays NULL if not). */
 gr_status
-gr_lazy_create(gr_trainer *tr, int cap_tokens, gr_error *err)
+gr_lazy_create(gr_trainer *tr, int cap_tokens, int cap_seq, gr_error *err)
 {
 	const gr_model *m = tr->model;
 	const gr_ops *ops = m->ops;
@@ -108,12 +118,12 @@ gr_lazy_create(gr_trainer *tr, int cap_tokens, gr_error *err)
 		return GR_OK;
 
 	gr_lazy_rows *z = gr_calloc(env, 1, sizeof(gr_lazy_rows));
-	size_t		S = (size_t) GR_MAX(m->cfg.negatives, 1);
+	size_t		S = lazy_draws(&m->cfg, cap_seq);
 
 	if (z == NULL)
 		return gr_fail(err, GR_ERR_OUT_OF_MEMORY, "out of memory for the lazy item update");
 	tr->lazy = z;
-	z->cap = (int) lazy_cap(&m->cfg, cap_tokens);
+	z->cap = (int) lazy_cap(&m->cfg, cap_tokens, cap_seq);
 	z->rows = gr_alloc(env, sizeof(int32_t) * (size_t) z->cap);
 	z->dev_rows = ops->alloc(ops->ctx, sizeof(int32_t) * (size_t) z->cap);
 	z->mark = gr_calloc(env, (size_t) m->cfg.n_items + 1, 1);
@@ -202,7 +212,8 @@ gr_lazy_collect(gr_trainer *tr, const gr_tokens *tb, const gr_pass *pass, gr_err
 	z->pending = true;
 	z->n = 0;
 	if ((size_t) tb->n_tokens + tb->n_item_rows + tb->n_act_rows +
-		(size_t) GR_MAX(m->cfg.negatives, 0) > (size_t) z->cap && z->cap < V)
+		(m->cfg.negatives > 0 ? lazy_draws(&m->cfg, tb->n_seq) : 0) > (size_t) z->cap &&
+		z->cap < V)
 		return gr_fail(err, GR_ERR_INTERNAL, "batch exceeds the lazy update's capacity");
 	for (int t = 0; t < tb->n_tokens; t++)
 		touch(z, V, tb->item[t]);

@@ -12,10 +12,11 @@
 bool		gr_item_update_is_lazy(const gr_model_config *mc, const gr_train_config *tc);
 
 /* Bytes the lazy update allocates for a trainer of cap_tokens tokens (0 when dense). */
-size_t		gr_lazy_bytes(const gr_model_config *mc, const gr_train_config *tc, int cap_tokens);
+size_t		gr_lazy_bytes(const gr_model_config *mc, const gr_train_config *tc, int cap_tokens,
+						  int cap_seq);
 
 /* Validate item_update against the model and set up tr->lazy when it applies. */
-gr_status	gr_lazy_create(gr_trainer *tr, int cap_tokens, gr_error *err);
+gr_status	gr_lazy_create(gr_trainer *tr, int cap_tokens, int cap_seq, gr_error *err);
 
 /* Free tr->lazy (NULL is ignored). */
 void		gr_lazy_free(gr_trainer *tr);

@@ -47,6 +47,7 @@ static const option_spec option_specs[] = {
 	{"loss", OPT_WORD, 0, 0},
 	{"negatives", OPT_INT, 0, GR_MAX_NEGATIVES},
 	{"sampler", OPT_WORD, 0, 0},
+	{"negatives_per", OPT_WORD, 0, 0},
 	{"trunk", OPT_WORD, 0, 0},
 	{"temperature", OPT_FLOAT, 1e-3, 1e3},
 	{"item_update", OPT_WORD, 0, 0},
@@ -60,7 +61,7 @@ gr_train_option_keys(void)
 {
 	return "beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, "
 		"n_buckets, emb_scale, head_hidden, binary_actions, task_weights, loss, negatives, sampler,"
-		" temperature, item_update, trunk";
+		" negatives_per, temperature, item_update, trunk";
 }
 
 /* Index of a known option key. */
@@ -124,7 +125,7 @@ apply_number(const char *key, double x, gr_model_config *m, gr_train_config *t)
 		m->temperature = (float) x;
 }
 
-/* Store "loss", "sampler", "item_update" or "trunk" by name. */
+/* Store "loss", "sampler", "negatives_per", "item_update" or "trunk" by name. */
 static gr_status
 option_word(const cJSON *item, const char *key, gr_model_config *m, gr_train_config *t,
 			gr_error *err)
@@ -140,6 +141,16 @@ option_word(const cJSON *item, const char *key, gr_model_config *m, gr_train_con
 			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 						   "option \"trunk\" must be \"gpt2\" or \"hstu\"");
 		m->trunk = arch->id;
+		return GR_OK;
+	}
+	if (strcmp(key, "negatives_per") == 0)
+	{
+		if (cJSON_IsString(item))
+			id = gr_negatives_per_by_name(item->valuestring);
+		if (id < 0)
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "option \"negatives_per\" must be \"batch\" or \"user\"");
+		m->negatives_per = id;
 		return GR_OK;
 	}
 	if (strcmp(key, "item_update") == 0)
@@ -258,6 +269,9 @@ apply_options(const gr_env *env, const cJSON *root, gr_model_config *m, gr_train
 	/* in-batch negatives default to every other row of the batch */
 	if (m->item_loss == GR_LOSS_INFONCE && !seen[option_index("negatives")])
 		m->negatives = 0;
+	/* a new sampled model draws its negatives per user unless told otherwise */
+	if (m->item_loss == GR_LOSS_SAMPLED && !seen[option_index("negatives_per")])
+		m->negatives_per = GR_NEGATIVES_PER_USER;
 	return GR_OK;
 }
 

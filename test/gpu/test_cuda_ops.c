@@ -1353,7 +1353,7 @@ compare_tensors(harness *h, const gr_model *m, const char *what, const float *gp
 
 /* One layout: a training step's loss and gradients, an AdamW step, scoring and retrieval. */
 static void
-model_parity(harness *h, int layout_id, int item_loss)
+model_parity(harness *h, int layout_id, int item_loss, int negatives_per)
 {
 	const gr_layout *lay = gr_layout_by_id(layout_id);
 	gr_env		ec, eg;
@@ -1364,11 +1364,12 @@ model_parity(harness *h, int layout_id, int item_loss)
 	gr_trainer *tc = NULL, *tg = NULL;
 	gr_tokens	tb;
 	int			V = irand(h, 50, 400), K = gr_layout_needs_actions(lay) ? 2 : 0, B = 6;
-	char		op[32];
+	char		op[48];
 	double	   *cdf = NULL;
 
-	snprintf(op, sizeof(op), "model %s%s%s", lay->name, item_loss ? " " : "",
-			 item_loss ? gr_item_loss_name(item_loss) : "");
+	snprintf(op, sizeof(op), "model %s%s%s%s", lay->name, item_loss ? " " : "",
+			 item_loss ? gr_item_loss_name(item_loss) : "",
+			 negatives_per == GR_NEGATIVES_PER_USER ? " per user" : "");
 	h->op = op;
 	gr_env_default(&ec);
 	gr_env_default(&eg);
@@ -1382,6 +1383,7 @@ model_parity(harness *h, int layout_id, int item_loss)
 	cfg.item_loss = item_loss;
 	cfg.negatives = item_loss == GR_LOSS_INFONCE ? 0 : 64;
 	cfg.sampler = GR_SAMPLER_POPULARITY;
+	cfg.negatives_per = negatives_per;
 	cfg.temperature = 0.5f;
 	if (K > 1)
 		cfg.action_binary[1] = 1;
@@ -1631,9 +1633,10 @@ run_mode(harness *h, gr_math_mode mode, const char *module)
 	if (wanted(h, "model"))
 	{
 		for (int l = 0; l < GR_LAYOUT_COUNT; l++)
-			model_parity(h, l, GR_LOSS_FULL);
-		model_parity(h, GR_LAYOUT_ITEM, GR_LOSS_SAMPLED);
-		model_parity(h, GR_LAYOUT_LAC, GR_LOSS_INFONCE);
+			model_parity(h, l, GR_LOSS_FULL, GR_NEGATIVES_PER_BATCH);
+		model_parity(h, GR_LAYOUT_ITEM, GR_LOSS_SAMPLED, GR_NEGATIVES_PER_BATCH);
+		model_parity(h, GR_LAYOUT_PC, GR_LOSS_SAMPLED, GR_NEGATIVES_PER_USER);
+		model_parity(h, GR_LAYOUT_LAC, GR_LOSS_INFONCE, GR_NEGATIVES_PER_BATCH);
 	}
 	gr_device_close(&dev);
 	return 0;

@@ -68,6 +68,8 @@ INSERT INTO bad VALUES
   ($$'x', 'tr_syn', options => '{"loss": "nce"}'$$,      '22023', 'an unknown item loss'),
   ($$'x', 'tr_syn', options => '{"loss": "sampled", "negatives": 0}'$$, '22023', 'sampled without negatives'),
   ($$'x', 'tr_syn', options => '{"sampler": "zipf"}'$$,  '22023', 'an unknown sampler'),
+  ($$'x', 'tr_syn', options => '{"negatives_per": "item"}'$$, '22023', 'an unknown negatives_per'),
+  ($$'x', 'tr_syn', options => '{"loss": "infonce", "negatives_per": "user"}'$$, '22023', 'negatives_per user without the sampled loss'),
   ($$'x', 'tr_empty'$$,                                  '22023', 'an empty source'),
   ($$'x', 'SELECT * FROM tr_syn WHERE false'$$,          '22023', 'a query without rows'),
   ($$'x', 'tr_syn', d_model => -16$$,                    '22023', 'negative d_model'),
@@ -179,9 +181,10 @@ CREATE TEMP TABLE r_nce AS SELECT * FROM genrec_train('tr_nce', 'tr_syn',
     d_model => 8, n_layer => 1, n_head => 2, max_len => 8, epochs => 2, batch_size => 64, seed => 7,
     options => '{"head_hidden": 8, "loss": "infonce", "temperature": 0.5}');
 SELECT is((SELECT (config #>> '{model,loss}', config #>> '{model,negatives}',
-                   config #>> '{model,sampler}')::text
+                   config #>> '{model,sampler}', config #>> '{model,negatives_per}')::text
              FROM genrec.models WHERE name = 'tr_smp'),
-          '(sampled,32,popularity)', 'loss => sampled is stored in the model configuration');
+          '(sampled,32,popularity,user)',
+          'loss => sampled is stored in the model configuration, negatives drawn per user by default');
 SELECT is((SELECT count(*)::int FROM genrec_recommend('tr_smp', 5::bigint, 10)), 10,
           'a sampled-loss model recommends from the whole catalogue');
 SELECT is((SELECT (config #>> '{model,loss}', config #>> '{model,negatives}')::text

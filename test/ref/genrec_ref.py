@@ -339,10 +339,13 @@ def sampled_item_loss(model, batch, h, case, counts):
     """The sampled / in-batch item loss (LAYOUTS.md §2.6 2-3) with the engine's candidates
     (columns, -1 = padding) and log-Q corrections recomputed here: log(S Q(c)) with Q uniform
     or the training popularity (sampled), or for in-batch draws (S rows of R drawn, n with a
-    target) log(S n / R p_c) with p_c the popularity."""
+    target) log(S n / R p_c) with p_c the popularity. negatives_per "user": the candidates are
+    one set of S per sequence of the batch, in order, and each row meets its sequence's set."""
     V = counts.shape[0]
-    S = len(case["cand"])
+    per_user = case.get("negatives_per", "batch") == "user"
     cand = torch.tensor(case["cand"], dtype=torch.long)
+    B, T = h.shape[0], h.shape[1]
+    S = len(case["cand"]) // B if per_user else len(case["cand"])
     tgt_all = batch["irow_tgt"]
     R = int(tgt_all.numel())
     n = int((tgt_all > 0).sum())
@@ -351,19 +354,28 @@ def sampled_item_loss(model, batch, h, case, counts):
     p = torch.from_numpy(np.maximum(counts, 1.0) / counts.sum())
     safe = cand.clamp(min=0)
     if case["loss"] == "sampled":
-        q = p[safe] if case["sampler"] == "popularity" else torch.full((S,), 1.0 / V, dtype=DTYPE)
+        q = p[safe] if case["sampler"] == "popularity" else \
+            torch.full((safe.numel(),), 1.0 / V, dtype=DTYPE)
         logq = torch.log(S * q)
     else:
         logq = torch.log(S * n / R * p[safe])
     hf = h.reshape(-1, h.shape[-1])
     keep = tgt_all > 0
     tgt = tgt_all[keep] - 1
-    H = hf[batch["irow_tok"][keep]]
+    tok = batch["irow_tok"][keep]
+    H = hf[tok]
     E = model.item_emb[1:]
     inv_t = 1.0 / case["temperature"]
     pos = (H * E[tgt]).sum(-1) * inv_t
-    neg = H @ E[safe].t() * inv_t - logq
-    drop = (cand[None, :] < 0) | (cand[None, :] == tgt[:, None])
+    if per_user:
+        seq = tok // T                      # the row's sequence in the padded batch
+        rc = cand.view(B, S)[seq]           # [rows, S]
+        rs = safe.view(B, S)[seq]
+        neg = torch.einsum("rd,rsd->rs", H, E[rs]) * inv_t - logq.view(B, S)[seq]
+        drop = (rc < 0) | (rc == tgt[:, None])
+    else:
+        neg = H @ E[safe].t() * inv_t - logq
+        drop = (cand[None, :] < 0) | (cand[None, :] == tgt[:, None])
     neg = neg.masked_fill(drop, float("-inf"))
     z = torch.cat([pos[:, None], neg], dim=1)
     return (torch.logsumexp(z, dim=1) - pos).mean()

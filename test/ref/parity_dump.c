@@ -785,11 +785,15 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 		int			loss, negatives, sampler;
 		float		temperature;
 		const char *tag;
+		int			negatives_per;
 	}			sampled[] = {
-		{GR_LOSS_SAMPLED, 24, GR_SAMPLER_UNIFORM, 0.7f, "sampled_uniform"},
-		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 1.0f, "sampled_popularity"},
-		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.5f, "infonce_all"},
-		{GR_LOSS_INFONCE, 9, GR_SAMPLER_UNIFORM, 0.25f, "infonce_9"},
+		{GR_LOSS_SAMPLED, 24, GR_SAMPLER_UNIFORM, 0.7f, "sampled_uniform", GR_NEGATIVES_PER_BATCH},
+		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 1.0f, "sampled_popularity",
+		GR_NEGATIVES_PER_BATCH},
+		{GR_LOSS_SAMPLED, 11, GR_SAMPLER_POPULARITY, 0.8f, "sampled_per_user",
+		GR_NEGATIVES_PER_USER},
+		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.5f, "infonce_all", GR_NEGATIVES_PER_BATCH},
+		{GR_LOSS_INFONCE, 9, GR_SAMPLER_UNIFORM, 0.25f, "infonce_9", GR_NEGATIVES_PER_BATCH},
 	};
 	cJSON	   *jsm = cJSON_CreateArray();
 
@@ -807,6 +811,7 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 		sc.negatives = sampled[i].negatives;
 		sc.sampler = sampled[i].sampler;
 		sc.temperature = sampled[i].temperature;
+		sc.negatives_per = sampled[i].negatives_per;
 		s = gr_model_create(&env, &sc, ds->item_ids + 1, &sm, &err);
 		if (s == GR_OK)
 		{
@@ -819,8 +824,8 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 			s = gr_trainer_compute(st, &tb, 3, &sl, &err);
 		if (s == GR_OK)
 		{
-			int32_t    *cand = malloc(sizeof(int32_t) * st->acts->neg_cap);
-			float	   *logq = malloc(sizeof(float) * st->acts->neg_cap);
+			int32_t    *cand = malloc(sizeof(int32_t) * st->acts->neg_draws);
+			float	   *logq = malloc(sizeof(float) * st->acts->neg_draws);
 			gr_pass		pass = {.popularity = &st->popularity,.seed = tc.seed,.step = 3};
 			int			n = gr_item_negatives(sm, st->acts, &pass, cand, logq);
 
@@ -828,6 +833,7 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 			cJSON_AddStringToObject(o, "loss", gr_item_loss_name(sc.item_loss));
 			cJSON_AddNumberToObject(o, "negatives", sc.negatives);
 			cJSON_AddStringToObject(o, "sampler", gr_sampler_name(sc.sampler));
+			cJSON_AddStringToObject(o, "negatives_per", gr_negatives_per_name(sc.negatives_per));
 			cJSON_AddNumberToObject(o, "temperature", sc.temperature);
 			cJSON_AddItemToObject(o, "cand", jints(cand, n));
 			cJSON_AddItemToObject(o, "item", jnum(sl.item));

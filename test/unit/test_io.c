@@ -117,6 +117,7 @@ same_config(const gr_model_config *a, const gr_model_config *b)
 	/* the loss's parameters are stored for the sampled losses only */
 	if (a->item_loss != GR_LOSS_FULL &&
 		(a->negatives != b->negatives || a->sampler != b->sampler ||
+		 a->negatives_per != b->negatives_per ||
 		 memcmp(&a->temperature, &b->temperature, sizeof(float)) != 0))
 		return false;
 	for (int k = 0; k < a->n_actions; k++)
@@ -860,8 +861,19 @@ test_config_json(const gr_env *env)
 		CHECK((strstr(json, "\"temperature\"") != NULL) == (loss != GR_LOSS_FULL));
 		CHECK_OK(gr_config_from_json(env, json, strlen(json), &back, &err), &err);
 		CHECK(same_config(&cfg, &back));
+		/* negatives_per is written only when it is not the batch */
+		CHECK(strstr(json, "\"negatives_per\"") == NULL && back.negatives_per == 0);
 		gr_free(env, json);
 	}
+	/* per-user negatives round-trip */
+	gr_model_config_default(&cfg, GR_LAYOUT_ITEM, 1000, 0);
+	cfg.item_loss = GR_LOSS_SAMPLED;
+	cfg.negatives_per = GR_NEGATIVES_PER_USER;
+	CHECK_OK(gr_config_to_json(env, &cfg, &json, &err), &err);
+	CHECK(strstr(json, "\"negatives_per\":\"user\"") != NULL);
+	CHECK_OK(gr_config_from_json(env, json, strlen(json), &back, &err), &err);
+	CHECK(same_config(&cfg, &back) && back.negatives_per == GR_NEGATIVES_PER_USER);
+	gr_free(env, json);
 
 	/* an invalid configuration is not encoded */
 	gr_model_config_default(&cfg, GR_LAYOUT_ITEM, 10, 0);
@@ -913,6 +925,14 @@ test_config_json(const gr_env *env)
 		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
 		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,"
 		"\"loss\":\"sampled\",\"sampler\":\"zipf\"}",
+		"{\"layout\":\"item\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
+		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
+		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,"
+		"\"loss\":\"sampled\",\"negatives_per\":\"item\"}",
+		"{\"layout\":\"item\",\"n_items\":5,\"d_model\":8,\"n_layer\":1,\"n_head\":2,"
+		"\"max_len\":4,\"n_actions\":0,\"action_binary\":[],\"action_min\":[],"
+		"\"action_max\":[],\"n_buckets\":2,\"emb_scale\":1,\"head_hidden\":4,"
+		"\"loss\":\"infonce\",\"negatives_per\":\"user\"}",
 	};
 
 	for (int i = 0; i < (int) (sizeof(bad) / sizeof(bad[0])); i++)
@@ -933,7 +953,8 @@ test_config_json(const gr_env *env)
 	CHECK(back.n_items == 5 && back.head_hidden == 4);
 	/* a configuration from before the item losses: the full softmax and the defaults */
 	CHECK(back.item_loss == GR_LOSS_FULL && back.negatives == GR_DEFAULT_NEGATIVES &&
-		  back.sampler == GR_SAMPLER_UNIFORM && back.temperature == 1.0f);
+		  back.sampler == GR_SAMPLER_UNIFORM && back.temperature == 1.0f &&
+		  back.negatives_per == GR_NEGATIVES_PER_BATCH);
 }
 
 /* Allocation failures at every step of a save and a load: OOM or success, no leaks. */

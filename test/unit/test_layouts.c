@@ -56,9 +56,11 @@ typedef struct item_loss_cfg
 {
 	int			loss, negatives, sampler;
 	float		temperature;
+	int			negatives_per;	/* gr_negatives_per (0: batch) */
 } item_loss_cfg;
 
-static item_loss_cfg model_loss = {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f};
+static item_loss_cfg model_loss = {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f,
+GR_NEGATIVES_PER_BATCH};
 
 /* Create a small model of a layout with random weights. */
 static gr_model *
@@ -74,6 +76,7 @@ make_model(gr_layout_id layout, int max_len, uint64_t seed)
 	cfg.negatives = model_loss.negatives;
 	cfg.sampler = model_loss.sampler;
 	cfg.temperature = model_loss.temperature;
+	cfg.negatives_per = model_loss.negatives_per;
 	cfg.d_model = 16;
 	cfg.n_head = 2;
 	cfg.n_layer = 2;
@@ -681,7 +684,7 @@ test_negative_sampler(int sampler)
 	enum
 	{
 	S = 60000};
-	model_loss = (item_loss_cfg) {GR_LOSS_SAMPLED, S, sampler, 1.0f};
+	model_loss = (item_loss_cfg) {GR_LOSS_SAMPLED, S, sampler, 1.0f, GR_NEGATIVES_PER_BATCH};
 	gr_model   *m = make_model(GR_LAYOUT_ITEM, 8, 5);
 	gr_acts    *a = NULL;
 	gr_error	err;
@@ -692,7 +695,7 @@ test_negative_sampler(int sampler)
 	float	   *logq = malloc(sizeof(float) * S), *logq2 = malloc(sizeof(float) * S);
 	int			count[N_ITEMS] = {0};
 
-	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f};
+	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH};
 	for (int c = 0; c < N_ITEMS; c++)
 		cdf[c] = (c > 0 ? cdf[c - 1] : 0.0) + (c % 3 == 0 ? 0 : c + 1);	/* some never */
 	CHECK_OK(gr_acts_create(m, 16, 1, 16, 0, true, &a, &err), &err);
@@ -725,6 +728,68 @@ test_negative_sampler(int sampler)
 	free(cand), free(again), free(logq), free(logq2);
 	gr_acts_free(a);
 	gr_model_free(m);
+}
+
+/* Per-user negatives: one set of S per sequence of the uploaded batch, in sequence order,
+ * the first equal to the batch's set, the others different; the workspace holds them all
+ * and a batch of more sequences than negatives x batch allows is refused. */
+static void
+test_negatives_per_user(void)
+{
+	enum
+	{
+	S = 20, SEQS = 3};
+	gr_model   *mb, *mu;
+	gr_acts    *ab = NULL, *au = NULL;
+	gr_tokens	tb;
+	gr_error	err;
+	gr_pass		p = {.seed = 7,.step = 2};
+	int32_t		cb[S], cu[S * SEQS], again[S * SEQS];
+	float		qb[S], qu[S * SEQS], q2[S * SEQS];
+	gr_trainer *tr = NULL;
+	gr_train_config tc;
+
+	model_loss = (item_loss_cfg) {GR_LOSS_SAMPLED, S, GR_SAMPLER_UNIFORM, 1.0f,
+	GR_NEGATIVES_PER_BATCH};
+	mb = make_model(GR_LAYOUT_ITEM, 8, 5);
+	model_loss.negatives_per = GR_NEGATIVES_PER_USER;
+	mu = make_model(GR_LAYOUT_ITEM, 8, 5);
+	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH};
+	CHECK_OK(gr_tokens_init(&tb, &env, 1, 4, 16, SEQS, 16, &err), &err);
+	for (int s = 0; s < SEQS; s++)
+	{
+		CHECK_OK(gr_tokens_begin_seq(&tb, &err), &err);
+		gr_tokens_add(&tb, 1 + s, 0, false, NULL);
+		gr_tokens_end_seq(&tb, 1);
+	}
+	CHECK_OK(gr_acts_create(mb, 16, SEQS, 16, 0, true, &ab, &err), &err);
+	CHECK_OK(gr_acts_create(mu, 16, SEQS, 16, 0, true, &au, &err), &err);
+	CHECK(ab->neg_draws == S && au->neg_draws == S * SEQS && au->neg_cap == S);
+	ab->tokens = &tb;
+	au->tokens = &tb;
+	CHECK(gr_item_negatives(mb, ab, &p, cb, qb) == S);
+	CHECK(gr_item_negatives(mu, au, &p, cu, qu) == S * SEQS);
+	CHECK(gr_item_negatives(mu, au, &p, again, q2) == S * SEQS);
+	CHECK(memcmp(cu, again, sizeof(cu)) == 0 && memcmp(qu, q2, sizeof(qu)) == 0);
+	CHECK(memcmp(cb, cu, sizeof(cb)) == 0);
+	CHECK(memcmp(cu, cu + S, sizeof(cb)) != 0 && memcmp(cu + S, cu + 2 * S, sizeof(cb)) != 0);
+	for (int j = 0; j < S * SEQS; j++)
+		CHECK(cu[j] >= 0 && cu[j] < N_ITEMS && fabsf(qu[j] - logf((float) S / N_ITEMS)) < 1e-5f);
+	/* negatives x batch above GR_MAX_NEGATIVE_DRAWS: refused when the trainer is made */
+	gr_train_config_default(&tc);
+	CHECK(gr_trainer_create(mu, &tc, 16, GR_MAX_NEGATIVE_DRAWS / S + 1, &tr, &err) ==
+		  GR_ERR_INVALID_ARGUMENT && tr == NULL);
+	CHECK_MSG(strstr(err.message, "negatives x batch") != NULL, "%s", err.message);
+	/* and per user needs the sampled loss */
+	gr_model_config c = mu->cfg;
+
+	c.item_loss = GR_LOSS_INFONCE;
+	CHECK(gr_model_config_validate(&c, &err) == GR_ERR_INVALID_ARGUMENT);
+	gr_acts_free(ab);
+	gr_acts_free(au);
+	gr_tokens_free(&tb);
+	gr_model_free(mb);
+	gr_model_free(mu);
 }
 
 /* A view over copied parameters scores exactly like the model it was copied from. */
@@ -943,10 +1008,12 @@ main(void)
 	/* the sampled losses through the whole model: every layout's item rows (the item head is
 	 * the only part they change); accidental hits occur among 30 items */
 	static const item_loss_cfg sampled[] = {
-		{GR_LOSS_SAMPLED, 12, GR_SAMPLER_UNIFORM, 1.0f},
-		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 0.5f},
-		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.25f},
-		{GR_LOSS_INFONCE, 7, GR_SAMPLER_UNIFORM, 1.0f},
+		{GR_LOSS_SAMPLED, 12, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH},
+		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 0.5f, GR_NEGATIVES_PER_BATCH},
+		{GR_LOSS_SAMPLED, 9, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_USER},
+		{GR_LOSS_SAMPLED, 17, GR_SAMPLER_POPULARITY, 0.7f, GR_NEGATIVES_PER_USER},
+		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.25f, GR_NEGATIVES_PER_BATCH},
+		{GR_LOSS_INFONCE, 7, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH},
 	};
 
 	for (int i = 0; i < (int) (sizeof(sampled) / sizeof(sampled[0])); i++)
@@ -955,8 +1022,9 @@ main(void)
 		for (int id = 0; id < GR_LAYOUT_COUNT; id++)
 			test_loss_gradient(id, 1.0f, 0.0f);
 	}
-	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f};
+	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH};
 	test_negative_sampler(GR_SAMPLER_UNIFORM);
 	test_negative_sampler(GR_SAMPLER_POPULARITY);
+	test_negatives_per_user();
 	return unit_finish("test_layouts");
 }

@@ -2,7 +2,8 @@
  * test_lazy.c — the item table's lazy AdamW update (gr_train_lazy.c, ops->adamw_rows):
  *  - adamw_rows against a plain double loop on the listed rows, element for element equal to
  *    the dense adamw there, and leaving every other row (and its gradient) untouched;
- *  - for every layout and trunk with the sampled (uniform, popularity) and in-batch losses:
+ *  - for every layout and trunk with the sampled (uniform, popularity, per-user) and in-batch
+ *    losses:
  *    the lazy trainer's gradient equals the dense trainer's, is zero outside the rows it
  *    lists (so no gradient is ever dropped), and those rows are distinct, ascending, in 1..V;
  *  - three steps of the lazy trainer against a plain reference of lazy AdamW (the rows of
@@ -87,6 +88,9 @@ test_adamw_rows_op(void)
 	CHECK(p2[0] == p[0] && p2[2 * D] == pd[2 * D]);
 }
 
+/* negatives_per of the models make_model creates */
+static int	model_negatives_per = GR_NEGATIVES_PER_BATCH;
+
 /* A small model of a layout and trunk with an item loss; NULL when the pair is refused. */
 static gr_model *
 make_model(int layout, int trunk, int loss, int negatives, int sampler)
@@ -100,6 +104,7 @@ make_model(int layout, int trunk, int loss, int negatives, int sampler)
 	cfg.item_loss = loss;
 	cfg.negatives = negatives;
 	cfg.sampler = sampler;
+	cfg.negatives_per = model_negatives_per;
 	cfg.d_model = 8;
 	cfg.n_head = 2;
 	cfg.n_layer = 1;
@@ -295,7 +300,7 @@ check_model(int layout, int trunk, int loss, int negatives, int sampler)
 	gr_model_free(md);
 }
 
-/* Every layout and trunk under the sampled and in-batch losses. */
+/* Every layout and trunk under the sampled and in-batch losses (and per-user negatives). */
 static void
 test_trainer_all_layouts(void)
 {
@@ -313,6 +318,10 @@ test_trainer_all_layouts(void)
 			check_model(l, trunk, GR_LOSS_SAMPLED, 7, GR_SAMPLER_UNIFORM);
 			check_model(l, trunk, GR_LOSS_SAMPLED, 13, GR_SAMPLER_POPULARITY);
 			check_model(l, trunk, GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM);
+			/* 3 per user: most of a sequence's set lies outside the batch's tokens */
+			model_negatives_per = GR_NEGATIVES_PER_USER;
+			check_model(l, trunk, GR_LOSS_SAMPLED, 3, GR_SAMPLER_UNIFORM);
+			model_negatives_per = GR_NEGATIVES_PER_BATCH;
 		}
 	CHECK_MSG(models >= GR_LAYOUT_COUNT / 2, "only %d layouts took a sampled loss", models);
 }

@@ -90,6 +90,15 @@ main(void)
 				   "\"popularity\", \"temperature\": 0.05}", &m, &t, &names, &err), &err);
 	CHECK(m.item_loss == GR_LOSS_SAMPLED && m.negatives == 512 &&
 		  m.sampler == GR_SAMPLER_POPULARITY && m.temperature == 0.05f);
+	/* sampled draws per user unless negatives_per says batch */
+	CHECK(m.negatives_per == GR_NEGATIVES_PER_USER);
+	CHECK_OK(parse(&env, "{\"loss\": \"sampled\", \"negatives_per\": \"batch\"}", &m, &t,
+				   &names, &err), &err);
+	CHECK(m.negatives_per == GR_NEGATIVES_PER_BATCH);
+	CHECK_OK(parse(&env, "{\"loss\": \"full\"}", &m, &t, &names, &err), &err);
+	CHECK(m.negatives_per == GR_NEGATIVES_PER_BATCH);
+	expect_refused(&env, "{\"negatives_per\": \"item\"}", "option \"negatives_per\" must be");
+	expect_refused(&env, "{\"negatives_per\": 1}", "option \"negatives_per\" must be");
 	CHECK_OK(parse(&env, "{\"loss\": \"infonce\"}", &m, &t, &names, &err), &err);
 	CHECK(m.item_loss == GR_LOSS_INFONCE && m.negatives == 0 && m.temperature == 1.0f);
 	CHECK_OK(parse(&env, "{\"loss\": \"infonce\", \"negatives\": 64}", &m, &t, &names, &err),
