@@ -6,7 +6,7 @@
  *   cpu_train_scale [--items 1000,10000,100000,1000000] [--losses full,sampled,infonce]
  *                   [--users N] [--per-user N] [--batch B] [--negatives S] [--seconds T]
  *                   [--threads N] [--d D] [--item-update auto|dense|lazy]
- *                   [--layouts item,int,lac,...]
+ *                   [--layouts item,int,lac,...] [--negatives-per batch|user]
  *
  * With --layouts every (layout, V, loss) is measured; the data then carry one action column
  * (ratings 1..5 drawn per interaction) so that the action-conditioned layouts have inputs and
@@ -50,6 +50,9 @@ parse_ints(const char *s, int *out, int cap)
 	}
 	return n;
 }
+
+/* negatives_per of the sampled loss (--negatives-per) */
+static int	sampled_negatives_per = GR_NEGATIVES_PER_BATCH;
 
 /* Run one (V, loss) measurement and print its line; returns 0 on success. */
 static int
@@ -101,6 +104,7 @@ measure(const gr_layout *layout, int V, int loss, int users, int per_user, int B
 	mc.d_model = d;
 	mc.item_loss = loss;
 	mc.negatives = loss == GR_LOSS_INFONCE ? 0 : S;
+	mc.negatives_per = loss == GR_LOSS_SAMPLED ? sampled_negatives_per : GR_NEGATIVES_PER_BATCH;
 	gr_train_config_default(&tc);
 	tc.batch_size = B;
 	tc.item_update = item_update;
@@ -230,6 +234,14 @@ main(int argc, char **argv)
 			threads = atoi(v);
 		else if (strcmp(k, "--d") == 0)
 			d = atoi(v);
+		else if (strcmp(k, "--negatives-per") == 0)
+		{
+			if ((sampled_negatives_per = gr_negatives_per_by_name(v)) < 0)
+			{
+				fprintf(stderr, "cpu_train_scale: negatives per batch or user\n");
+				return 2;
+			}
+		}
 		else if (strcmp(k, "--item-update") == 0)
 		{
 			if ((item_update = gr_item_update_by_name(v)) < 0)
@@ -246,8 +258,9 @@ main(int argc, char **argv)
 	}
 	gr_ops_cpu_set_threads(threads);
 	printf("# d %d, 2 layers, max_len 50, batch %d users, at least %d users x %d "
-		   "interactions, negatives %d (sampled), threads %d, item update %s, %s\n", d, B, users,
-		   per_user, S, threads, gr_item_update_name(item_update), gr_blas_name());
+		   "interactions, negatives %d per %s (sampled), threads %d, item update %s, %s\n", d, B,
+		   users, per_user, S, gr_negatives_per_name(sampled_negatives_per), threads,
+		   gr_item_update_name(item_update), gr_blas_name());
 	printf("%-8s %8s %-8s %10s %10s %10s %6s %9s %9s %7s\n", "layout", "items", "loss", "tokens/s", "best",
 		   "tok/cpu-s",
 		   "steps", "s/step", "s/apply", "users");

@@ -7,15 +7,21 @@
 #      take minutes; its cost per token does not depend on the batch);
 #   2. top-100 retrieval over 10^6 items in the engine (build/bench/cpu_retrieval);
 #   3. quality on MovieLens-100K (item layout, EPOCHS epochs, patience 5): test HR@10 / NDCG@10
-#      of the full softmax against sampled softmax at several negative counts and InfoNCE.
+#      of the full softmax against sampled softmax at several negative counts and InfoNCE;
+#   4. (ml1m) the same on MovieLens-1M 5-core (item, max_len 200, ML1M_EPOCHS epochs, no early
+#      stop, validation on 2,000 users, test on all): full softmax, sampled with negatives per
+#      batch and per user at several counts, popularity negatives, InfoNCE; two runs at a time,
+#      one thread each.
 #
-#   THREADS=2 SECONDS_PER=8 EPOCHS=30 bench/loss_bench.sh [train|retrieval|quality ...]
+#   THREADS=2 SECONDS_PER=8 EPOCHS=30 bench/loss_bench.sh [train|retrieval|quality|ml1m ...]
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 THREADS=${THREADS:-2}
 SECONDS_PER=${SECONDS_PER:-8}
 EPOCHS=${EPOCHS:-30}
 DATA=${GENREC_ML100K:-../shared/data/ml-100k/u.data}
+ML1M=${GENREC_ML1M:-../shared/data/ml-1m/ml1m_5core_implicit.tsv.gz}
+ML1M_EPOCHS=${ML1M_EPOCHS:-20}
 parts=${*:-train retrieval quality}
 make -s bench-bins || exit 1
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
@@ -42,7 +48,7 @@ for part in $parts; do
 		printf '%-34s %8s %8s %10s\n' loss test_hr10 test_ndcg10 s
 		for spec in "full" "sampled --negatives 64" "sampled --negatives 256" \
 			"sampled --negatives 1024" "sampled --negatives 256 --sampler popularity" \
-			"infonce --temperature 0.2"; do
+			"sampled --negatives 256 --negatives-per batch" "infonce --temperature 0.2"; do
 			t0=$(date +%s.%N)
 			out=$(build/genrec train --data "$DATA" --layout item --epochs "$EPOCHS" --patience 5 \
 				--threads "$THREADS" --seed 42 --quiet --json - --loss $spec 2>/dev/null) || {
@@ -53,6 +59,32 @@ import json, sys
 d = json.load(sys.stdin)
 t = d['test']
 print('%-34s %8.4f %8.4f %10.1f' % ('$spec', t['hr@10'], t['ndcg@10'], $t1 - $t0))"
+		done
+		;;
+	ml1m)
+		echo "# MovieLens-1M 5-core, item layout, max_len 200, $ML1M_EPOCHS epochs, seed 1"
+		printf '%-66s %8s %8s %8s\n' loss test_hr10 test_ndcg10 s_epoch
+		ml1m_run() {
+			build/genrec train --data "$ML1M" --cols 0,1,-,2 --layout item --max-len 200 \
+				--epochs "$ML1M_EPOCHS" --patience "$ML1M_EPOCHS" --threads 1 --seed 1 \
+				--eval-users 2000 --quiet --json - --loss $1 2>/dev/null | /usr/bin/python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+t = d['test']
+e = d['epochs']
+print('%-66s %8.4f %8.4f %8.1f' % ('$1', t['hr@10'], t['ndcg@10'],
+      sum(x['train_seconds'] for x in e) / len(e)))" || echo "loss_bench: $1 failed" >&2
+		}
+		specs=("full" "sampled --negatives 256 --negatives-per batch"
+			"sampled --negatives 2048 --negatives-per batch"
+			"sampled --negatives 256 --negatives-per batch --sampler popularity"
+			"sampled --negatives 2048 --negatives-per batch --sampler popularity"
+			"sampled --negatives 64" "sampled --negatives 256"
+			"infonce --negatives 4096 --temperature 0.2")
+		for ((i = 0; i < ${#specs[@]}; i += 2)); do
+			ml1m_run "${specs[i]}" &
+			[ $((i + 1)) -lt ${#specs[@]} ] && ml1m_run "${specs[i + 1]}" &
+			wait
 		done
 		;;
 	esac

@@ -2,7 +2,8 @@
  * test_limits.c — resource limits of the engine, checked before allocating:
  *  - the training memory estimate (gr_train_memory_estimate) bounds the bytes a run really
  *    allocates at its peak, and is within 1% of it, for every layout;
- *  - its counts are 64-bit (datasets past 2^31 rows give sizes that did not wrap);
+ *  - its counts are 64-bit (datasets past 2^31 rows give sizes that did not wrap), and a
+ *    dataset of more rows than the engine takes is refused before anything is read;
  *  - dataset building polls for interrupts inside its sort and passes, and a cancel frees
  *    everything;
  *  - the engine's sort (gr_sort.h) sorts, also down its heapsort path, and stops when asked;
@@ -200,6 +201,14 @@ test_estimate_is_64_bit(void)
 	CHECK(big.weights_file >= (size_t) 40000000 * 64 * 4);
 	b.n_items = 3000000000LL;
 	CHECK(gr_train_memory_estimate(&mc, &tc, &b, &big, &err) == GR_ERR_INVALID_ARGUMENT);
+	/* more rows than the dataset takes: refused before anything is read or allocated */
+	gr_raw_interactions raw = {.n = (size_t) INT32_MAX * 8 + 1};
+	gr_dataset *ds = (gr_dataset *) &raw;
+	gr_env		env;
+
+	gr_env_default(&env);
+	CHECK(gr_dataset_build(&env, &raw, NULL, &ds, &err) == GR_ERR_INVALID_ARGUMENT && ds == NULL);
+	CHECK_MSG(strstr(err.message, "too many interactions") != NULL, "%s", err.message);
 	mc.n_head = 3;
 	CHECK(gr_train_memory_estimate(&mc, &tc, &s, &small, &err) == GR_ERR_INVALID_ARGUMENT);
 }
