@@ -43,55 +43,63 @@ static const char *const loss_names[GR_LOSS_COUNT] = {"full", "sampled", "infonc
 static const char *const sampler_names[GR_SAMPLER_COUNT] = {"uniform", "popularity"};
 static const char *const negatives_per_names[GR_NEGATIVES_PER_COUNT] = {"batch", "user"};
 
+/* Name of entry id of a table of n names, or "?" when out of range. */
+static const char *
+name_of(const char *const *names, int n, int id)
+{
+	return id >= 0 && id < n ? names[id] : "?";
+}
+
+/* Index of name in a table of n names, or -1. */
+static int
+index_of(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 /* Name of an item loss id. */
 const char *
 gr_item_loss_name(int loss)
 {
-	return loss >= 0 && loss < GR_LOSS_COUNT ? loss_names[loss] : "?";
+	return name_of(loss_names, GR_LOSS_COUNT, loss);
 }
 
 /* Item loss id of a name, or -1. */
 int
 gr_item_loss_by_name(const char *name)
 {
-	for (int i = 0; i < GR_LOSS_COUNT; i++)
-		if (strcmp(name, loss_names[i]) == 0)
-			return i;
-	return -1;
+	return index_of(loss_names, GR_LOSS_COUNT, name);
 }
 
 /* Name of a sampler id. */
 const char *
 gr_sampler_name(int sampler)
 {
-	return sampler >= 0 && sampler < GR_SAMPLER_COUNT ? sampler_names[sampler] : "?";
+	return name_of(sampler_names, GR_SAMPLER_COUNT, sampler);
 }
 
 /* Sampler id of a name, or -1. */
 int
 gr_sampler_by_name(const char *name)
 {
-	for (int i = 0; i < GR_SAMPLER_COUNT; i++)
-		if (strcmp(name, sampler_names[i]) == 0)
-			return i;
-	return -1;
+	return index_of(sampler_names, GR_SAMPLER_COUNT, name);
 }
 
 /* Name of a negatives_per id. */
 const char *
 gr_negatives_per_name(int per)
 {
-	return per >= 0 && per < GR_NEGATIVES_PER_COUNT ? negatives_per_names[per] : "?";
+	return name_of(negatives_per_names, GR_NEGATIVES_PER_COUNT, per);
 }
 
 /* negatives_per id of a name, or -1. */
 int
 gr_negatives_per_by_name(const char *name)
 {
-	for (int i = 0; i < GR_NEGATIVES_PER_COUNT; i++)
-		if (strcmp(name, negatives_per_names[i]) == 0)
-			return i;
-	return -1;
+	return index_of(negatives_per_names, GR_NEGATIVES_PER_COUNT, name);
 }
 
 /* Check every field against its limits. */
