@@ -32,6 +32,7 @@
  * and says so in a NOTICE: serving never fails for lack of shared memory.
  */
 #include "pg_cache.h"
+#include "pg_registry.h"
 #include "pg_security.h"
 
 #include <math.h>
@@ -71,56 +72,6 @@
 #include "gr_io.h"
 #pragma GCC diagnostic pop
 
-#define GENREC_CACHE_SLOTS	64
-#define GENREC_SLOT_NAME	64
-#define GENREC_BLOB_MAGIC	0x42524d47	/* "GMRB" */
-#define GENREC_BLOB_FORMAT	2
-#define GENREC_SHMEM_NAME	"genrec model registry v3"
-
-typedef enum SlotState
-{
-	SLOT_EMPTY = 0,
-	SLOT_LOADING,
-	SLOT_READY
-} SlotState;
-
-typedef struct GenrecSlot
-{
-	SlotState	state;
-	uint64		gen;			/* bumped whenever the slot changes identity */
-	uint64		key;			/* hash of the identity (see GenrecIdent) */
-	uint64		name_hash;
-	Oid			database;
-	Oid			owner;
-	uint8		sha256[32];
-	int32		version;
-	TimestampTz created;
-	int64		stored_size;
-	char		name[GENREC_SLOT_NAME]; /* clipped; the segment holds the full name */
-	dsm_handle	handle;
-	Size		bytes;
-	int			attached;		/* backends with the segment mapped */
-	int			loader;			/* pid writing the segment (LOADING) */
-	uint64		used_tick;		/* when a backend last switched to this version */
-	TimestampTz loaded_at;
-	double		load_ms;
-} GenrecSlot;
-
-typedef struct GenrecRegistry
-{
-	LWLock		lock;
-	int			tranche;
-	ConditionVariable cv;		/* broadcast when a LOADING slot changes */
-	pg_atomic_uint64 epoch;		/* bumped at every publish and eviction */
-	slock_t		catalogue_mutex;
-	uint64		catalogue_gen;	/* transactions that wrote genrec.models */
-	TransactionId catalogue_writer; /* the newest of them */
-	pg_atomic_flag cpu_noticed; /* auto's CPU fallback was logged */
-	uint64		tick;
-	uint64		loads;
-	uint64		evictions;
-	GenrecSlot	slots[GENREC_CACHE_SLOTS];
-} GenrecRegistry;
 
 static bool genrec_shared_cache = true;
 static int	genrec_shared_cache_mb = 1024;
@@ -278,6 +229,13 @@ registry_get(void)
 	return registry;
 }
 
+/* The registry this backend attached, or NULL (pg_index.c). */
+GenrecRegistry *
+genrec_registry(void)
+{
+	return registry;
+}
+
 /* Read the catalogue's change count and newest writer. */
 bool
 genrec_catalogue_generation(uint64 *gen, TransactionId *writer)
@@ -348,6 +306,7 @@ static void
 evict_locked(GenrecSlot *s)
 {
 	Assert(s->state == SLOT_READY && s->attached == 0);
+	genrec_index_forget_locked(s);
 	dsm_unpin_segment(s->handle);
 	s->state = SLOT_EMPTY;
 	s->gen++;
@@ -454,8 +413,8 @@ claim_slot_locked(void)
 }
 
 /* Make room for bytes more in shared memory beside slot keep; false if it cannot fit. */
-static bool
-reserve_bytes_locked(int keep, Size bytes)
+bool
+genrec_reserve_bytes_locked(int keep, Size bytes)
 {
 	Size		cap = (Size) genrec_shared_cache_mb * 1024 * 1024;
 
@@ -508,6 +467,7 @@ cache_exit(int code, Datum arg)
 	for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
 		if (registry->slots[i].state == SLOT_LOADING && registry->slots[i].loader == MyProcPid)
 			abandon_loading_locked(&registry->slots[i]);
+	genrec_index_exit_locked();
 	LWLockRelease(&registry->lock);
 	ConditionVariableBroadcast(&registry->cv);
 }
@@ -787,7 +747,7 @@ load_blob(const GenrecIdent *id, MemoryContext cxt, dsm_segment **seg_out, int s
 
 		*seg_out = NULL;
 		LWLockAcquire(&registry->lock, LW_EXCLUSIVE);
-		fits = reserve_bytes_locked(slot, total);
+		fits = genrec_reserve_bytes_locked(slot, total);
 		if (fits)
 			registry->slots[slot].bytes = total;
 		LWLockRelease(&registry->lock);
@@ -847,6 +807,7 @@ shared_get(const GenrecIdent *id, MemoryContext cxt, int *slot_out, uint64 *gen_
 			if (seg == NULL)
 			{
 				/* cannot happen while pinned; forget the slot rather than loop */
+				genrec_index_forget_locked(s);
 				s->state = SLOT_EMPTY;
 				s->gen++;
 				LWLockRelease(&registry->lock);
@@ -893,6 +854,9 @@ shared_get(const GenrecIdent *id, MemoryContext cxt, int *slot_out, uint64 *gen_
 		s->created = id->created;
 		s->stored_size = id->stored_size;
 		s->bytes = 0;
+		s->index_lists = 0;
+		s->index_bytes = 0;
+		s->index_builder = 0;
 		s->loader = MyProcPid;
 		s->attached = 0;
 		*gen_out = s->gen;
@@ -968,6 +932,8 @@ entry_free(GenrecModel *m)
 		slot_detach_locked(m->slot, m->slot_gen);
 		LWLockRelease(&registry->lock);
 	}
+	if (m->index_seg)
+		dsm_detach(m->index_seg);
 	if (m->seg)
 		dsm_detach(m->seg);
 	MemoryContextDelete(m->cxt);
@@ -1324,8 +1290,8 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 		for (int i = 0; i < GENREC_CACHE_SLOTS; i++)
 		{
 			GenrecSlot *s = &copy[i];
-			Datum		v[10];
-			bool		n[10] = {0};
+			Datum		v[12];
+			bool		n[12] = {0};
 			bool		mine = false;
 
 			if (s->state == SLOT_EMPTY)
@@ -1349,6 +1315,10 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 			v[8] = BoolGetDatum(mine);
 			v[9] = Int64GetDatum((int64) s->handle);
 			n[9] = s->state != SLOT_READY;
+			v[10] = Int32GetDatum(s->index_lists);
+			n[10] = s->index_lists == 0;
+			v[11] = Int64GetDatum((int64) s->index_bytes);
+			n[11] = s->index_lists == 0;
 			if (sup[i])
 				v[2] = CStringGetTextDatum("superseded");
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
@@ -1357,8 +1327,8 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 	foreach(lc, local_models)
 	{
 		GenrecModel *m = lfirst(lc);
-		Datum		v[10];
-		bool		n[10] = {0};
+		Datum		v[12];
+		bool		n[12] = {0};
 
 		if (m->seg != NULL)
 			continue;
@@ -1374,6 +1344,10 @@ genrec_cache_status(PG_FUNCTION_ARGS)
 		v[7] = Float8GetDatum(m->load_ms);
 		v[8] = BoolGetDatum(true);
 		n[9] = true;
+		v[10] = Int32GetDatum(m->ivf != NULL ? m->ivf->lists : 0);
+		n[10] = m->ivf == NULL;
+		v[11] = Int64GetDatum(m->ivf != NULL ? (int64) gr_ivf_flat_size(m->ivf) : 0);
+		n[11] = m->ivf == NULL;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	return (Datum) 0;

@@ -80,7 +80,8 @@ typedef struct GenrecModel
 	uint64		device_gen;		/* genrec_device_generation() when the view was built */
 	gr_model   *model;			/* a view over blob */
 	gr_session *session;
-	gr_ivf	   *ivf;			/* retrieval index built on first use (pg_serve.c), in cxt */
+	gr_ivf	   *ivf;			/* retrieval index (pg_index.c): a view of index_seg, or private */
+	dsm_segment *index_seg;		/* the shared index's segment, mapped; NULL: none or private */
 	const GenrecBlob *blob;
 	GenrecSource source;
 	SPIPlanPtr	history_plan;	/* prepared on first use by pg_source.c, as plan_owner */
@@ -190,5 +191,19 @@ genrec_layout_name(const GenrecModel *m)
 {
 	return m->model->layout->name;
 }
+
+/* ---- pg_index.c */
+
+/*
+ * The model's IVF index of lists lists for indexed retrieval: this backend's, the one
+ * published beside the model's shared copy, or one built now (published when it can be,
+ * else kept by this backend, with a NOTICE either way). ERROR when the build fails or is
+ * cancelled, or a published index is corrupt. The caller has detached the old index from the
+ * model's session.
+ */
+gr_ivf	   *genrec_model_index(GenrecModel *m, int lists);
+
+/* Drop this backend's index of a model. */
+void		genrec_model_index_drop(GenrecModel *m);
 
 #endif							/* PG_CACHE_H */

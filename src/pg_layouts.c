@@ -13,7 +13,11 @@
 #include "utils/builtins.h"
 #include "catalog/pg_type.h"
 
+/* engine headers are C11; PostgreSQL builds with -Wdeclaration-after-statement */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeclaration-after-statement"
 #include "gr_layout.h"
+#pragma GCC diagnostic pop
 
 PG_FUNCTION_INFO_V1(genrec_layouts);
 

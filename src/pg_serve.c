@@ -392,18 +392,17 @@ genrec_score_detail_history(PG_FUNCTION_ARGS)
 }
 
 /*
- * Point the model's session at its IVF index when genrec.ivf_probes asks for one, building
- * the index on this backend's first indexed retrieval (and again when genrec.ivf_lists
- * changes) from the host copy of the item table; exact retrieval otherwise.
+ * Point the model's session at its IVF index when genrec.ivf_probes asks for one (built or
+ * mapped by pg_index.c on this backend's first indexed retrieval, and again when
+ * genrec.ivf_lists changes); exact retrieval otherwise.
  */
 static void
 choose_retrieval(GenrecModel *m)
 {
 	gr_error	err = {0};
-	const gr_model *gm = m->model;
-	int			V = gm->cfg.n_items,
-				d = gm->cfg.d_model;
+	int			V = m->model->cfg.n_items;
 	int			lists = genrec_ivf_lists > 0 ? Min(genrec_ivf_lists, V) : gr_ivf_default_lists(V);
+	gr_ivf	   *ivf;
 
 	if (genrec_ivf_probes <= 0)
 	{
@@ -411,25 +410,9 @@ choose_retrieval(GenrecModel *m)
 		return;
 	}
 	if (m->ivf == NULL || m->ivf->lists != lists)
-	{
-		const gr_tensor *t = gr_model_tensor(gm, "item_emb");
-		const float *params = (const float *) ((const char *) m->blob + m->blob->params_off);
-
 		(void) gr_session_use_index(m->session, NULL, 0, &err);
-		gr_ivf_free(&m->env, m->ivf);
-		m->ivf = NULL;
-		if (t == NULL)
-			elog(ERROR, "model \"%s\" has no item table", m->name);
-		if (gr_ivf_build(&m->env, params + t->offset + d, V, d, lists, 1, &m->ivf, &err) != GR_OK)
-			genrec_raise_engine_error(&err, psprintf("building the retrieval index of model "
-													 "\"%s\"", m->name));
-		ereport(NOTICE,
-				(errmsg("built an IVF index of %d lists over the %d items of model \"%s\" "
-						"version %d in %.0f ms (%.1f MB, kept by this session)", lists, V,
-						m->name, m->version, m->ivf->build_ms,
-						gr_ivf_bytes(m->ivf) / 1048576.0)));
-	}
-	if (gr_session_use_index(m->session, m->ivf, genrec_ivf_probes, &err) != GR_OK)
+	ivf = genrec_model_index(m, lists);
+	if (gr_session_use_index(m->session, ivf, genrec_ivf_probes, &err) != GR_OK)
 		genrec_raise_engine_error(&err, psprintf("recommending with model \"%s\"", m->name));
 }
 

@@ -116,11 +116,12 @@ COMMENT ON FUNCTION genrec_layouts() IS
 CREATE FUNCTION genrec_cache_status()
     RETURNS TABLE (name text, version integer, state text, shared boolean, bytes bigint,
                    attached integer, loaded_at timestamptz, load_ms double precision,
-                   in_this_backend boolean, segment bigint)
+                   in_this_backend boolean, segment bigint, index_lists integer,
+                   index_bytes bigint)
     AS 'MODULE_PATHNAME', 'genrec_cache_status'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION genrec_cache_status() IS
-'Models in memory (other databases'' models and those of roles whose privileges the caller lacks are shown to superusers only): one row per version in the shared registry (state ready, loading or superseded, bytes of its segment, backends attached, when and how fast it was loaded) and one per private copy of this backend (state private); segment is the dynamic shared memory handle (the file /dev/shm/PostgreSQL.<segment> with the default posix implementation).';
+'Models in memory (other databases'' models and those of roles whose privileges the caller lacks are shown to superusers only): one row per version in the shared registry (state ready, loading or superseded, bytes of its segments, backends attached, when and how fast it was loaded) and one per private copy of this backend (state private); segment is the dynamic shared memory handle (the file /dev/shm/PostgreSQL.<segment> with the default posix implementation); index_lists and index_bytes describe the IVF retrieval index published beside a shared version (built once per server by the first indexed retrieval, its bytes counted in bytes) or kept with a private copy, NULL when there is none.';
 
 CREATE FUNCTION genrec_cache_evict(model text DEFAULT NULL)
     RETURNS integer

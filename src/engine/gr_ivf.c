@@ -452,9 +452,12 @@ gr_ivf_free(const gr_env *env, gr_ivf *ivf)
 {
 	if (ivf == NULL)
 		return;
-	gr_free(env, ivf->centroids);
-	gr_free(env, ivf->offsets);
-	gr_free(env, ivf->cols);
+	if (!ivf->borrowed)
+	{
+		gr_free(env, ivf->centroids);
+		gr_free(env, ivf->offsets);
+		gr_free(env, ivf->cols);
+	}
 	gr_free(env, ivf);
 }
 

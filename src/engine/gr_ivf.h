@@ -39,6 +39,7 @@ typedef struct gr_ivf
 	int32_t    *cols;			/* [V] dense column (item dense id - 1) of each row */
 	const float *items;			/* [V * d] the item table (borrowed), column c at c * d */
 	double		build_ms;		/* wall time of gr_ivf_build */
+	bool		borrowed;		/* the arrays belong to a flat block (gr_ivf_view) */
 } gr_ivf;
 
 /* The list count used when none is given: about sqrt(V), at least 1. */
@@ -52,7 +53,20 @@ int			gr_ivf_default_lists(int n_items);
 gr_status	gr_ivf_build(const gr_env *env, const float *items, int n_items, int d, int lists,
 						 uint64_t seed, gr_ivf **out, gr_error *err);
 
-/* Free an index; NULL is ignored. */
+/*
+ * The index as one flat block (gr_ivf_flat.c), to share between processes: its size, a copy
+ * of an index into dst (64-byte aligned, gr_ivf_flat_size bytes) tagged with the caller's
+ * tag, and a view of such a block over the item table items [V x d]. The view checks the
+ * whole block (header against tag, V and d; lists a permutation of the columns; finite
+ * centroids) and fails with GR_ERR_CORRUPT_MODEL otherwise; its arrays point into the
+ * block, which the caller keeps mapped and unchanged while the view lives.
+ */
+size_t		gr_ivf_flat_size(const gr_ivf *ivf);
+void		gr_ivf_flatten(const gr_ivf *ivf, uint64_t tag, void *dst);
+gr_status	gr_ivf_view(const gr_env *env, const void *block, size_t bytes, uint64_t tag,
+						const float *items, int n_items, int d, gr_ivf **out, gr_error *err);
+
+/* Free an index (a view: only the view); NULL is ignored. */
 void		gr_ivf_free(const gr_env *env, gr_ivf *ivf);
 
 /* Bytes an index holds beyond the item table (for reporting). */

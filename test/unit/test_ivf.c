@@ -9,7 +9,11 @@
  * lists find at least 95% of the exact top-10 (random centroids alone would find ~13%).
  * Serving: the fixture item model through gr_recommend with the index and every list probed
  * returns exactly the exact retrieval's items and scores; with one probe a subset with exact
- * scores. Errors: lists out of range, an index of another model, a cancel during the build.
+ * scores. Flat blocks (gr_ivf_flat.c): a view of a flattened index searches exactly like the
+ * index it was made from, and a block with a wrong tag, item count, width, size, magic, a
+ * non-finite centroid, lists that do not cover the catalogue, a wrong longest list, a column
+ * out of range, twice or out of order is refused. Errors: lists out of range, an index of
+ * another model, a cancel during the build.
  *
  *   test_ivf      (run from the repository root)
  */
@@ -271,6 +275,94 @@ test_errors(gr_env *env, const float *x)
 	CHECK(gr_ivf_default_lists(1000000) == 1000 && gr_ivf_default_lists(1) == 1);
 }
 
+/* Refuse a copy of block with one int32 at byte offset off replaced by v. */
+static bool
+view_refuses_patch(gr_env *env, const char *block, size_t bytes, size_t off, int32_t v,
+				   const float *x)
+{
+	char	   *copy = aligned_alloc(64, bytes);
+	gr_error	err = {0};
+	gr_ivf	   *view = NULL;
+	gr_status	st;
+
+	memcpy(copy, block, bytes);
+	memcpy(copy + off, &v, sizeof(v));
+	st = gr_ivf_view(env, copy, bytes, 77, x, V_TEST, D_TEST, &view, &err);
+	gr_ivf_free(env, view);
+	free(copy);
+	return st == GR_ERR_CORRUPT_MODEL && view == NULL;
+}
+
+/* A flattened index searches like the original; a damaged block is refused. */
+static void
+test_flat(gr_env *env, const float *x)
+{
+	gr_error	err = {0};
+	gr_ivf	   *ivf = NULL, *view = NULL;
+	gr_ivf_scratch sa = {0}, sb = {0};
+
+	CHECK_OK(gr_ivf_build(env, x, V_TEST, D_TEST, 24, 4, &ivf, &err), &err);
+	size_t		bytes = gr_ivf_flat_size(ivf);
+	char	   *block = aligned_alloc(64, bytes);
+
+	gr_ivf_flatten(ivf, 77, block);
+	CHECK_OK(gr_ivf_view(env, block, bytes, 77, x, V_TEST, D_TEST, &view, &err), &err);
+	CHECK(view->borrowed && view->lists == 24 && view->longest == ivf->longest);
+	CHECK((const char *) view->cols > block && (const char *) view->cols < block + bytes);
+
+	bool		same = true;
+
+	for (int t = 0; t < 20; t++)
+	{
+		float		q[D_TEST];
+		int32_t		ca[10], cb[10], excl[2] = {t, t + 100};
+		float		va[10], vb[10];
+
+		for (int j = 0; j < D_TEST; j++)
+			q[j] = 2.0f * gr_rng_uniform(8, GR_STREAM_TEST, 3, (uint64_t) t * D_TEST + j) - 1.0f;
+		int			na = gr_ivf_search(env, ivf, &sa, q, 3, 10, excl, 2, ca, va);
+		int			nb = gr_ivf_search(env, view, &sb, q, 3, 10, excl, 2, cb, vb);
+
+		same &= na == nb && na > 0 && memcmp(ca, cb, sizeof(int32_t) * na) == 0 &&
+			memcmp(va, vb, sizeof(float) * na) == 0;
+	}
+	CHECK_MSG(same, "a view of the flat block searched differently from its index");
+
+	/* what the block is checked against */
+	CHECK(gr_ivf_view(env, block, bytes, 78, x, V_TEST, D_TEST, &view, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK(gr_ivf_view(env, block, bytes, 77, x, V_TEST - 1, D_TEST, &view, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK(gr_ivf_view(env, block, bytes, 77, x, V_TEST, D_TEST + 1, &view, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK(gr_ivf_view(env, block, bytes - 64, 77, x, V_TEST, D_TEST, &view, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK(gr_ivf_view(env, block, 16, 77, x, V_TEST, D_TEST, &view, &err) == GR_ERR_CORRUPT_MODEL);
+	CHECK(view == NULL);
+
+	/* damaged contents: the header is 64 bytes, then centroids, offsets and columns */
+	size_t		cent = 64,
+				offs = cent + ((sizeof(float) * 24 * D_TEST + 63) / 64) * 64,
+				cols = offs + ((sizeof(int32_t) * 25 + 63) / 64) * 64;
+	int32_t		nan_bits = 0x7fc00000;
+	int32_t		first_len = ivf->offsets[1];
+
+	CHECK(view_refuses_patch(env, block, bytes, 0, 0x12345678, x));	/* magic */
+	CHECK(view_refuses_patch(env, block, bytes, 8, 25, x));	/* lists vs size */
+	CHECK(view_refuses_patch(env, block, bytes, 20, ivf->longest + 1, x));	/* longest */
+	CHECK(view_refuses_patch(env, block, bytes, cent + 4 * 5, nan_bits, x));
+	CHECK(view_refuses_patch(env, block, bytes, offs, 1, x));	/* does not start at 0 */
+	CHECK(view_refuses_patch(env, block, bytes, offs + 4 * 24, V_TEST - 1, x));	/* short */
+	CHECK(view_refuses_patch(env, block, bytes, offs + 4, ivf->offsets[2] + 1, x));	/* order */
+	CHECK(view_refuses_patch(env, block, bytes, cols, V_TEST, x));	/* out of range */
+	CHECK(view_refuses_patch(env, block, bytes, cols, -1, x));
+	CHECK(first_len >= 2 && view_refuses_patch(env, block, bytes, cols + 4, ivf->cols[0], x));
+	CHECK(view_refuses_patch(env, block, bytes, cols + 4 * (size_t) first_len,
+							 ivf->cols[first_len - 1], x));	/* a column twice */
+
+	gr_ivf_scratch_release(env, &sa);
+	gr_ivf_scratch_release(env, &sb);
+	gr_ivf_free(env, view);
+	gr_ivf_free(env, ivf);
+	free(block);
+}
+
 /* Run the checks. */
 int
 main(void)
@@ -283,6 +375,7 @@ main(void)
 	test_structure(&env, x);
 	test_search(&env, x);
 	test_serving(&env);
+	test_flat(&env, x);
 	test_errors(&env, x);
 	free(x);
 	return unit_finish("test_ivf");
