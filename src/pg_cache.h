@@ -9,6 +9,8 @@
  * slots, an LWLock and a condition variable) maps (name, version, created, stored size) to a
  * segment handle; a slot is published (READY) only after its segment is fully written, and
  * concurrent loaders of one version wait for the first. See pg_cache.c for the eviction policy.
+ * A version can carry one IVF retrieval index in a segment of its own, published by the
+ * first backend that builds it (pg_index.c) and evicted with the version.
  *
  * Callers are glue functions with SPI connected: genrec_model_acquire() looks up the version
  * that serves a name (the deployed one, else the newest) in the caller's snapshot, so a deploy
