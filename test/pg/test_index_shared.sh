@@ -96,7 +96,7 @@ check "$(eq "$distinct" 1)" "and all four return the same items"
 
 # ---- 5. a cancelled build hands the job back
 evict
-q -c "SET genrec.ivf_probes = 4" -c "SET genrec.ivf_lists = 4096" -c "$top" -c "SELECT pg_sleep(30)" \
+q -c "SET genrec.ivf_probes = 4" -c "SET genrec.ivf_lists = 4096" -c "$top" -c "SELECT pg_sleep(90)" \
 	>"$tmp/cancelled" 2>&1 &
 holder=$!
 pids+=($holder)
@@ -106,12 +106,15 @@ for _ in $(seq 1 100); do
 	[ -n "$pid" ] && break
 	sleep 0.1
 done
-sleep 1
+sleep 0.5   # the build takes ~3 s on this machine: cancel well inside it
 q -c "SELECT pg_cancel_backend(${pid:-0})" >/dev/null
-sleep 0.5
+for _ in $(seq 1 100); do
+	grep -q "canceling statement" "$tmp/cancelled" && break
+	sleep 0.1
+done
 check "$(has "$(cat "$tmp/cancelled")" "canceling statement due to user request")" \
 	"the 4,096-list build is cancelled (its session stays connected)"
-out=$(q -c "SET statement_timeout = '20s'" -c "SET genrec.ivf_probes = 4" -c "SET genrec.ivf_lists = 4096" \
+out=$(q -c "SET statement_timeout = '60s'" -c "SET genrec.ivf_probes = 4" -c "SET genrec.ivf_lists = 4096" \
 	-c "$top" 2>&1)
 check "$(has "$out" "shared by every session")" "the next session builds and publishes the index instead"
 q -c "SELECT pg_terminate_backend(${pid:-0})" >/dev/null
