@@ -212,7 +212,7 @@ $(BUILD)/fuzz $(BUILD)/fuzz/engine:
 $(BUILD)/fuzz/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) | $(BUILD)/fuzz/engine
 	clang $(FUZZ_CFLAGS) -c $< -o $@
 
-$(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_OBJS) | $(BUILD)/fuzz
+$(BUILD)/fuzz/%: test/fuzz/%.c test/fuzz/fuzz_common.h $(FUZZ_OBJS) | $(BUILD)/fuzz
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ $(GR_LIBS)
 
 fuzz: $(FUZZ_BINS)

@@ -8,32 +8,14 @@
  */
 #include "gr_io.h"
 
+#include "fuzz_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(cond) do { if (!(cond)) { fprintf(stderr, "violated: %s\n", #cond); abort(); } } while (0)
-
-/* malloc that counts live blocks. */
-static void *
-counted_alloc(void *user, size_t bytes)
-{
-	void	   *p = malloc(bytes);
-
-	if (p != NULL)
-		(*(long *) user)++;
-	return p;
-}
-
-/* free that counts live blocks. */
-static void
-counted_free(void *user, void *ptr)
-{
-	(*(long *) user)--;
-	free(ptr);
-}
 
 /* Whether two configurations hold the same values, doubles bit for bit. */
 static bool
@@ -64,10 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gr_error	err = {0};
 	char	   *json = NULL;
 
-	gr_env_default(&env);
-	env.allocator.alloc = counted_alloc;
-	env.allocator.free = counted_free;
-	env.allocator.user = &live;
+	fuzz_counting_env(&env, &live);
 	if (gr_config_from_json(&env, (const char *) data, size, &cfg, &err) == GR_OK)
 	{
 		REQUIRE(gr_model_config_validate(&cfg, &err) == GR_OK);

@@ -12,13 +12,14 @@
 #include "gr_ivf.h"
 #include "gr_rng.h"
 
+#include "fuzz_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(cond) do { if (!(cond)) { fprintf(stderr, "violated: %s\n", #cond); abort(); } } while (0)
 #define V_FUZZ 200
 #define D_FUZZ 4
 #define TAG 0x5eedULL
@@ -26,25 +27,6 @@ int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static float items[V_FUZZ * D_FUZZ];
 static uint8_t *valid_block;
 static size_t valid_bytes;
-
-/* malloc that counts live blocks. */
-static void *
-counted_alloc(void *user, size_t bytes)
-{
-	void	   *p = malloc(bytes);
-
-	if (p != NULL)
-		(*(long *) user)++;
-	return p;
-}
-
-/* free that counts live blocks. */
-static void
-counted_free(void *user, void *ptr)
-{
-	(*(long *) user)--;
-	free(ptr);
-}
 
 /* Build the fixed items and the valid block once. */
 static void
@@ -77,10 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (valid_block == NULL)
 		setup();
-	gr_env_default(&env);
-	env.allocator.alloc = counted_alloc;
-	env.allocator.free = counted_free;
-	env.allocator.user = &live;
+	fuzz_counting_env(&env, &live);
 	if (size > 0 && data[0] == 0xFF)
 	{
 		bytes = size - 1;

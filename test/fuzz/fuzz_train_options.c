@@ -9,32 +9,14 @@
 #include "gr_train_options.h"
 
 #include <math.h>
+#include "fuzz_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(cond) do { if (!(cond)) { fprintf(stderr, "violated: %s\n", #cond); abort(); } } while (0)
-
-/* malloc that counts live blocks. */
-static void *
-counted_alloc(void *user, size_t bytes)
-{
-	void	   *p = malloc(bytes);
-
-	if (p != NULL)
-		(*(long *) user)++;
-	return p;
-}
-
-/* free that counts live blocks. */
-static void
-counted_free(void *user, void *ptr)
-{
-	(*(long *) user)--;
-	free(ptr);
-}
 
 /* Parse one input and check the configurations it leaves. */
 int
@@ -49,10 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gr_train_option_names names;
 	gr_error	err = {0};
 
-	gr_env_default(&env);
-	env.allocator.alloc = counted_alloc;
-	env.allocator.free = counted_free;
-	env.allocator.user = &live;
+	fuzz_counting_env(&env, &live);
 	gr_model_config_default(&m, GR_LAYOUT_LAC, 100, 1);
 	gr_train_config_default(&t);
 	m0 = m;
