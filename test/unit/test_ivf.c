@@ -327,6 +327,8 @@ test_flat(gr_env *env, const float *x)
 			memcmp(va, vb, sizeof(float) * na) == 0;
 	}
 	CHECK_MSG(same, "a view of the flat block searched differently from its index");
+	gr_ivf_free(env, view);
+	view = NULL;
 
 	/* what the block is checked against */
 	CHECK(gr_ivf_view(env, block, bytes, 78, x, V_TEST, D_TEST, &view, &err) == GR_ERR_CORRUPT_MODEL);
