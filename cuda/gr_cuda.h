@@ -224,6 +224,10 @@ void		gr_cuda_row_dot(void *ctx, float *out, const float *a, const float *b, int
 							int cols);
 void		gr_cuda_row_scale(void *ctx, float *out, const float *in, const float *s,
 							  int rows, int cols, bool accumulate);
+void		gr_cuda_l2norm_rows(void *ctx, float *x, float *rnorm, const int32_t *idx, int n,
+								int cols);
+void		gr_cuda_l2norm_bwd(void *ctx, float *dx, const float *y, const float *rnorm,
+							   const float *dy, int rows, int cols);
 void		gr_cuda_action_loss(void *ctx, const float *pred, const float *target, int rows,
 								int k, const float *col_scale, uint32_t binary_mask,
 								float *loss, float *grad);

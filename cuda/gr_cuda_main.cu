@@ -349,6 +349,8 @@ fill_ops(gr_cuda_ctx *c)
 	o->sampled_xent = gr_cuda_sampled_xent;
 	o->row_dot = gr_cuda_row_dot;
 	o->row_scale = gr_cuda_row_scale;
+	o->l2norm_rows = gr_cuda_l2norm_rows;
+	o->l2norm_bwd = gr_cuda_l2norm_bwd;
 	o->action_loss = gr_cuda_action_loss;
 	o->adamw = gr_cuda_adamw;
 	o->adamw_rows = gr_cuda_adamw_rows;

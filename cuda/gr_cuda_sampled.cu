@@ -1,7 +1,8 @@
 /*
  * gr_cuda_sampled.cu — the sampled softmax / in-batch InfoNCE loss over candidates shared by
- * the rows (the CUDA twin of gr_cpu_sampled_xent, gr_ops.h), and the two row ops its positives
- * need: a dot product per pair of rows and a per-row scale.
+ * the rows (the CUDA twin of gr_cpu_sampled_xent, gr_ops.h), the two row ops its positives
+ * need (a dot product per pair of rows and a per-row scale), and the row normalisation of the
+ * cosine similarity with its backward (one block per row, as the dot product).
  *
  * The loss takes one block per row (grid-stride): the candidates of a row are a few hundred to
  * a few thousand, so one pass folds an online (max, sum of exp) per thread, a warp shuffle and
@@ -172,4 +173,98 @@ gr_cuda_row_scale(void *ctx, float *out, const float *in, const float *s, int ro
 		return;
 	(void) GR_LAUNCH(c, row_scale_kernel, gr_cuda_blocks(c, (size_t) rows * cols, 256), 256, 0,
 					 out, in, s, rows, cols, accumulate);
+}
+
+/* Sum a per-thread value over the block; every thread gets the total. part holds one float
+ * per warp and total one; the caller's loop may reuse them for its next row. */
+static __device__ float
+rd_block_sum(float s, float *part, float *total)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		s += __shfl_xor_sync(0xffffffffu, s, o);
+	__syncthreads();			/* the previous row's partials and total were read */
+	if ((threadIdx.x & 31) == 0)
+		part[threadIdx.x >> 5] = s;
+	__syncthreads();
+	if (threadIdx.x == 0)
+	{
+		for (int w = 1; w < (int) (blockDim.x / 32); w++)
+			s += part[w];
+		*total = s;
+	}
+	__syncthreads();
+	return *total;
+}
+
+/* One block per row: scale the row (listed, or the r-th) to unit length. */
+static __global__ void
+l2norm_rows_kernel(float *x, float *rnorm, const int32_t *idx, int n, int cols)
+{
+	GR_SHARED(float, part, [RD_THREADS / 32]);
+	GR_SHARED(float, total, [1]);
+
+	for (int r = blockIdx.x; r < n; r += gridDim.x)
+	{
+		float	   *o = x + (size_t) (idx != NULL ? idx[r] : r) * cols;
+		float		s = 0.0f;
+
+		for (int i = threadIdx.x; i < cols; i += blockDim.x)
+			s += o[i] * o[i];
+
+		float		f = 1.0f / fmaxf(sqrtf(rd_block_sum(s, part, total)), GR_L2NORM_EPS);
+
+		for (int i = threadIdx.x; i < cols; i += blockDim.x)
+			o[i] *= f;
+		if (rnorm != NULL && threadIdx.x == 0)
+			rnorm[r] = f;
+	}
+}
+
+/* Scale rows (listed, or the first n) to unit length in place. */
+void
+gr_cuda_l2norm_rows(void *ctx, float *x, float *rnorm, const int32_t *idx, int n, int cols)
+{
+	gr_cuda_ctx *c = GR_CTX(ctx);
+
+	if (n <= 0 || cols <= 0 || GR_CUDA_PENDING(c))
+		return;
+	(void) GR_LAUNCH(c, l2norm_rows_kernel, gr_cuda_dim(n, c->grid_cap), RD_THREADS, 0, x,
+					 rnorm, idx, n, cols);
+}
+
+/* One block per row: dx = rnorm (dy - y (y . dy)). */
+static __global__ void
+l2norm_bwd_kernel(float *dx, const float *y, const float *rnorm, const float *dy, int rows,
+				  int cols)
+{
+	GR_SHARED(float, part, [RD_THREADS / 32]);
+	GR_SHARED(float, total, [1]);
+
+	for (int r = blockIdx.x; r < rows; r += gridDim.x)
+	{
+		const float *yr = y + (size_t) r * cols, *g = dy + (size_t) r * cols;
+		float	   *o = dx + (size_t) r * cols;
+		float		s = 0.0f;
+
+		for (int i = threadIdx.x; i < cols; i += blockDim.x)
+			s += yr[i] * g[i];
+
+		float		t = rd_block_sum(s, part, total);
+
+		for (int i = threadIdx.x; i < cols; i += blockDim.x)
+			o[i] = rnorm[r] * (g[i] - yr[i] * t);
+	}
+}
+
+/* Backward of the row normalisation. */
+void
+gr_cuda_l2norm_bwd(void *ctx, float *dx, const float *y, const float *rnorm, const float *dy,
+				   int rows, int cols)
+{
+	gr_cuda_ctx *c = GR_CTX(ctx);
+
+	if (rows <= 0 || cols <= 0 || GR_CUDA_PENDING(c))
+		return;
+	(void) GR_LAUNCH(c, l2norm_bwd_kernel, gr_cuda_dim(rows, c->grid_cap), RD_THREADS, 0, dx,
+					 y, rnorm, dy, rows, cols);
 }

@@ -95,6 +95,9 @@ static const cli_option options[] = {
 	"S, the default) | batch (one set of S for the whole step)"},
 	{"temperature", "X", OPT_FLOAT, O(mcfg.temperature), 1e-3, 1e3, CLI_G_TRAIN,
 	"sampled and infonce logits are divided by it"},
+	{"similarity", "NAME", OPT_STR, O(similarity), 0, 0, CLI_G_TRAIN,
+	"item logits of --loss sampled or infonce: dot (the default) | cosine (unit item rows and a "
+	"normalised user state, divided by --temperature)"},
 	{"item-update", "NAME", OPT_STR, O(item_update), 0, 0, CLI_G_TRAIN,
 	"AdamW on the item table: auto (lazy for sampled/infonce, dense for full) | dense | lazy "
 	"(only the rows a step touches)"},

@@ -56,6 +56,7 @@ typedef struct cli_opts
 	const char *trunk;			/* the trunk architecture, by name */
 	const char *sampler;
 	const char *negatives_per;	/* "batch" | "user" */
+	const char *similarity;		/* "dot" | "cosine" */
 	const char *item_update;	/* gr_item_update by name */
 	gr_model_config mcfg;
 	gr_train_config tcfg;

@@ -145,6 +145,10 @@ train_check_options(cli_opts *opts, const gr_layout **layout)
 		(opts->mcfg.negatives_per = gr_negatives_per_by_name(opts->negatives_per)) < 0)
 		return cli_usage_error("train", "unknown negatives-per \"%s\" (batch, user)",
 							   opts->negatives_per);
+	if (opts->similarity &&
+		(opts->mcfg.similarity = gr_similarity_by_name(opts->similarity)) < 0)
+		return cli_usage_error("train", "unknown similarity \"%s\" (dot, cosine)",
+							   opts->similarity);
 	if (opts->item_update &&
 		(opts->tcfg.item_update = gr_item_update_by_name(opts->item_update)) < 0)
 		return cli_usage_error("train", "unknown item update \"%s\" (auto, dense, lazy)",
@@ -195,11 +199,11 @@ report_train_options(FILE *f, const cli_opts *o, const gr_model_config *c, const
 			l->name, gr_arch_by_id(c->trunk)->name, c->d_model, c->n_layer, c->n_head, c->max_len, c->n_buckets,
 			c->head_hidden, gr_item_loss_name(c->item_loss));
 	if (c->item_loss != GR_LOSS_FULL)
-		fprintf(f, " (negatives %d%s%s%s, temperature %g)", c->negatives,
+		fprintf(f, " (negatives %d%s%s%s, %s, temperature %g)", c->negatives,
 				c->item_loss == GR_LOSS_SAMPLED ? ", " : "",
 				c->item_loss == GR_LOSS_SAMPLED ? gr_sampler_name(c->sampler) : "",
 				c->negatives_per == GR_NEGATIVES_PER_USER ? " per user" : "",
-				(double) c->temperature);
+				gr_similarity_name(c->similarity), (double) c->temperature);
 	fprintf(f, "; epochs %d, batch %d, lr %g, dropout %g, patience %d, warmup %d, "
 			"weight_decay %g, w_item %g, w_action %g, seed %llu, device %s, threads %d\n",
 			t->epochs, t->batch_size, (double) t->lr, (double) t->dropout,

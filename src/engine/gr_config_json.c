@@ -2,8 +2,9 @@
  * gr_config_json.c — the model configuration as a JSON object (gr_io.h).
  *
  * Every key is required and no other key is accepted, except the item loss's keys (loss,
- * negatives, sampler, temperature, negatives_per): they are written only for a loss other than
- * full (negatives_per only when it is not "batch") and read as the defaults when absent, so
+ * negatives, sampler, temperature, negatives_per, similarity): they are written only for a loss
+ * other than full (negatives_per only when it is not "batch", similarity only when it is not
+ * "dot") and read as the defaults when absent, so
  * files from before them load unchanged. Integers must be integral numbers in
  * the range of int; doubles are printed with the fewest digits that read back to the same
  * value, so a configuration survives a round trip bit for bit. The text is bounded before it
@@ -40,6 +41,7 @@ typedef enum config_key
 	KEY_SAMPLER,
 	KEY_TEMPERATURE,
 	KEY_NEGATIVES_PER,
+	KEY_SIMILARITY,
 	KEY_TRUNK,
 	KEY_ACTION_BIAS,
 	N_CONFIG_KEYS
@@ -64,6 +66,7 @@ static const char *const config_key_names[N_CONFIG_KEYS] = {
 	[KEY_SAMPLER] = "sampler",
 	[KEY_TEMPERATURE] = "temperature",
 	[KEY_NEGATIVES_PER] = "negatives_per",
+	[KEY_SIMILARITY] = "similarity",
 	[KEY_TRUNK] = "trunk",
 	[KEY_ACTION_BIAS] = "action_bias",
 };
@@ -180,6 +183,9 @@ config_to_tree(const gr_model_config *cfg, const char *layout_name)
 		if (cfg->negatives_per != GR_NEGATIVES_PER_BATCH)
 			ok = ok && cJSON_AddStringToObject(root, "negatives_per",
 											   gr_negatives_per_name(cfg->negatives_per)) != NULL;
+		if (cfg->similarity != GR_SIMILARITY_DOT)
+			ok = ok && cJSON_AddStringToObject(root, "similarity",
+											   gr_similarity_name(cfg->similarity)) != NULL;
 	}
 	if (cfg->action_bias)
 		ok = ok && cJSON_AddTrueToObject(root, "action_bias") != NULL;
@@ -305,6 +311,7 @@ decode_loss(const cJSON *const *items, gr_model_config *cfg, gr_error *err)
 {
 	const cJSON *loss = items[KEY_LOSS], *sampler = items[KEY_SAMPLER];
 	const cJSON *temp = items[KEY_TEMPERATURE], *per = items[KEY_NEGATIVES_PER];
+	const cJSON *sim = items[KEY_SIMILARITY];
 
 	if (loss != NULL &&
 		(!cJSON_IsString(loss) || (cfg->item_loss = gr_item_loss_by_name(loss->valuestring)) < 0))
@@ -320,6 +327,11 @@ decode_loss(const cJSON *const *items, gr_model_config *cfg, gr_error *err)
 		 (cfg->negatives_per = gr_negatives_per_by_name(per->valuestring)) < 0))
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 					   "configuration key \"negatives_per\" must be \"batch\" or \"user\"");
+	if (sim != NULL &&
+		(!cJSON_IsString(sim) ||
+		 (cfg->similarity = gr_similarity_by_name(sim->valuestring)) < 0))
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "configuration key \"similarity\" must be \"dot\" or \"cosine\"");
 	if (items[KEY_NEGATIVES] != NULL)
 		GR_TRY(decode_int(items[KEY_NEGATIVES], "negatives", &cfg->negatives, err));
 	if (temp != NULL)

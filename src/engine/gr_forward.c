@@ -27,6 +27,7 @@
 	X(d_neg_e, S * d, S > 0) \
 	X(neg_logq, Sd, S > 0) \
 	X(item_pos, R, S > 0) \
+	X(item_rnorm, R, S > 0) \
 	X(item_pe, R * d, S > 0) \
 	X(act_in, R * d, true) \
 	X(act_cpl, R * d, true) \

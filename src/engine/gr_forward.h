@@ -81,6 +81,7 @@ typedef struct gr_acts
 	float	   *neg_e, *d_neg_e;	/* [neg_cap, d] candidates' embeddings and gradients */
 	float	   *neg_logq;		/* [neg_cap] log-Q corrections */
 	float	   *item_pos;		/* [rows] positive logits, then their gradients */
+	float	   *item_rnorm;		/* [rows] 1 / |h| of the item rows (cosine similarity) */
 	float	   *item_pe;		/* [rows, d] positives' embeddings, then their gradients */
 	float	   *act_in;			/* [rows, d] gathered action-row states */
 	float	   *act_cpl;		/* [rows, d] the head's second input: coupler item embeddings

@@ -172,7 +172,8 @@ sequence_of_token(const gr_tokens *tb, int tok)
 
 /* Sampled or in-batch item loss and backward (LAYOUTS.md §2.6 2-3): the rows against the
  * batch's candidate set, or (negatives_per user) each sequence's rows against its own set,
- * the positive as a row dot product. */
+ * the positive as a row dot product; with the cosine similarity the rows' states are
+ * normalised first and their gradients taken back through the normalisation. */
 static double
 item_sampled_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pass *p,
 					  float scale)
@@ -189,6 +190,7 @@ item_sampled_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pas
 	bool		per_user = m->cfg.item_loss == GR_LOSS_SAMPLED &&
 		m->cfg.negatives_per == GR_NEGATIVES_PER_USER;
 	int			S = per_user ? m->cfg.negatives : n;
+	bool		cosine = m->cfg.similarity == GR_SIMILARITY_COSINE;
 
 	if (n == 0)
 	{
@@ -202,6 +204,8 @@ item_sampled_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pas
 	ops->upload(cx, a->neg_logq, logq, sizeof(float) * n);
 
 	ops->gather_rows(cx, a->item_h, a->h, a->item_row_tok, R, d, 1.0f, false);
+	if (cosine)
+		ops->l2norm_rows(cx, a->item_h, a->item_rnorm, NULL, R, d);
 	ops->gather_rows(cx, a->item_pe, E, a->item_row_col, R, d, 1.0f, false);
 	ops->row_dot(cx, a->item_pos, a->item_h, a->item_pe, R, d);
 	if (!per_user)
@@ -224,6 +228,8 @@ item_sampled_backward(const gr_model *m, gr_acts *a, gr_weights *g, const gr_pas
 	ops->row_scale(cx, a->d_item_h, a->item_pe, a->item_pos, R, d, true);
 	ops->row_scale(cx, a->item_pe, a->item_h, a->item_pos, R, d, false);
 	ops->scatter_add_rows(cx, gE, a->item_pe, a->item_row_col, R, d, 1.0f);
+	if (cosine)
+		ops->l2norm_bwd(cx, a->d_item_h, a->item_h, a->item_rnorm, a->d_item_h, R, d);
 	ops->scatter_add_rows(cx, a->d_res, a->d_item_h, a->item_row_tok, R, d, 1.0f);
 
 	float	   *loss = a->h_float;

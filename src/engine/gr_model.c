@@ -42,6 +42,7 @@ gr_model_config_default(gr_model_config *cfg, int layout, int n_items, int n_act
 static const char *const loss_names[GR_LOSS_COUNT] = {"full", "sampled", "infonce"};
 static const char *const sampler_names[GR_SAMPLER_COUNT] = {"uniform", "popularity"};
 static const char *const negatives_per_names[GR_NEGATIVES_PER_COUNT] = {"batch", "user"};
+static const char *const similarity_names[GR_SIMILARITY_COUNT] = {"dot", "cosine"};
 
 /* Name of entry id of a table of n names, or "?" when out of range. */
 static const char *
@@ -100,6 +101,20 @@ int
 gr_negatives_per_by_name(const char *name)
 {
 	return index_of(negatives_per_names, GR_NEGATIVES_PER_COUNT, name);
+}
+
+/* Name of a similarity id. */
+const char *
+gr_similarity_name(int similarity)
+{
+	return name_of(similarity_names, GR_SIMILARITY_COUNT, similarity);
+}
+
+/* Similarity id of a name, or -1. */
+int
+gr_similarity_by_name(const char *name)
+{
+	return index_of(similarity_names, GR_SIMILARITY_COUNT, name);
 }
 
 /* Check every field against its limits. */
@@ -163,6 +178,13 @@ gr_model_config_validate(const gr_model_config *cfg, gr_error *err)
 					   "batch's own targets)");
 	if (!(cfg->temperature >= 1e-3f && cfg->temperature <= 1e3f))
 		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "temperature must be in [0.001, 1000]");
+	if (cfg->similarity < 0 || cfg->similarity >= GR_SIMILARITY_COUNT)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT, "unknown similarity id %d",
+					   cfg->similarity);
+	if (cfg->similarity == GR_SIMILARITY_COSINE && cfg->item_loss == GR_LOSS_FULL)
+		return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+					   "similarity \"cosine\" needs loss sampled or infonce (their logits "
+					   "carry the temperature a cosine needs)");
 	for (int k = 0; k < cfg->n_actions; k++)
 		if (!isfinite(cfg->action_min[k]) || !isfinite(cfg->action_max[k]) ||
 			!(cfg->action_max[k] > cfg->action_min[k]) || cfg->action_binary[k] > 1)

@@ -50,6 +50,7 @@ typedef struct gr_model_config
 	int			sampler;		/* gr_neg_sampler_kind of the sampled loss */
 	int			negatives_per;	/* gr_negatives_per: who shares a draw of the sampled loss */
 	float		temperature;	/* logits are divided by it (sampled and infonce) */
+	int			similarity;		/* gr_similarity of the item logits (sampled and infonce) */
 	/* the action head's bias path (gr_heads.c): 1 for new models; configurations without
 	 * the key (files of 0.1.0 and early 0.2.0) mean 0, so older files load unchanged */
 	int			action_bias;
@@ -97,6 +98,20 @@ typedef enum gr_negatives_per
 	GR_NEGATIVES_PER_COUNT
 } gr_negatives_per;
 
+/*
+ * The item logits' similarity; 0 is the default, so configurations without the key mean dot.
+ * Cosine (as the HSTU repository's in-batch loss): logit = (h / |h|) . e / temperature with
+ * every item row e of unit length. Training keeps the rows unit (normalised at the start and
+ * after every optimiser step, gr_train.c), so retrieval, evaluation and the IVF index rank
+ * by h . e, which orders the items as the cosine does.
+ */
+typedef enum gr_similarity
+{
+	GR_SIMILARITY_DOT = 0,
+	GR_SIMILARITY_COSINE = 1,
+	GR_SIMILARITY_COUNT
+} gr_similarity;
+
 #define GR_DEFAULT_NEGATIVES 256
 #define GR_MAX_NEGATIVES 65536
 #define GR_MAX_NEGATIVE_DRAWS (1 << 24)	/* negatives x sequences of a step, per user */
@@ -108,6 +123,8 @@ int			gr_item_loss_by_name(const char *name);
 const char *gr_sampler_name(int sampler);
 int			gr_sampler_by_name(const char *name);
 const char *gr_negatives_per_name(int per);
+const char *gr_similarity_name(int similarity);
+int			gr_similarity_by_name(const char *name);
 int			gr_negatives_per_by_name(const char *name);
 
 /* Fill a configuration with the project defaults for a layout and catalogue. */

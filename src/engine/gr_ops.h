@@ -45,6 +45,9 @@ typedef enum gr_attn_mask
 	GR_MASK_STRICT = 1,
 } gr_attn_mask;
 
+/* The smallest row norm l2norm_rows divides by (as torch.nn.functional.normalize). */
+#define GR_L2NORM_EPS 1e-12f
+
 typedef enum gr_device_kind
 {
 	GR_DEVICE_CPU = 0,
@@ -173,6 +176,18 @@ typedef struct gr_ops
 	/* out[r, :] (= or +=) s[r] * in[r, :] */
 	void		(*row_scale) (void *ctx, float *out, const float *in, const float *s, int rows,
 							  int cols, bool accumulate);
+
+	/*
+	 * Unit rows in place: x[i, :] /= max(|x[i, :]|, GR_L2NORM_EPS) for the n rows listed in
+	 * idx (backend int32, >= 0, distinct), or rows 0 .. n-1 when idx is NULL; rnorm[i] (when
+	 * not NULL) gets 1 / max(|x[i, :]|, GR_L2NORM_EPS). A zero row stays zero.
+	 */
+	void		(*l2norm_rows) (void *ctx, float *x, float *rnorm, const int32_t *idx, int n,
+								int cols);
+	/* Backward of y = x / |x| per row from the forward's y and rnorm:
+	 * dx[r, :] = rnorm[r] (dy[r, :] - y[r, :] (y[r, :] . dy[r, :])); dx may be dy. */
+	void		(*l2norm_bwd) (void *ctx, float *dx, const float *y, const float *rnorm,
+							   const float *dy, int rows, int cols);
 
 	/* Action losses with NaN targets skipped, per element of pred/target [rows, k]:
 	 * continuous columns: loss = (pred - y)^2, grad = scale[c] * 2 (pred - y);

@@ -499,6 +499,49 @@ cpu_row_scale(void *ctx, float *out, const float *in, const float *s, int rows, 
 	}
 }
 
+/* Scale rows (listed, or the first n) to unit length in place. */
+static void
+cpu_l2norm_rows(void *ctx, float *x, float *rnorm, const int32_t *idx, int n, int cols)
+{
+	(void) ctx;
+#pragma omp parallel for if ((size_t) n * cols > 65536) schedule(static)
+	for (int i = 0; i < n; i++)
+	{
+		float	   *o = x + (size_t) (idx != NULL ? idx[i] : i) * cols;
+		float		s = 0.0f;
+
+		for (int c = 0; c < cols; c++)
+			s += o[c] * o[c];
+
+		float		f = 1.0f / fmaxf(sqrtf(s), GR_L2NORM_EPS);
+
+		for (int c = 0; c < cols; c++)
+			o[c] *= f;
+		if (rnorm != NULL)
+			rnorm[i] = f;
+	}
+}
+
+/* Backward of the row normalisation: dx = rnorm (dy - y (y . dy)). */
+static void
+cpu_l2norm_bwd(void *ctx, float *dx, const float *y, const float *rnorm, const float *dy,
+			   int rows, int cols)
+{
+	(void) ctx;
+#pragma omp parallel for if ((size_t) rows * cols > 65536) schedule(static)
+	for (int r = 0; r < rows; r++)
+	{
+		const float *yr = y + (size_t) r * cols, *g = dy + (size_t) r * cols;
+		float	   *o = dx + (size_t) r * cols;
+		float		t = 0.0f;
+
+		for (int c = 0; c < cols; c++)
+			t += yr[c] * g[c];
+		for (int c = 0; c < cols; c++)
+			o[c] = rnorm[r] * (g[c] - yr[c] * t);
+	}
+}
+
 static gr_ops gr_cpu_ops_table = {
 	.name = "cpu",
 	.device = GR_DEVICE_CPU,
@@ -531,6 +574,8 @@ static gr_ops gr_cpu_ops_table = {
 	.sampled_xent = gr_cpu_sampled_xent,
 	.row_dot = cpu_row_dot,
 	.row_scale = cpu_row_scale,
+	.l2norm_rows = cpu_l2norm_rows,
+	.l2norm_bwd = cpu_l2norm_bwd,
 	.action_loss = gr_cpu_action_loss,
 	.adamw = gr_cpu_adamw,
 	.adamw_rows = gr_cpu_adamw_rows,

@@ -92,6 +92,15 @@ gr_train_config_validate(const gr_train_config *c, gr_error *err)
 	return GR_OK;
 }
 
+/* Scale every item row to unit length (the cosine similarity's constraint, gr_model.h). */
+static void
+unit_item_rows(gr_model *m)
+{
+	if (m->cfg.similarity == GR_SIMILARITY_COSINE)
+		m->ops->l2norm_rows(m->ops->ctx, m->w.item_emb, NULL, NULL, m->cfg.n_items + 1,
+							m->cfg.d_model);
+}
+
 /* Create gradients, moments and a workspace. */
 gr_status
 gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens, int cap_seq,
@@ -130,6 +139,8 @@ gr_trainer_create(gr_model *model, const gr_train_config *cfg, int cap_tokens, i
 		gr_trainer_free(tr);
 		return st;
 	}
+	/* training starts on the sphere, from a fresh init or a loaded model */
+	unit_item_rows(model);
 	*out = tr;
 	return GR_OK;
 }
@@ -218,10 +229,13 @@ gr_trainer_apply(gr_trainer *tr, gr_error *err)
 	if (c->warmup_steps > 0 && tr->t <= c->warmup_steps)
 		lr *= (float) tr->t / (float) c->warmup_steps;
 	if (tr->lazy)
-		gr_lazy_adamw(tr, lr);
+		gr_lazy_adamw(tr, lr);		/* renormalises the rows it updated */
 	else
+	{
 		ops->adamw(ops->ctx, m->params, tr->grads, tr->adam_m, tr->adam_v, m->n_params, lr,
 				   c->beta1, c->beta2, c->eps, c->weight_decay, tr->t);
+		unit_item_rows(m);
+	}
 	return ops->check(ops->ctx, err);
 }
 

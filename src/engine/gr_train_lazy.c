@@ -254,6 +254,10 @@ gr_lazy_adamw(gr_trainer *tr, float lr)
 	ops->adamw_rows(ops->ctx, m->params + z->off, tr->grads + z->off, tr->adam_m + z->off,
 					tr->adam_v + z->off, z->dev_rows, z->n, m->cfg.d_model, lr, c->beta1,
 					c->beta2, c->eps, c->weight_decay, tr->t);
+	/* the cosine similarity keeps item rows unit: the updated ones go back to the sphere */
+	if (m->cfg.similarity == GR_SIMILARITY_COSINE)
+		ops->l2norm_rows(ops->ctx, m->params + z->off, NULL, z->dev_rows, z->n,
+						 m->cfg.d_model);
 	z->pending = false;
 }
 

@@ -51,6 +51,7 @@ static const option_spec option_specs[] = {
 	{"trunk", OPT_WORD, 0, 0},
 	{"temperature", OPT_FLOAT, 1e-3, 1e3},
 	{"item_update", OPT_WORD, 0, 0},
+	{"similarity", OPT_WORD, 0, 0},
 };
 
 #define N_OPTIONS ((int) (sizeof(option_specs) / sizeof(option_specs[0])))
@@ -61,7 +62,7 @@ gr_train_option_keys(void)
 {
 	return "beta1, beta2, eps, weight_decay, w_item, w_action, warmup_steps, eval_users, "
 		"n_buckets, emb_scale, head_hidden, binary_actions, task_weights, loss, negatives, sampler,"
-		" negatives_per, temperature, item_update, trunk";
+		" negatives_per, temperature, item_update, trunk, similarity";
 }
 
 /* Index of a known option key. */
@@ -125,7 +126,7 @@ apply_number(const char *key, double x, gr_model_config *m, gr_train_config *t)
 		m->temperature = (float) x;
 }
 
-/* Store "loss", "sampler", "negatives_per", "item_update" or "trunk" by name. */
+/* Store "loss", "sampler", "negatives_per", "item_update", "trunk" or "similarity" by name. */
 static gr_status
 option_word(const cJSON *item, const char *key, gr_model_config *m, gr_train_config *t,
 			gr_error *err)
@@ -141,6 +142,16 @@ option_word(const cJSON *item, const char *key, gr_model_config *m, gr_train_con
 			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
 						   "option \"trunk\" must be \"gpt2\" or \"hstu\"");
 		m->trunk = arch->id;
+		return GR_OK;
+	}
+	if (strcmp(key, "similarity") == 0)
+	{
+		if (cJSON_IsString(item))
+			id = gr_similarity_by_name(item->valuestring);
+		if (id < 0)
+			return gr_fail(err, GR_ERR_INVALID_ARGUMENT,
+						   "option \"similarity\" must be \"dot\" or \"cosine\"");
+		m->similarity = id;
 		return GR_OK;
 	}
 	if (strcmp(key, "negatives_per") == 0)

@@ -11,7 +11,7 @@
  * per action column in column order (the caller checks the count against its columns). loss "full" | "sampled" | "infonce";
  * negatives an integer in [0, 65536] (infonce without it: 0, every row); sampler "uniform" |
  * "popularity"; negatives_per "batch" | "user" (sampled without it: user, each sequence its
- * own draw); temperature in [1e-3, 1e3]; item_update "auto" | "dense" | "lazy"
+ * own draw); temperature in [1e-3, 1e3]; similarity "dot" | "cosine"; item_update "auto" | "dense" | "lazy"
  * (gr_item_update). Numbers are JSON numbers (an integer key takes 4 or 4.0, not 4.5), read as doubles
  * (cJSON reads at most 63 characters of a number: a longer one is refused as invalid JSON).
  * The text is bounded before it is parsed (64 kB, 1024 values, 16 levels) and duplicate keys

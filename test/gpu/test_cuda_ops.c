@@ -999,7 +999,43 @@ test_sampled(harness *h)
 	must_check(h, G);
 	y = get(G, gb, 4 * m);
 	expect_close(h, "row_scale =", y, cb, m, TOL_FP32);
-	free(y), free(o), free(a), free(b);
+	free(y), free(o);
+
+	/* l2norm_rows (every row, with 1 / |x|; then two listed rows) and l2norm_bwd, in place */
+	h->op = "l2norm";
+	C->l2norm_rows(C->ctx, ca, co, NULL, rows, d);
+	G->l2norm_rows(G->ctx, ga, go, NULL, rows, d);
+	must_check(h, G);
+	y = get(G, ga, 4 * m);
+	o = get(G, go, 4 * rows);
+	expect_close(h, "l2norm_rows", y, ca, m, TOL_FP32);
+	expect_close(h, "l2norm_rows 1/|x|", o, co, rows, TOL_FP32);
+	free(y), free(o);
+	/* a fresh dy: b is a multiple of a by now, whose gradient through the norm is ~0 */
+	free(b);
+	b = rand_floats(h, m, -1, 1);
+	C->upload(C->ctx, cb, b, 4 * m);
+	G->upload(G->ctx, gb, b, 4 * m);
+	C->l2norm_bwd(C->ctx, cb, ca, co, cb, rows, d);
+	G->l2norm_bwd(G->ctx, gb, ga, go, gb, rows, d);
+	must_check(h, G);
+	y = get(G, gb, 4 * m);
+	expect_close(h, "l2norm_bwd", y, cb, m, TOL_FP32);
+	free(y);
+	if (rows >= 2)
+	{
+		int32_t		two[2] = {rows - 1, 0};
+		int32_t    *cl = put(C, two, sizeof(two)), *gl = put(G, two, sizeof(two));
+
+		C->l2norm_rows(C->ctx, cb, NULL, cl, 2, d);
+		G->l2norm_rows(G->ctx, gb, NULL, gl, 2, d);
+		must_check(h, G);
+		y = get(G, gb, 4 * m);
+		expect_close(h, "l2norm_rows listed", y, cb, m, TOL_FP32);
+		free(y);
+		C->free(C->ctx, cl), G->free(G->ctx, gl);
+	}
+	free(a), free(b);
 	C->free(C->ctx, ca), C->free(C->ctx, cb), C->free(C->ctx, co);
 	G->free(G->ctx, ga), G->free(G->ctx, gb), G->free(G->ctx, go);
 }
@@ -1353,7 +1389,7 @@ compare_tensors(harness *h, const gr_model *m, const char *what, const float *gp
 
 /* One layout: a training step's loss and gradients, an AdamW step, scoring and retrieval. */
 static void
-model_parity(harness *h, int layout_id, int item_loss, int negatives_per)
+model_parity(harness *h, int layout_id, int item_loss, int negatives_per, int similarity)
 {
 	const gr_layout *lay = gr_layout_by_id(layout_id);
 	gr_env		ec, eg;
@@ -1367,9 +1403,10 @@ model_parity(harness *h, int layout_id, int item_loss, int negatives_per)
 	char		op[48];
 	double	   *cdf = NULL;
 
-	snprintf(op, sizeof(op), "model %s%s%s%s", lay->name, item_loss ? " " : "",
+	snprintf(op, sizeof(op), "model %s%s%s%s%s", lay->name, item_loss ? " " : "",
 			 item_loss ? gr_item_loss_name(item_loss) : "",
-			 negatives_per == GR_NEGATIVES_PER_USER ? " per user" : "");
+			 negatives_per == GR_NEGATIVES_PER_USER ? " per user" : "",
+			 similarity == GR_SIMILARITY_COSINE ? " cosine" : "");
 	h->op = op;
 	gr_env_default(&ec);
 	gr_env_default(&eg);
@@ -1385,6 +1422,7 @@ model_parity(harness *h, int layout_id, int item_loss, int negatives_per)
 	cfg.sampler = GR_SAMPLER_POPULARITY;
 	cfg.negatives_per = negatives_per;
 	cfg.temperature = 0.5f;
+	cfg.similarity = similarity;
 	if (K > 1)
 		cfg.action_binary[1] = 1;
 	gr_train_config_default(&tcfg);
@@ -1633,10 +1671,17 @@ run_mode(harness *h, gr_math_mode mode, const char *module)
 	if (wanted(h, "model"))
 	{
 		for (int l = 0; l < GR_LAYOUT_COUNT; l++)
-			model_parity(h, l, GR_LOSS_FULL, GR_NEGATIVES_PER_BATCH);
-		model_parity(h, GR_LAYOUT_ITEM, GR_LOSS_SAMPLED, GR_NEGATIVES_PER_BATCH);
-		model_parity(h, GR_LAYOUT_PC, GR_LOSS_SAMPLED, GR_NEGATIVES_PER_USER);
-		model_parity(h, GR_LAYOUT_LAC, GR_LOSS_INFONCE, GR_NEGATIVES_PER_BATCH);
+			model_parity(h, l, GR_LOSS_FULL, GR_NEGATIVES_PER_BATCH, GR_SIMILARITY_DOT);
+		model_parity(h, GR_LAYOUT_ITEM, GR_LOSS_SAMPLED, GR_NEGATIVES_PER_BATCH,
+					 GR_SIMILARITY_DOT);
+		model_parity(h, GR_LAYOUT_PC, GR_LOSS_SAMPLED, GR_NEGATIVES_PER_USER,
+					 GR_SIMILARITY_DOT);
+		model_parity(h, GR_LAYOUT_LAC, GR_LOSS_INFONCE, GR_NEGATIVES_PER_BATCH,
+					 GR_SIMILARITY_DOT);
+		model_parity(h, GR_LAYOUT_ITEM, GR_LOSS_SAMPLED, GR_NEGATIVES_PER_USER,
+					 GR_SIMILARITY_COSINE);
+		model_parity(h, GR_LAYOUT_INT, GR_LOSS_INFONCE, GR_NEGATIVES_PER_BATCH,
+					 GR_SIMILARITY_COSINE);
 	}
 	gr_device_close(&dev);
 	return 0;

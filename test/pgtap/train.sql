@@ -94,9 +94,10 @@ INSERT INTO bad VALUES
   ($$'x', 'tr_typed', user_col => 'uid', item_col => 'iid', time_col => 't', action_cols => '{rating}',
         options => '{"binary_actions": ["rating"]}'$$,   '22023', 'a binary column holding ratings'),
   ($$'x', 'tr_nulls'$$,                                  '22004', 'a NULL user id'),
-  ($$'x', 'tr_inf'$$,                                    '22003', 'an infinite action');
+  ($$'x', 'tr_inf'$$,                                    '22003', 'an infinite action'),
+  ($$'x', 'tr_syn', options => '{"similarity": "cosine"}'$$, '22023', 'cosine logits with the full softmax');
 
-SELECT plan(49 + (SELECT count(*)::int FROM bad));
+SELECT plan(51 + (SELECT count(*)::int FROM bad));
 
 -- the summary row
 SELECT is((SELECT count(*)::int FROM r1), 1, 'genrec_train returns one row');
@@ -190,6 +191,15 @@ SELECT is((SELECT count(*)::int FROM genrec_recommend('tr_smp', 5::bigint, 10)),
 SELECT is((SELECT (config #>> '{model,loss}', config #>> '{model,negatives}')::text
              FROM genrec.models WHERE name = 'tr_nce'),
           '(infonce,0)', 'loss => infonce: in-batch negatives, every row by default');
+CREATE TEMP TABLE r_cos AS SELECT * FROM genrec_train('tr_cos', 'tr_syn',
+    layout => 'item', action_cols => '{}', d_model => 8, n_layer => 1, n_head => 2,
+    max_len => 8, epochs => 2, batch_size => 64, seed => 7,
+    options => '{"head_hidden": 8, "loss": "infonce", "similarity": "cosine", "temperature": 0.1}');
+SELECT is((SELECT (config #>> '{model,similarity}', config #>> '{model,temperature}')::text
+             FROM genrec.models WHERE name = 'tr_cos'),
+          '(cosine,0.1)', 'similarity => cosine is stored in the model configuration');
+SELECT is((SELECT count(DISTINCT item_id)::int FROM genrec_recommend('tr_cos', 5::bigint, 10)), 10,
+          'a cosine model recommends ten distinct items');
 SELECT is((SELECT config #> '{model}' ? 'loss' FROM genrec.models WHERE name = 'tr_lac' AND version = 1),
           false, 'the full softmax writes no loss keys (files as before)');
 

@@ -364,6 +364,8 @@ def sampled_item_loss(model, batch, h, case, counts):
     tgt = tgt_all[keep] - 1
     tok = batch["irow_tok"][keep]
     H = hf[tok]
+    if case.get("similarity", "dot") == "cosine":
+        H = torch.nn.functional.normalize(H, dim=-1)
     E = model.item_emb[1:]
     inv_t = 1.0 / case["temperature"]
     pos = (H * E[tgt]).sum(-1) * inv_t
@@ -388,6 +390,10 @@ def sampled_reference(d, ds, init, batch, allow):
     out = []
     for case in d.get("sampled", []):
         model = build_model(d, init)
+        if case.get("similarity", "dot") == "cosine":
+            # the trainer starts a cosine model from unit item rows (a zero row stays zero)
+            with torch.no_grad():
+                model.item_emb.copy_(torch.nn.functional.normalize(model.item_emb, dim=-1))
         model.zero_grad(set_to_none=False)
         h = model(batch, allow)
         lp = model.losses(batch, h, 0.0, tc["w_action"])

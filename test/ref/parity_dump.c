@@ -786,6 +786,7 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 		float		temperature;
 		const char *tag;
 		int			negatives_per;
+		int			similarity;
 	}			sampled[] = {
 		{GR_LOSS_SAMPLED, 24, GR_SAMPLER_UNIFORM, 0.7f, "sampled_uniform", GR_NEGATIVES_PER_BATCH},
 		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 1.0f, "sampled_popularity",
@@ -794,6 +795,11 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 		GR_NEGATIVES_PER_USER},
 		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.5f, "infonce_all", GR_NEGATIVES_PER_BATCH},
 		{GR_LOSS_INFONCE, 9, GR_SAMPLER_UNIFORM, 0.25f, "infonce_9", GR_NEGATIVES_PER_BATCH},
+		/* cosine: the trainer starts from the unit item rows, the states are normalised */
+		{GR_LOSS_SAMPLED, 24, GR_SAMPLER_UNIFORM, 0.2f, "sampled_cosine", GR_NEGATIVES_PER_USER,
+		GR_SIMILARITY_COSINE},
+		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.1f, "infonce_cosine", GR_NEGATIVES_PER_BATCH,
+		GR_SIMILARITY_COSINE},
 	};
 	cJSON	   *jsm = cJSON_CreateArray();
 
@@ -812,6 +818,7 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 		sc.sampler = sampled[i].sampler;
 		sc.temperature = sampled[i].temperature;
 		sc.negatives_per = sampled[i].negatives_per;
+		sc.similarity = sampled[i].similarity;
 		s = gr_model_create(&env, &sc, ds->item_ids + 1, &sm, &err);
 		if (s == GR_OK)
 		{
@@ -835,6 +842,7 @@ dump_layout(const char *dir, const gr_layout *layout, const gr_arch *arch, const
 			cJSON_AddStringToObject(o, "sampler", gr_sampler_name(sc.sampler));
 			cJSON_AddStringToObject(o, "negatives_per", gr_negatives_per_name(sc.negatives_per));
 			cJSON_AddNumberToObject(o, "temperature", sc.temperature);
+			cJSON_AddStringToObject(o, "similarity", gr_similarity_name(sc.similarity));
 			cJSON_AddItemToObject(o, "cand", jints(cand, n));
 			cJSON_AddItemToObject(o, "item", jnum(sl.item));
 			cJSON_AddItemToObject(o, "total", jnum(sl.total));

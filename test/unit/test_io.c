@@ -117,7 +117,7 @@ same_config(const gr_model_config *a, const gr_model_config *b)
 	/* the loss's parameters are stored for the sampled losses only */
 	if (a->item_loss != GR_LOSS_FULL &&
 		(a->negatives != b->negatives || a->sampler != b->sampler ||
-		 a->negatives_per != b->negatives_per ||
+		 a->negatives_per != b->negatives_per || a->similarity != b->similarity ||
 		 memcmp(&a->temperature, &b->temperature, sizeof(float)) != 0))
 		return false;
 	for (int k = 0; k < a->n_actions; k++)
@@ -873,6 +873,18 @@ test_config_json(const gr_env *env)
 	CHECK(strstr(json, "\"negatives_per\":\"user\"") != NULL);
 	CHECK_OK(gr_config_from_json(env, json, strlen(json), &back, &err), &err);
 	CHECK(same_config(&cfg, &back) && back.negatives_per == GR_NEGATIVES_PER_USER);
+	CHECK(strstr(json, "\"similarity\"") == NULL && back.similarity == GR_SIMILARITY_DOT);
+	gr_free(env, json);
+	/* the cosine similarity round-trips, and needs a sampled or in-batch loss */
+	cfg.similarity = GR_SIMILARITY_COSINE;
+	CHECK_OK(gr_config_to_json(env, &cfg, &json, &err), &err);
+	CHECK(strstr(json, "\"similarity\":\"cosine\"") != NULL);
+	CHECK_OK(gr_config_from_json(env, json, strlen(json), &back, &err), &err);
+	CHECK(same_config(&cfg, &back) && back.similarity == GR_SIMILARITY_COSINE);
+	cfg.item_loss = GR_LOSS_FULL;
+	cfg.negatives_per = GR_NEGATIVES_PER_BATCH;
+	CHECK(gr_model_config_validate(&cfg, &err) == GR_ERR_INVALID_ARGUMENT &&
+		  strstr(err.message, "similarity \"cosine\" needs loss") != NULL);
 	gr_free(env, json);
 
 	/* an invalid configuration is not encoded */

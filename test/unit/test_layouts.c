@@ -57,10 +57,13 @@ typedef struct item_loss_cfg
 	int			loss, negatives, sampler;
 	float		temperature;
 	int			negatives_per;	/* gr_negatives_per (0: batch) */
+	int			similarity;		/* gr_similarity (0: dot) */
 } item_loss_cfg;
 
+static const item_loss_cfg full_softmax_loss = {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f,
+GR_NEGATIVES_PER_BATCH, GR_SIMILARITY_DOT};
 static item_loss_cfg model_loss = {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f,
-GR_NEGATIVES_PER_BATCH};
+GR_NEGATIVES_PER_BATCH, GR_SIMILARITY_DOT};
 
 /* Create a small model of a layout with random weights. */
 static gr_model *
@@ -77,6 +80,7 @@ make_model(gr_layout_id layout, int max_len, uint64_t seed)
 	cfg.sampler = model_loss.sampler;
 	cfg.temperature = model_loss.temperature;
 	cfg.negatives_per = model_loss.negatives_per;
+	cfg.similarity = model_loss.similarity;
 	cfg.d_model = 16;
 	cfg.n_head = 2;
 	cfg.n_layer = 2;
@@ -684,7 +688,8 @@ test_negative_sampler(int sampler)
 	enum
 	{
 	S = 60000};
-	model_loss = (item_loss_cfg) {GR_LOSS_SAMPLED, S, sampler, 1.0f, GR_NEGATIVES_PER_BATCH};
+	model_loss = (item_loss_cfg) {GR_LOSS_SAMPLED, S, sampler, 1.0f, GR_NEGATIVES_PER_BATCH,
+	GR_SIMILARITY_DOT};
 	gr_model   *m = make_model(GR_LAYOUT_ITEM, 8, 5);
 	gr_acts    *a = NULL;
 	gr_error	err;
@@ -695,7 +700,7 @@ test_negative_sampler(int sampler)
 	float	   *logq = malloc(sizeof(float) * S), *logq2 = malloc(sizeof(float) * S);
 	int			count[N_ITEMS] = {0};
 
-	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH};
+	model_loss = full_softmax_loss;
 	for (int c = 0; c < N_ITEMS; c++)
 		cdf[c] = (c > 0 ? cdf[c - 1] : 0.0) + (c % 3 == 0 ? 0 : c + 1);	/* some never */
 	CHECK_OK(gr_acts_create(m, 16, 1, 16, 0, true, &a, &err), &err);
@@ -750,11 +755,11 @@ test_negatives_per_user(void)
 	gr_train_config tc;
 
 	model_loss = (item_loss_cfg) {GR_LOSS_SAMPLED, S, GR_SAMPLER_UNIFORM, 1.0f,
-	GR_NEGATIVES_PER_BATCH};
+	GR_NEGATIVES_PER_BATCH, GR_SIMILARITY_DOT};
 	mb = make_model(GR_LAYOUT_ITEM, 8, 5);
 	model_loss.negatives_per = GR_NEGATIVES_PER_USER;
 	mu = make_model(GR_LAYOUT_ITEM, 8, 5);
-	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH};
+	model_loss = full_softmax_loss;
 	CHECK_OK(gr_tokens_init(&tb, &env, 1, 4, 16, SEQS, 16, &err), &err);
 	for (int s = 0; s < SEQS; s++)
 	{
@@ -1008,12 +1013,18 @@ main(void)
 	/* the sampled losses through the whole model: every layout's item rows (the item head is
 	 * the only part they change); accidental hits occur among 30 items */
 	static const item_loss_cfg sampled[] = {
-		{GR_LOSS_SAMPLED, 12, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH},
-		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 0.5f, GR_NEGATIVES_PER_BATCH},
-		{GR_LOSS_SAMPLED, 9, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_USER},
-		{GR_LOSS_SAMPLED, 17, GR_SAMPLER_POPULARITY, 0.7f, GR_NEGATIVES_PER_USER},
-		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.25f, GR_NEGATIVES_PER_BATCH},
-		{GR_LOSS_INFONCE, 7, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH},
+		{GR_LOSS_SAMPLED, 12, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH, GR_SIMILARITY_DOT},
+		{GR_LOSS_SAMPLED, 40, GR_SAMPLER_POPULARITY, 0.5f, GR_NEGATIVES_PER_BATCH,
+		GR_SIMILARITY_DOT},
+		{GR_LOSS_SAMPLED, 9, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_USER, GR_SIMILARITY_DOT},
+		{GR_LOSS_SAMPLED, 17, GR_SAMPLER_POPULARITY, 0.7f, GR_NEGATIVES_PER_USER, GR_SIMILARITY_DOT},
+		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.25f, GR_NEGATIVES_PER_BATCH, GR_SIMILARITY_DOT},
+		{GR_LOSS_INFONCE, 7, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH, GR_SIMILARITY_DOT},
+		/* cosine logits: the states' normalisation inside the gradient */
+		{GR_LOSS_SAMPLED, 12, GR_SAMPLER_UNIFORM, 0.2f, GR_NEGATIVES_PER_USER,
+		GR_SIMILARITY_COSINE},
+		{GR_LOSS_INFONCE, 0, GR_SAMPLER_UNIFORM, 0.1f, GR_NEGATIVES_PER_BATCH,
+		GR_SIMILARITY_COSINE},
 	};
 
 	for (int i = 0; i < (int) (sizeof(sampled) / sizeof(sampled[0])); i++)
@@ -1022,7 +1033,7 @@ main(void)
 		for (int id = 0; id < GR_LAYOUT_COUNT; id++)
 			test_loss_gradient(id, 1.0f, 0.0f);
 	}
-	model_loss = (item_loss_cfg) {GR_LOSS_FULL, 0, GR_SAMPLER_UNIFORM, 1.0f, GR_NEGATIVES_PER_BATCH};
+	model_loss = full_softmax_loss;
 	test_negative_sampler(GR_SAMPLER_UNIFORM);
 	test_negative_sampler(GR_SAMPLER_POPULARITY);
 	test_negatives_per_user();

@@ -434,6 +434,90 @@ test_train_run(void)
 	CHECK_MSG(live == 0, "%ld allocations leaked", live);
 }
 
+/* Largest | |row| - 1 | over the item table's nonzero rows, and the count of zero rows. */
+static double
+unit_row_error(const gr_model *m, const float *params, int *zero_rows)
+{
+	int			d = m->cfg.d_model;
+	const float *E = params + (m->w.item_emb - m->params);
+	double		worst = 0.0;
+
+	*zero_rows = 0;
+	for (int r = 0; r <= m->cfg.n_items; r++)
+	{
+		double		s = 0.0;
+
+		for (int c = 0; c < d; c++)
+			s += (double) E[(size_t) r * d + c] * E[(size_t) r * d + c];
+		if (s == 0.0)
+			(*zero_rows)++;
+		else
+			worst = fmax(worst, fabs(sqrt(s) - 1.0));
+	}
+	return worst;
+}
+
+/* The cosine similarity keeps every item row unit: from the trainer's start and after each
+ * lazy or dense update, which agree when there is no weight decay. */
+static void
+test_cosine_unit_rows(void)
+{
+	gr_model   *m = make_model(GR_LAYOUT_ITEM, GR_TRUNK_GPT2, GR_LOSS_SAMPLED, 7,
+							   GR_SAMPLER_UNIFORM);
+	gr_model   *md = make_model(GR_LAYOUT_ITEM, GR_TRUNK_GPT2, GR_LOSS_SAMPLED, 7,
+								GR_SAMPLER_UNIFORM);
+	size_t		P = m->n_params;
+	float	   *pl = malloc(sizeof(float) * P), *pd = malloc(sizeof(float) * P);
+	gr_train_config tc;
+	gr_trainer *tl = NULL, *td = NULL;
+	gr_tokens	tb;
+	gr_error	err;
+	gr_step_loss sl;
+	int			zeros;
+
+	m->cfg.similarity = md->cfg.similarity = GR_SIMILARITY_COSINE;
+	gr_model_download_params(m, pl);
+	CHECK_MSG(unit_row_error(m, pl, &zeros) > 0.1, "the init's rows are unit already");
+	gr_train_config_default(&tc);
+	tc.dropout = 0.0f;
+	tc.weight_decay = 0.0f;
+	tc.lr = 0.05f;
+	CHECK_OK(gr_trainer_create(m, &tc, 256, USERS, &tl, &err), &err);
+	tc.item_update = GR_ITEM_UPDATE_DENSE;
+	CHECK_OK(gr_trainer_create(md, &tc, 256, USERS, &td, &err), &err);
+	CHECK_OK(gr_tokens_init(&tb, &env, 1, m->cfg.n_buckets, 256, USERS, 256, &err), &err);
+	gr_model_download_params(m, pl);
+	CHECK_MSG(unit_row_error(m, pl, &zeros) < 1e-6, "rows not unit at the trainer's start");
+	for (int step = 0; step < 4; step++)
+	{
+		make_batch(m, &tb, 70 + step);
+		CHECK_OK(gr_trainer_compute(tl, &tb, step, &sl, &err), &err);
+		CHECK_OK(gr_trainer_apply(tl, &err), &err);
+		CHECK_OK(gr_trainer_compute(td, &tb, step, &sl, &err), &err);
+		CHECK_OK(gr_trainer_apply(td, &err), &err);
+		gr_model_download_params(m, pl);
+		gr_model_download_params(md, pd);
+		CHECK_MSG(unit_row_error(m, pl, &zeros) < 1e-6, "lazy: rows off the sphere, step %d",
+				  step);
+		CHECK_MSG(unit_row_error(md, pd, &zeros) < 1e-6, "dense: rows off the sphere, step %d",
+				  step);
+		if (step == 0)
+		{
+			double		worst = 0.0;
+
+			for (size_t i = 0; i < P; i++)
+				worst = fmax(worst, fabs((double) pl[i] - pd[i]));
+			CHECK_MSG(worst < 1e-6, "lazy and dense differ by %.3g after one step", worst);
+		}
+	}
+	free(pl), free(pd);
+	gr_tokens_free(&tb);
+	gr_trainer_free(tl);
+	gr_trainer_free(td);
+	gr_model_free(m);
+	gr_model_free(md);
+}
+
 /* Run the lazy-update tests. */
 int
 main(void)
@@ -442,6 +526,7 @@ main(void)
 	test_adamw_rows_op();
 	test_trainer_all_layouts();
 	test_full_is_dense();
+	test_cosine_unit_rows();
 	test_train_run();
 	return unit_finish("test_lazy");
 }

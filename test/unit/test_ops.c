@@ -1007,6 +1007,74 @@ test_row_ops(void)
 		CHECK_CLOSE(y[i], (double) out[i / C] * a[i], 1e-6);
 }
 
+/* Row normalisation (all rows, listed rows, a zero row) against plain loops, and its backward
+ * against central differences of f(x) = sum_c w[c] (x / |x|)[c]. */
+static void
+test_l2norm(void)
+{
+	enum
+	{
+	R = 6, C = 37};
+	float		x[R * C], y[R * C], rn[R], w[R * C], dx[R * C], t[R * C];
+	int32_t		idx[2] = {4, 1};
+
+	fill_uniform(x, R * C, -2, 2);
+	for (int c = 0; c < C; c++)
+		x[2 * C + c] = 0.0f;
+	memcpy(y, x, sizeof(y));
+	ops->l2norm_rows(ops->ctx, y, rn, NULL, R, C);
+	for (int r = 0; r < R; r++)
+	{
+		double		s = 0;
+
+		for (int c = 0; c < C; c++)
+			s += (double) x[r * C + c] * x[r * C + c];
+		for (int c = 0; c < C; c++)
+			CHECK_CLOSE(y[r * C + c], r == 2 ? 0.0 : x[r * C + c] / sqrt(s), 1e-6);
+		if (r != 2)
+			CHECK_CLOSE(rn[r] * sqrt(s), 1.0, 1e-6);
+	}
+	/* listed rows only: rows 4 and 1 change, the others keep their bits */
+	memcpy(t, x, sizeof(t));
+	ops->l2norm_rows(ops->ctx, t, NULL, idx, 2, C);
+	for (int r = 0; r < R; r++)
+		for (int c = 0; c < C; c++)
+			if (r == 4 || r == 1)
+				CHECK_CLOSE(t[r * C + c], y[r * C + c], 1e-7);
+			else
+				CHECK(t[r * C + c] == x[r * C + c]);
+	/* backward, out of place and in place */
+	fill_uniform(w, R * C, -1, 1);
+	ops->l2norm_bwd(ops->ctx, dx, y, rn, w, R, C);
+	memcpy(t, w, sizeof(t));
+	ops->l2norm_bwd(ops->ctx, t, y, rn, t, R, C);
+	for (int i = 0; i < R * C; i++)
+		CHECK(t[i] == dx[i]);
+	for (int r = 0; r < R; r++)
+	{
+		if (r == 2)
+			continue;
+		for (int c = 0; c < C; c += 5)
+		{
+			double		f[2], h = 1e-3;
+
+			for (int k = 0; k < 2; k++)
+			{
+				double		xs[C], s = 0, dot = 0;
+
+				for (int j = 0; j < C; j++)
+					xs[j] = x[r * C + j] + (j == c ? (k ? h : -h) : 0.0);
+				for (int j = 0; j < C; j++)
+					s += xs[j] * xs[j];
+				for (int j = 0; j < C; j++)
+					dot += w[r * C + j] * xs[j] / sqrt(s);
+				f[k] = dot;
+			}
+			CHECK_CLOSE(dx[r * C + c], (f[1] - f[0]) / (2 * h), 1e-4);
+		}
+	}
+}
+
 /* Action losses (MSE and BCE columns, missing targets) against references and derivatives. */
 static void
 test_action_loss(void)
@@ -1245,6 +1313,7 @@ main(void)
 	test_softmax_xent();
 	test_sampled_xent();
 	test_row_ops();
+	test_l2norm();
 	test_action_loss();
 	test_adamw();
 	test_rank_and_topk();

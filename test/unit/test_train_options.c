@@ -111,6 +111,10 @@ main(void)
 	expect_refused(&env, "{\"sampler\": \"zipf\"}", "option \"sampler\" must be");
 	expect_refused(&env, "{\"negatives\": 65537}", "option \"negatives\"");
 	expect_refused(&env, "{\"temperature\": 0}", "option \"temperature\"");
+	CHECK_OK(parse(&env, "{\"loss\": \"infonce\", \"similarity\": \"cosine\"}", &m, &t,
+				   &names, &err), &err);
+	CHECK(m.similarity == GR_SIMILARITY_COSINE);
+	expect_refused(&env, "{\"similarity\": \"l2\"}", "option \"similarity\" must be");
 	/* the item table's update */
 	CHECK(t.item_update == GR_ITEM_UPDATE_AUTO);
 	CHECK_OK(parse(&env, "{\"loss\": \"sampled\", \"item_update\": \"dense\"}", &m, &t,
