@@ -11,9 +11,13 @@
 #   4. (ml1m) the same on MovieLens-1M 5-core (item, max_len 200, ML1M_EPOCHS epochs, no early
 #      stop, validation on 2,000 users, test on all): full softmax, sampled with negatives per
 #      batch and per user at several counts, popularity negatives, InfoNCE; two runs at a time,
-#      one thread each.
+#      one thread each;
+#   5. (synth) the same on a larger catalogue from the synthetic generator (`genrec synth
+#      --users 4000 --items 20000 --per-user 50 --seed 5`, 200,000 rows; item, max_len 50,
+#      SYNTH_EPOCHS epochs, no early stop): full softmax against sampled per user at 64 / 256 /
+#      1024 negatives, sampled with cosine logits, InfoNCE; two runs at a time, one thread each.
 #
-#   THREADS=2 SECONDS_PER=8 EPOCHS=30 bench/loss_bench.sh [train|retrieval|quality|ml1m ...]
+#   THREADS=2 SECONDS_PER=8 EPOCHS=30 bench/loss_bench.sh [train|retrieval|quality|ml1m|synth ...]
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 THREADS=${THREADS:-2}
@@ -22,6 +26,7 @@ EPOCHS=${EPOCHS:-30}
 DATA=${GENREC_ML100K:-../shared/data/ml-100k/u.data}
 ML1M=${GENREC_ML1M:-../shared/data/ml-1m/ml1m_5core_implicit.tsv.gz}
 ML1M_EPOCHS=${ML1M_EPOCHS:-20}
+SYNTH_EPOCHS=${SYNTH_EPOCHS:-10}
 parts=${*:-train retrieval quality}
 make -s bench-bins || exit 1
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
@@ -80,12 +85,41 @@ print('%-66s %8.4f %8.4f %8.1f' % ('$1', t['hr@10'], t['ndcg@10'],
 			"sampled --negatives 256 --negatives-per batch --sampler popularity"
 			"sampled --negatives 2048 --negatives-per batch --sampler popularity"
 			"sampled --negatives 64" "sampled --negatives 256"
-			"infonce --negatives 4096 --temperature 0.2")
+			"infonce --negatives 4096 --temperature 0.2"
+			"sampled --negatives 256 --similarity cosine --temperature 0.05")
 		for ((i = 0; i < ${#specs[@]}; i += 2)); do
 			ml1m_run "${specs[i]}" &
 			[ $((i + 1)) -lt ${#specs[@]} ] && ml1m_run "${specs[i + 1]}" &
 			wait
 		done
+		;;
+	synth)
+		syn=$(mktemp /tmp/genrec_synth.XXXXXX.tsv)
+		build/genrec synth --users 4000 --items 20000 --per-user 50 --seed 5 > "$syn" || exit 1
+		echo "# synthetic: $(wc -l < "$syn") rows, $(cut -f2 "$syn" | sort -u | wc -l) items;" \
+			"item layout, max_len 50, $SYNTH_EPOCHS epochs, seed 1"
+		printf '%-66s %8s %8s %8s %8s\n' loss test_hr10 test_ndcg10 s_epoch pop_hr10
+		synth_run() {
+			build/genrec train --data "$syn" --cols 0,1,-,3 --layout item --max-len 50 \
+				--epochs "$SYNTH_EPOCHS" --patience "$SYNTH_EPOCHS" --threads 1 --seed 1 \
+				--eval-users 1000 --quiet --json - --loss $1 2>/dev/null | /usr/bin/python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+t = d['test']
+e = d['epochs']
+print('%-66s %8.4f %8.4f %8.1f %8.4f' % ('$1', t['hr@10'], t['ndcg@10'],
+      sum(x['train_seconds'] for x in e) / len(e), t['popularity']['hr@10']))" || echo "loss_bench: $1 failed" >&2
+		}
+		specs=("full" "sampled --negatives 64" "sampled --negatives 256"
+			"sampled --negatives 1024"
+			"sampled --negatives 256 --similarity cosine --temperature 0.05"
+			"infonce --temperature 0.2")
+		for ((i = 0; i < ${#specs[@]}; i += 2)); do
+			synth_run "${specs[i]}" &
+			[ $((i + 1)) -lt ${#specs[@]} ] && synth_run "${specs[i + 1]}" &
+			wait
+		done
+		rm -f "$syn"
 		;;
 	esac
 done
