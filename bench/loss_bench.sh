@@ -31,6 +31,31 @@ parts=${*:-train retrieval quality}
 make -s bench-bins || exit 1
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
 	sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# Train the item layout on $1 (columns $2, max_len $3, $4 epochs without early stop, test
+# on $5 users) with the loss options $6; print test HR@10 / NDCG@10, the training seconds per
+# epoch and the popularity baseline's HR@10.
+loss_quality_run() {
+	build/genrec train --data "$1" --cols "$2" --layout item --max-len "$3" --epochs "$4" \
+		--patience "$4" --threads 1 --seed 1 --eval-users "$5" --quiet --json - \
+		--loss $6 2>/dev/null | /usr/bin/python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+t = d['test']
+e = d['epochs']
+print('%-66s %8.4f %8.4f %8.1f %8.4f' % ('$6', t['hr@10'], t['ndcg@10'],
+      sum(x['train_seconds'] for x in e) / len(e), t['popularity']['hr@10']))" ||
+		echo "loss_bench: $6 failed" >&2
+}
+# Run loss_quality_run with the first five arguments over every later one, two at a time.
+loss_quality_pairs() {
+	local fixed=("${@:1:5}") specs=("${@:6}")
+	printf '%-66s %8s %8s %8s %8s\n' loss test_hr10 test_ndcg10 s_epoch pop_hr10
+	for ((i = 0; i < ${#specs[@]}; i += 2)); do
+		loss_quality_run "${fixed[@]}" "${specs[i]}" &
+		[ $((i + 1)) -lt ${#specs[@]} ] && loss_quality_run "${fixed[@]}" "${specs[i + 1]}" &
+		wait
+	done
+}
 for part in $parts; do
 	case $part in
 	train)
@@ -68,57 +93,25 @@ print('%-34s %8.4f %8.4f %10.1f' % ('$spec', t['hr@10'], t['ndcg@10'], $t1 - $t0
 		;;
 	ml1m)
 		echo "# MovieLens-1M 5-core, item layout, max_len 200, $ML1M_EPOCHS epochs, seed 1"
-		printf '%-66s %8s %8s %8s\n' loss test_hr10 test_ndcg10 s_epoch
-		ml1m_run() {
-			build/genrec train --data "$ML1M" --cols 0,1,-,2 --layout item --max-len 200 \
-				--epochs "$ML1M_EPOCHS" --patience "$ML1M_EPOCHS" --threads 1 --seed 1 \
-				--eval-users 2000 --quiet --json - --loss $1 2>/dev/null | /usr/bin/python3 -c "
-import json, sys
-d = json.load(sys.stdin)
-t = d['test']
-e = d['epochs']
-print('%-66s %8.4f %8.4f %8.1f' % ('$1', t['hr@10'], t['ndcg@10'],
-      sum(x['train_seconds'] for x in e) / len(e)))" || echo "loss_bench: $1 failed" >&2
-		}
 		specs=("full" "sampled --negatives 256 --negatives-per batch"
 			"sampled --negatives 2048 --negatives-per batch"
 			"sampled --negatives 256 --negatives-per batch --sampler popularity"
 			"sampled --negatives 2048 --negatives-per batch --sampler popularity"
 			"sampled --negatives 64" "sampled --negatives 256"
 			"infonce --negatives 4096 --temperature 0.2"
-			"sampled --negatives 256 --similarity cosine --temperature 0.05")
-		for ((i = 0; i < ${#specs[@]}; i += 2)); do
-			ml1m_run "${specs[i]}" &
-			[ $((i + 1)) -lt ${#specs[@]} ] && ml1m_run "${specs[i + 1]}" &
-			wait
-		done
+			"sampled --negatives 256 --similarity cosine --temperature 0.2")
+		loss_quality_pairs "$ML1M" 0,1,-,2 200 "$ML1M_EPOCHS" 2000 "${specs[@]}"
 		;;
 	synth)
 		syn=$(mktemp /tmp/genrec_synth.XXXXXX.tsv)
 		build/genrec synth --users 4000 --items 20000 --per-user 50 --seed 5 > "$syn" || exit 1
 		echo "# synthetic: $(wc -l < "$syn") rows, $(cut -f2 "$syn" | sort -u | wc -l) items;" \
 			"item layout, max_len 50, $SYNTH_EPOCHS epochs, seed 1"
-		printf '%-66s %8s %8s %8s %8s\n' loss test_hr10 test_ndcg10 s_epoch pop_hr10
-		synth_run() {
-			build/genrec train --data "$syn" --cols 0,1,-,3 --layout item --max-len 50 \
-				--epochs "$SYNTH_EPOCHS" --patience "$SYNTH_EPOCHS" --threads 1 --seed 1 \
-				--eval-users 1000 --quiet --json - --loss $1 2>/dev/null | /usr/bin/python3 -c "
-import json, sys
-d = json.load(sys.stdin)
-t = d['test']
-e = d['epochs']
-print('%-66s %8.4f %8.4f %8.1f %8.4f' % ('$1', t['hr@10'], t['ndcg@10'],
-      sum(x['train_seconds'] for x in e) / len(e), t['popularity']['hr@10']))" || echo "loss_bench: $1 failed" >&2
-		}
 		specs=("full" "sampled --negatives 64" "sampled --negatives 256"
 			"sampled --negatives 1024"
-			"sampled --negatives 256 --similarity cosine --temperature 0.05"
+			"sampled --negatives 256 --similarity cosine --temperature 0.2 --lr 0.003"
 			"infonce --temperature 0.2")
-		for ((i = 0; i < ${#specs[@]}; i += 2)); do
-			synth_run "${specs[i]}" &
-			[ $((i + 1)) -lt ${#specs[@]} ] && synth_run "${specs[i + 1]}" &
-			wait
-		done
+		loss_quality_pairs "$syn" 0,1,-,3 50 "$SYNTH_EPOCHS" 1000 "${specs[@]}"
 		rm -f "$syn"
 		;;
 	esac

@@ -106,11 +106,33 @@ gr_cuda_sampled_xent(void *ctx, float *neg, int ld, float *pos, const int32_t *t
 					 grad_scale);
 }
 
+/* Sum a per-thread value over the block; every thread gets the total. part holds one float
+ * per warp and total one; the caller's loop may reuse them for its next row. */
+static __device__ float
+rd_block_sum(float s, float *part, float *total)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		s += __shfl_xor_sync(0xffffffffu, s, o);
+	__syncthreads();			/* the previous row's partials and total were read */
+	if ((threadIdx.x & 31) == 0)
+		part[threadIdx.x >> 5] = s;
+	__syncthreads();
+	if (threadIdx.x == 0)
+	{
+		for (int w = 1; w < (int) (blockDim.x / 32); w++)
+			s += part[w];
+		*total = s;
+	}
+	__syncthreads();
+	return *total;
+}
+
 /* One block per row: the dot product of a[r] and b[r]. */
 static __global__ void
 row_dot_kernel(float *out, const float *a, const float *b, int rows, int cols)
 {
 	GR_SHARED(float, part, [RD_THREADS / 32]);
+	GR_SHARED(float, total, [1]);
 
 	for (int r = blockIdx.x; r < rows; r += gridDim.x)
 	{
@@ -119,18 +141,9 @@ row_dot_kernel(float *out, const float *a, const float *b, int rows, int cols)
 
 		for (int i = threadIdx.x; i < cols; i += blockDim.x)
 			s += x[i] * y[i];
-		for (int o = 16; o > 0; o >>= 1)
-			s += __shfl_xor_sync(0xffffffffu, s, o);
-		__syncthreads();		/* the previous row's partials were read */
-		if ((threadIdx.x & 31) == 0)
-			part[threadIdx.x >> 5] = s;
-		__syncthreads();
+		s = rd_block_sum(s, part, total);
 		if (threadIdx.x == 0)
-		{
-			for (int w = 1; w < (int) (blockDim.x / 32); w++)
-				s += part[w];
 			out[r] = s;
-		}
 	}
 }
 
@@ -173,27 +186,6 @@ gr_cuda_row_scale(void *ctx, float *out, const float *in, const float *s, int ro
 		return;
 	(void) GR_LAUNCH(c, row_scale_kernel, gr_cuda_blocks(c, (size_t) rows * cols, 256), 256, 0,
 					 out, in, s, rows, cols, accumulate);
-}
-
-/* Sum a per-thread value over the block; every thread gets the total. part holds one float
- * per warp and total one; the caller's loop may reuse them for its next row. */
-static __device__ float
-rd_block_sum(float s, float *part, float *total)
-{
-	for (int o = 16; o > 0; o >>= 1)
-		s += __shfl_xor_sync(0xffffffffu, s, o);
-	__syncthreads();			/* the previous row's partials and total were read */
-	if ((threadIdx.x & 31) == 0)
-		part[threadIdx.x >> 5] = s;
-	__syncthreads();
-	if (threadIdx.x == 0)
-	{
-		for (int w = 1; w < (int) (blockDim.x / 32); w++)
-			s += part[w];
-		*total = s;
-	}
-	__syncthreads();
-	return *total;
 }
 
 /* One block per row: scale the row (listed, or the r-th) to unit length. */

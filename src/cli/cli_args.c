@@ -98,6 +98,8 @@ static const cli_option options[] = {
 	{"similarity", "NAME", OPT_STR, O(similarity), 0, 0, CLI_G_TRAIN,
 	"item logits of --loss sampled or infonce: dot (the default) | cosine (unit item rows and a "
 	"normalised user state, divided by --temperature)"},
+	{"emb-scale", "X", OPT_FLOAT, O(mcfg.emb_scale), 1e-4, 1e4, CLI_G_TRAIN,
+	"the item embedding's factor in the input, x0 = X E[item] + P[pos] (default 1)"},
 	{"item-update", "NAME", OPT_STR, O(item_update), 0, 0, CLI_G_TRAIN,
 	"AdamW on the item table: auto (lazy for sampled/infonce, dense for full) | dense | lazy "
 	"(only the rows a step touches)"},

@@ -215,7 +215,14 @@ run_rc "eval of an item model on data without its action columns" 0 eval \
 same_metrics "item model on action-less data reproduces train" "$T/train_item.json" \
 	"$T/eval_item2.json"
 
+# --- --emb-scale reaches the model and its saved configuration ---
+run_rc "train --emb-scale" 0 train --data "$T/tiny.dat" --cols 0,1,-,3 $TINY --emb-scale 0.25 \
+	--quiet --save "$T/emb.safetensors"
+run_rc "info of an --emb-scale model" 0 info --model "$T/emb.safetensors" --json "$T/emb.json"
+json_true "--emb-scale is stored in the model" "$T/emb.json" "j['model']['emb_scale'] == 0.25"
+
 # --- error paths ---
+run_rc "--emb-scale 0" 2 train --data "$T/tiny.tsv" --emb-scale 0
 run_rc "missing data file" 1 train --data "$T/nope.tsv"
 err_has "missing data file" "nope.tsv"
 printf '1\t10\t5\t1\t100\n1\t11\tx\t0\t101\n' >"$T/bad.tsv"
